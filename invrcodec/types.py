@@ -1,0 +1,178 @@
+"""Typed descriptions shared by the format layer and the codec.
+
+Nothing here imports torch, construct or nncodec. The numeric values of every ``IntEnum`` are the ids
+written into ``.invr`` files (spec/invr-format.md, "Identifier registry"): they are literal, never derived,
+and never reused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from fractions import Fraction
+
+
+class NetworkKind(IntEnum):
+    """Activation family of the MLP."""
+
+    SIREN = 1  # sin(w0 * (W x + b)) in every hidden layer, SIREN initialisation (Sitzmann et al.)
+    RELU = 2  # ReLU MLP on the same encoding ("ReLU-Sin" in the paper)
+
+
+class EncodingKind(IntEnum):
+    """Positional encoding applied to each coordinate axis."""
+
+    NONE = 0  # raw (x, y, t) only ("INVR-None")
+    SINUSOIDAL = 1  # paper eq. 2: sin/cos(sigma^k * pi * p), k = 0..l-1
+    GAUSSIAN = 2  # paper eq. 3: exp(-(p - c_k)^2 / (2 sigma^2)), centres c_k evenly over [-1, 1]
+
+
+class CoordConvention(IntEnum):
+    """How pixel indices map to network inputs and outputs."""
+
+    # x = 2 * (i / W - 0.5) for column i (likewise y with H, t with the chunk's frame count, paper eq. 4);
+    # the network outputs R, G, B in [-1, 1], code value = round((v + 1) * 127.5) clamped to 0..255.
+    PAPER_EQ4 = 1
+
+
+class CoderKind(IntEnum):
+    """How the weights of each chunk are stored."""
+
+    DEEPCABAC = 1  # uniform (optionally dependent) quantisation + DeepCABAC, from Fraunhofer's nncodec
+    RAW_FLOAT32 = 2  # INVR-U: IEEE float32 little-endian
+    RAW_FLOAT16 = 3  # IEEE float16 little-endian
+
+
+@dataclass(frozen=True)
+class Representation:
+    """Everything that defines the network of one chunk, hence every tensor's shape."""
+
+    network: NetworkKind = NetworkKind.SIREN
+    hidden: int = 128  # width of every hidden layer
+    layers: int = 4  # number of hidden (activated) layers; a final linear layer maps to RGB
+    w0: float = 30.0
+    encoding: EncodingKind = EncodingKind.SINUSOIDAL
+    enc_dims: tuple[int, int, int] = (64, 64, 32)  # l_x, l_y, l_t
+    sigma: float = 1.4
+    prepend_coord: bool = True
+    coords: CoordConvention = CoordConvention.PAPER_EQ4
+    chunk_frames: int = 15
+
+    @property
+    def in_features(self) -> int:
+        """Width of the encoded input vector."""
+        raw = 3 if (self.prepend_coord or self.encoding == EncodingKind.NONE) else 0
+        lx, ly, lt = self.enc_dims
+        if self.encoding == EncodingKind.SINUSOIDAL:
+            return raw + 2 * (lx + ly + lt)
+        if self.encoding == EncodingKind.GAUSSIAN:
+            return raw + lx + ly + lt
+        return raw
+
+    def tensor_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        """Names and shapes of the weight tensors in their coded order (spec: "Tensor order")."""
+        shapes: list[tuple[str, tuple[int, ...]]] = []
+        fan_in = self.in_features
+        for i in range(self.layers):
+            shapes.append((f"layers.{i}.weight", (self.hidden, fan_in)))
+            shapes.append((f"layers.{i}.bias", (self.hidden,)))
+            fan_in = self.hidden
+        shapes.append(("out.weight", (3, fan_in)))
+        shapes.append(("out.bias", (3,)))
+        return shapes
+
+    @property
+    def parameter_count(self) -> int:
+        n = 0
+        for _, shape in self.tensor_shapes():
+            size = 1
+            for d in shape:
+                size *= d
+            n += size
+        return n
+
+
+@dataclass(frozen=True)
+class CoderParams:
+    """The weight coder and its quantisation parameters (per-tensor QPs live in each chunk)."""
+
+    kind: CoderKind = CoderKind.DEEPCABAC
+    qp_density: int = 2  # step = 2^(qp >> d) * (1 + (qp & (2^d - 1)) / 2^d) / 2^... see spec "Quantisation"
+    dependent_quantization: bool = False
+    cabac_unary_length_minus1: int = 10
+    nncodec_version: str = ""  # version of the DeepCABAC implementation that wrote the file
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """Facts about the source video that a decoder reproduces or passes on."""
+
+    width: int
+    height: int
+    frame_count: int  # 0 while unknown (a muxer writing to a pipe); the index is authoritative
+    frame_rate: Fraction = Fraction(25, 1)
+    time_base: Fraction = Fraction(1, 25)
+    sample_aspect_ratio: Fraction = Fraction(1, 1)
+    pix_fmt: str = "yuv420p"  # the source's pixel format, e.g. for invr-dec's default output
+    color_range: int = 0  # FFmpeg / ITU-T H.273 codes; 0 = unspecified
+    color_space: int = 2  # 2 = unspecified
+    color_primaries: int = 2
+    color_trc: int = 2
+
+    @property
+    def duration(self) -> Fraction:
+        """Duration in seconds (frame_count / frame_rate)."""
+        return Fraction(self.frame_count) / self.frame_rate if self.frame_rate else Fraction(0)
+
+
+@dataclass(frozen=True)
+class CodedTensor:
+    """One weight tensor as stored: its QP (DeepCABAC) and its coded bytes."""
+
+    qp: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Packet:
+    """One coded chunk: the unit the encoder emits, the muxer writes and the decoder consumes."""
+
+    index: int  # chunk number, 0-based
+    first_frame: int
+    frame_count: int
+    tensors: tuple[CodedTensor, ...]
+    train_psnr: float  # RGB PSNR (dB) of the chunk as the decoder will reconstruct it
+
+    @property
+    def size(self) -> int:
+        return sum(len(t.data) for t in self.tensors)
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """Who wrote the file and how: shown by invr-probe, never needed to decode."""
+
+    encoder: str = ""  # e.g. "invrcodec 0.1.0"
+    settings: str = ""  # x264-style "key=value key=value" of the encoder settings used
+
+
+@dataclass(frozen=True)
+class Header:
+    """Everything in a .invr file before the first chunk, as the codec sees it."""
+
+    stream: StreamInfo
+    representation: Representation
+    coder: CoderParams
+    metadata: Metadata = Metadata()
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One row of the chunk index: where a chunk is and what it holds."""
+
+    first_frame: int
+    frame_count: int
+    offset: int  # byte offset of the chunk record from the start of the file
+    size: int  # byte size of the whole chunk record
+    crc32: int  # CRC32 of the chunk record (spec: "Chunk record")
+    train_psnr: float
