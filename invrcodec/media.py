@@ -1,0 +1,617 @@
+"""Reading source video and writing decoded video, through PyAV (FFmpeg's libraries).
+
+INVR codes RGB frames, so this module is the boundary between FFmpeg's world (containers, codecs, YUV pixel
+formats, colour tags) and the codec's (``numpy.uint8`` arrays of shape ``(H, W, 3)``):
+
+* :class:`VideoReader` opens anything FFmpeg reads, or a Y4M stream on stdin, and yields RGB frames one at a
+  time, so memory does not grow with the length of the video. It describes the source as a
+  :class:`~invrcodec.types.StreamInfo` and lists the streams it leaves behind (audio, subtitles).
+* :class:`VideoWriter` turns RGB frames back into a file or a pipe; the format follows the file's extension,
+  and a pipe gets Y4M unless told otherwise (``rawvideo``, ``matroska``, ``nut``...).
+
+Everything that goes wrong with media is raised as :class:`~invrcodec.errors.InvrMediaError` whose message
+starts with the input's or output's name.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from typing import BinaryIO
+
+import av
+import numpy as np
+
+from .errors import InvrMediaError
+from .types import StreamInfo
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "OtherStream",
+    "OutputFormat",
+    "VideoReader",
+    "VideoWriter",
+    "choose_output_format",
+    "open_video",
+    "parse_size",
+]
+
+Y4M_MAGIC = b"YUV4MPEG2"
+
+# FFmpeg AVColorSpace (ITU-T H.273 matrix) -> the swscale matrix PyAV's reformat takes (SWS_CS_*).
+_SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
+
+
+@dataclass(frozen=True)
+class OtherStream:
+    """A stream of the source that INVR does not store (audio, subtitles, data, a second video)."""
+
+    index: int
+    kind: str  # "audio", "subtitle", "data", "video", "attachment"
+    codec: str
+
+    def describe(self) -> str:
+        return f"stream #{self.index} ({self.kind}, {self.codec})"
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse ``WxH`` (e.g. ``128x128``) into ``(width, height)``; :class:`ValueError` if malformed."""
+    parts = text.lower().replace(":", "x").split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError(f"{text!r} is not a size like 128x128")
+    w, h = int(parts[0]), int(parts[1])
+    if w < 1 or h < 1:
+        raise ValueError(f"{text!r}: width and height must be at least 1")
+    return w, h
+
+
+class _Prefixed(io.RawIOBase):
+    """A readable stream that first replays bytes already taken from ``inner`` (used to sniff stdin)."""
+
+    def __init__(self, prefix: bytes, inner: BinaryIO) -> None:
+        self._prefix = prefix
+        self._inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        view = memoryview(buffer).cast("B")
+        if self._prefix:
+            n = min(len(view), len(self._prefix))
+            view[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        data = self._inner.read(len(view))
+        if not data:
+            return 0
+        view[: len(data)] = data
+        return len(data)
+
+
+def _read_exactly(stream: BinaryIO, n: int) -> bytes:
+    chunks = b""
+    while len(chunks) < n:
+        data = stream.read(n - len(chunks))
+        if not data:
+            break
+        chunks += data
+    return chunks
+
+
+def _av_message(exc: BaseException) -> str:
+    """A short human text for an FFmpeg / OS error (no errno numbers, no repeated file name)."""
+    if isinstance(exc, av.FFmpegError):
+        return str(getattr(exc, "strerror", None) or exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
+
+
+class VideoReader:
+    """RGB frames from a video file or a pipe, one at a time.
+
+    ``source`` is a path, ``"-"`` for standard input (Y4M, recognised by its ``YUV4MPEG2`` magic; other
+    streamable formats are probed), or a readable binary file object. ``seek`` skips that many frames and
+    ``frames`` caps how many are returned. ``crop_square`` centre-crops to a square and ``scale`` resizes
+    with the area filter (libswscale), the INVR paper's 128x128 setting.
+
+    Opening decodes the first frame, so :attr:`info` (the stream the encoder sees, after crop and scale)
+    and :attr:`source_info` (the source as found) are exact before the first frame is asked for.
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str] | BinaryIO,
+        *,
+        seek: int = 0,
+        frames: int | None = None,
+        crop_square: bool = False,
+        scale: tuple[int, int] | None = None,
+        name: str | None = None,
+    ) -> None:
+        if seek < 0:
+            raise ValueError("seek must be >= 0")
+        if frames is not None and frames < 1:
+            raise ValueError("frames must be >= 1")
+        if name is None:
+            if source == "-":
+                name = "stdin"
+            elif isinstance(source, (str, os.PathLike)):
+                name = os.fspath(source)
+            else:
+                name = str(getattr(source, "name", "input"))
+        self.name = name
+        self.seek = seek
+        self.max_frames = frames
+        self.crop_square = crop_square
+        self.scale = scale
+        self.other_streams: list[OtherStream] = []
+        self.notes: list[str] = []  # conversions applied, worth telling the user once
+        self.frames_read = 0
+        self._container: av.container.InputContainer | None = None
+        self._frames_iter: Iterator[av.VideoFrame] | None = None
+        self._first: av.VideoFrame | None = None
+        self._closed = False
+        try:
+            self._open(source)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- opening -------------------------------------------------------------------------------------
+    def _fail(self, what: str) -> InvrMediaError:
+        return InvrMediaError(f"{self.name}: {what}")
+
+    def _open(self, source: str | os.PathLike[str] | BinaryIO) -> None:
+        fmt: str | None = None
+        target: str | BinaryIO
+        if source == "-" or not isinstance(source, (str, os.PathLike)):
+            stream = _stdin_binary() if source == "-" else source
+            assert not isinstance(stream, (str, os.PathLike))
+            if source == "-" and hasattr(stream, "isatty") and stream.isatty():
+                raise self._fail("is a terminal; pipe a Y4M stream in (e.g. ffmpeg -i in.mp4 -f yuv4mpegpipe -)")
+            head = _read_exactly(stream, len(Y4M_MAGIC))
+            if not head:
+                raise self._fail("empty input (expected a Y4M stream)")
+            if head == Y4M_MAGIC:
+                fmt = "yuv4mpegpipe"
+            target = io.BufferedReader(_Prefixed(head, stream), buffer_size=1 << 16)  # type: ignore[arg-type]
+        else:
+            path = os.fspath(source)
+            if os.path.isdir(path):
+                raise self._fail("is a directory")
+            if not os.path.exists(path):
+                raise self._fail("No such file or directory")
+            if not os.access(path, os.R_OK):
+                raise self._fail("Permission denied")
+            target = path
+        try:
+            self._container = av.open(target, "r", format=fmt, metadata_errors="ignore")
+        except av.FFmpegError as exc:
+            raise self._fail(f"cannot read as video: {_av_message(exc)}") from exc
+        except OSError as exc:
+            raise self._fail(_av_message(exc)) from exc
+
+        container = self._container
+        videos = [
+            s
+            for s in container.streams.video
+            if not (s.disposition & av.stream.Disposition.attached_pic)
+        ]
+        if not videos:
+            kinds = sorted({s.type for s in container.streams})
+            if "audio" in kinds:
+                raise self._fail("no video stream (audio only)")
+            raise self._fail("no video stream")
+        vstream = videos[0]
+        for s in container.streams:
+            if s is vstream:
+                continue
+            codec = s.codec_context.name if s.codec_context is not None else "unknown"
+            self.other_streams.append(OtherStream(s.index, s.type, codec))
+            s.discard = av.stream.Discard.all  # demux only the video
+        vstream.thread_type = "AUTO"
+        self._stream = vstream
+        self._frames_iter = self._decode(vstream)
+
+        # Skip to the first wanted frame and keep it: it carries the colour facts.
+        skipped = 0
+        while True:
+            frame = next(self._frames_iter, None)
+            if frame is None:
+                break
+            if skipped < self.seek:
+                skipped += 1
+                continue
+            self._first = frame
+            break
+        if self._first is None:
+            if skipped == 0:
+                raise self._fail("no frames in the video stream")
+            raise self._fail(f"--seek {self.seek} is past the last frame (the video has {skipped} frames)")
+
+        self.source_info = self._describe(vstream, self._first)
+        self._note_conversions(self._first)
+        self.info = self._geometry(self.source_info)
+
+    def _decode(self, vstream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]:
+        assert self._container is not None
+        index = 0
+        try:
+            for frame in self._container.decode(vstream):
+                index += 1
+                yield frame
+        except av.FFmpegError as exc:
+            raise self._fail(f"decoding frame {index}: {_av_message(exc)}") from exc
+        except OSError as exc:
+            raise self._fail(f"reading: {_av_message(exc)}") from exc
+
+    def _describe(self, vstream: av.video.stream.VideoStream, first: av.VideoFrame) -> StreamInfo:
+        rate = vstream.average_rate or vstream.guessed_rate or vstream.base_rate
+        if not rate or rate <= 0:
+            log.warning("%s: frame rate unknown; assuming 25 fps", self.name)
+            rate = Fraction(25)
+        rate = Fraction(rate).limit_denominator(1_000_000)
+        total = int(vstream.frames or 0)
+        count = 0
+        if total > 0:
+            count = max(0, total - self.seek)
+            if self.max_frames is not None:
+                count = min(count, self.max_frames)
+        sar = vstream.sample_aspect_ratio or vstream.codec_context.sample_aspect_ratio
+        sar = Fraction(sar) if sar and sar > 0 else Fraction(1)
+        pix_fmt = vstream.codec_context.pix_fmt or first.format.name
+        return StreamInfo(
+            width=first.width,
+            height=first.height,
+            frame_count=count,
+            frame_rate=rate,
+            time_base=1 / rate,
+            sample_aspect_ratio=sar,
+            pix_fmt=pix_fmt,
+            color_range=int(first.color_range),
+            color_space=int(first.colorspace),
+            color_primaries=int(first.color_primaries),
+            color_trc=int(first.color_trc),
+        )
+
+    def _note_conversions(self, first: av.VideoFrame) -> None:
+        fmt = first.format
+        comps = fmt.components
+        depth = max((c.bits for c in comps if not c.is_alpha), default=8)
+        colour = [c for c in comps if not c.is_alpha]
+        if any(c.is_alpha for c in comps):
+            self.notes.append(f"source has an alpha channel ({fmt.name}); alpha dropped, INVR stores RGB")
+        if len(colour) == 1 and not fmt.has_palette:
+            self.notes.append(f"grayscale source ({fmt.name}); stored as RGB with R=G=B")
+        if depth > 8:
+            self.notes.append(f"{depth}-bit source ({fmt.name}); converted to 8-bit RGB")
+
+    def _geometry(self, src: StreamInfo) -> StreamInfo:
+        w, h = src.width, src.height
+        sar = src.sample_aspect_ratio
+        self._crop: tuple[int, int, int, int] | None = None
+        if self.crop_square and w != h:
+            side = min(w, h)
+            x0, y0 = (w - side) // 2, (h - side) // 2
+            self._crop = (x0, y0, side, side)
+            w = h = side
+        if self.scale is not None and self.scale != (w, h):
+            nw, nh = self.scale
+            # Keep the display aspect ratio, as FFmpeg's scale filter does.
+            sar = (sar * Fraction(w * nh, h * nw)).limit_denominator(65535)
+            w, h = nw, nh
+        if (w, h) != (src.width, src.height):
+            self._target = (w, h)
+        else:
+            self._target = None
+        return replace(src, width=w, height=h, sample_aspect_ratio=sar)
+
+    # -- frames --------------------------------------------------------------------------------------
+    def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        if frame.width != self.source_info.width or frame.height != self.source_info.height:
+            raise self._fail(
+                f"frame {self.seek + self.frames_read} is {frame.width}x{frame.height}, but the video started "
+                f"at {self.source_info.width}x{self.source_info.height}; size changes are not supported"
+            )
+        rgb = frame.to_ndarray(format="rgb24")
+        if self._crop is not None:
+            x0, y0, cw, ch = self._crop
+            rgb = rgb[y0 : y0 + ch, x0 : x0 + cw]
+        if self._target is not None:
+            tw, th = self._target
+            scaled = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            rgb = scaled.reformat(width=tw, height=th, interpolation="AREA").to_ndarray(format="rgb24")
+        return np.ascontiguousarray(rgb, dtype=np.uint8)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.frames()
+
+    def frames(self) -> Iterator[np.ndarray]:
+        """Yield the wanted frames as ``uint8`` arrays of shape ``(H, W, 3)``, RGB."""
+        if self._frames_iter is None or self._closed:
+            return
+        while self.max_frames is None or self.frames_read < self.max_frames:
+            if self._first is not None:
+                frame, self._first = self._first, None
+            else:
+                frame = next(self._frames_iter, None)
+                if frame is None:
+                    break
+            rgb = self._to_rgb(frame)
+            self.frames_read += 1
+            yield rgb
+
+    @property
+    def expected_frames(self) -> int:
+        """Frames this reader will yield if known exactly, else an estimate from the duration, else 0."""
+        if self.info.frame_count:
+            return self.info.frame_count
+        s = self._stream
+        if s.duration and s.time_base:
+            est = int(round(float(s.duration * s.time_base * self.source_info.frame_rate))) - self.seek
+        elif self._container is not None and self._container.duration:
+            est = int(round(self._container.duration / 1_000_000 * float(self.source_info.frame_rate))) - self.seek
+        else:
+            return 0
+        if self.max_frames is not None:
+            est = min(est, self.max_frames)
+        return max(est, 0)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:  # closing a half-read pipe must not mask the real outcome
+                pass
+            self._container = None
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_video(source: str | os.PathLike[str] | BinaryIO, **kwargs: object) -> VideoReader:
+    """Open ``source`` for reading RGB frames; see :class:`VideoReader`."""
+    return VideoReader(source, **kwargs)  # type: ignore[arg-type]
+
+
+def _stdin_binary() -> BinaryIO:
+    import sys
+
+    return sys.stdin.buffer
+
+
+# -- writing ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    """How a decoded video is written: FFmpeg muxer, codec, codec options."""
+
+    format: str  # FFmpeg muxer name
+    codec: str
+    options: dict[str, str] = field(default_factory=dict)
+    raw: bool = False  # rawvideo / y4m: no compression, any size and pixel format
+
+
+_BY_EXTENSION: dict[str, str] = {
+    ".y4m": "yuv4mpegpipe",
+    ".mp4": "mp4",
+    ".m4v": "mp4",
+    ".mov": "mov",
+    ".mkv": "matroska",
+    ".webm": "webm",
+    ".avi": "avi",
+    ".nut": "nut",
+    ".yuv": "rawvideo",
+    ".rgb": "rawvideo",
+    ".raw": "rawvideo",
+}
+
+_FORMATS: dict[str, OutputFormat] = {
+    "yuv4mpegpipe": OutputFormat("yuv4mpegpipe", "wrapped_avframe", raw=True),
+    "rawvideo": OutputFormat("rawvideo", "rawvideo", raw=True),
+    "mp4": OutputFormat("mp4", "libx264", {"crf": "18", "preset": "medium"}),
+    "mov": OutputFormat("mov", "libx264", {"crf": "18", "preset": "medium"}),
+    "matroska": OutputFormat("matroska", "libx264", {"crf": "18", "preset": "medium"}),
+    "webm": OutputFormat("webm", "libvpx-vp9", {"crf": "24", "b": "0", "row-mt": "1"}),
+    "avi": OutputFormat("avi", "ffv1"),
+    "nut": OutputFormat("nut", "ffv1"),
+}
+
+_FORMAT_ALIASES = {"y4m": "yuv4mpegpipe", "mkv": "matroska", "raw": "rawvideo"}
+
+
+def choose_output_format(path: str | None, forced: str | None = None) -> OutputFormat:
+    """The writer for ``path`` (its extension decides) or the ``-f`` name ``forced``; Y4M for a pipe."""
+    if forced:
+        name = _FORMAT_ALIASES.get(forced, forced)
+        if name in _FORMATS:
+            return _FORMATS[name]
+        if name not in av.formats_available:
+            raise InvrMediaError(f"unknown output format {forced!r}")
+        return OutputFormat(name, "")  # the muxer's default video codec, found when opening
+    if path is None or path == "-":
+        return _FORMATS["yuv4mpegpipe"]
+    ext = os.path.splitext(path)[1].lower()
+    if ext in _BY_EXTENSION:
+        return _FORMATS[_BY_EXTENSION[ext]]
+    known = ", ".join(sorted(_BY_EXTENSION))
+    raise InvrMediaError(
+        f"{path}: cannot tell the output format from {ext or 'a name without extension'!r} "
+        f"(known: {known}); add -f FORMAT"
+    )
+
+
+def _eight_bit(pix_fmt: str) -> str:
+    """The 8-bit YUV layout closest to a source pixel format (what invr-dec writes by default)."""
+    base = pix_fmt.replace("yuvj", "yuv")
+    for layout in ("yuv420p", "yuv422p", "yuv444p"):
+        if base.startswith(layout) or base.startswith(layout.replace("p", "ap")):
+            return layout
+    if base.startswith(("nv12", "nv21", "p010", "p016", "yuva420p")):
+        return "yuv420p"
+    if base.startswith(("gray", "ya", "monow", "monob")):
+        return "yuv420p"
+    return "yuv444p"
+
+
+def default_pix_fmt(fmt: OutputFormat, info: StreamInfo, ext: str = "") -> str:
+    """Pixel format used when ``--pix-fmt`` is not given."""
+    if fmt.format == "rawvideo":
+        return "yuv420p" if ext == ".yuv" else "rgb24"
+    chosen = _eight_bit(info.pix_fmt or "yuv420p")
+    if not fmt.raw and fmt.codec in ("libx264", "") and (info.width % 2 or info.height % 2):
+        # libx264 needs even sizes for subsampled chroma; 4:4:4 keeps the exact size and stays playable.
+        if chosen != "yuv444p":
+            log.info("odd frame size %dx%d: writing %s as yuv444p", info.width, info.height, fmt.format)
+        chosen = "yuv444p"
+    return chosen
+
+
+class VideoWriter:
+    """Write RGB frames to a file path or a binary file object (a pipe, stdout).
+
+    ``fmt`` comes from :func:`choose_output_format`. Frames are converted to ``pix_fmt`` with the matrix
+    and range tagged in ``info`` (BT.601 limited range when untagged) and the colour tags are passed on.
+    """
+
+    def __init__(
+        self,
+        target: str | os.PathLike[str] | BinaryIO,
+        info: StreamInfo,
+        fmt: OutputFormat,
+        *,
+        pix_fmt: str | None = None,
+        name: str | None = None,
+        ext: str = "",
+    ) -> None:
+        self.name = name or (str(target) if isinstance(target, (str, os.PathLike)) else "stdout")
+        self.info = info
+        self.fmt = fmt
+        self.pix_fmt = pix_fmt or default_pix_fmt(fmt, info, ext)
+        self.frames_written = 0
+        self._closed = False
+        try:
+            av.VideoFormat(self.pix_fmt)
+        except (ValueError, av.FFmpegError) as exc:
+            raise InvrMediaError(f"unknown pixel format {self.pix_fmt!r}") from exc
+        seekable = isinstance(target, (str, os.PathLike)) or _seekable(target)
+        options: dict[str, str] = {}
+        if fmt.format in ("mp4", "mov") and not seekable:
+            options["movflags"] = "frag_keyframe+empty_moov"
+        try:
+            self._container = av.open(target, "w", format=fmt.format, options=options)
+        except av.FFmpegError as exc:
+            raise InvrMediaError(f"{self.name}: cannot open for writing: {_av_message(exc)}") from exc
+        try:
+            codec = fmt.codec or self._container.default_video_codec
+            if not codec or codec == "none":
+                raise InvrMediaError(f"{self.name}: format {fmt.format!r} has no video codec")
+            rate = info.frame_rate if info.frame_rate and info.frame_rate > 0 else Fraction(25)
+            self._stream = self._container.add_stream(codec, rate=rate, options=dict(fmt.options))
+            cc = self._stream.codec_context
+            self._stream.width = info.width
+            self._stream.height = info.height
+            self._stream.pix_fmt = self.pix_fmt
+            self._stream.time_base = 1 / rate
+            cc.time_base = 1 / rate
+            if info.sample_aspect_ratio and info.sample_aspect_ratio != 1:
+                cc.sample_aspect_ratio = info.sample_aspect_ratio
+            self._matrix = _SWS_MATRIX.get(info.color_space)
+            self._range = info.color_range if info.color_range in (1, 2) else 1
+            if not av.VideoFormat(self.pix_fmt).is_rgb:
+                cc.color_range = self._range
+                if self._matrix is not None:
+                    cc.colorspace = info.color_space
+            if info.color_primaries not in (0, 2):
+                cc.color_primaries = info.color_primaries
+            if info.color_trc not in (0, 2):
+                cc.color_trc = info.color_trc
+            self._stream.thread_type = "AUTO"
+        except av.FFmpegError as exc:
+            self._abort()
+            raise InvrMediaError(
+                f"{self.name}: cannot write {fmt.format} with {fmt.codec or 'its codec'} as {self.pix_fmt}: "
+                f"{_av_message(exc)}"
+            ) from exc
+        except BaseException:
+            self._abort()
+            raise
+
+    def write(self, rgb: np.ndarray) -> None:
+        """Append one frame, ``uint8`` ``(H, W, 3)`` RGB."""
+        if rgb.shape != (self.info.height, self.info.width, 3) or rgb.dtype != np.uint8:
+            raise InvrMediaError(
+                f"{self.name}: frame {self.frames_written} has shape {rgb.shape} {rgb.dtype}, "
+                f"expected ({self.info.height}, {self.info.width}, 3) uint8"
+            )
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        if self.pix_fmt != "rgb24":
+            is_rgb = av.VideoFormat(self.pix_fmt).is_rgb
+            frame = frame.reformat(
+                format=self.pix_fmt,
+                dst_colorspace=None if is_rgb else self._matrix,
+                dst_color_range=None if is_rgb else self._range,
+            )
+        frame.pts = self.frames_written
+        frame.time_base = self._stream.time_base
+        try:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        except av.FFmpegError as exc:
+            raise InvrMediaError(f"{self.name}: writing frame {self.frames_written}: {_av_message(exc)}") from exc
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Flush the encoder and finish the file."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+            self._container.close()
+        except av.FFmpegError as exc:
+            self._abort()
+            raise InvrMediaError(f"{self.name}: finishing: {_av_message(exc)}") from exc
+        except BaseException:
+            self._abort()
+            raise
+
+    def _abort(self) -> None:
+        self._closed = True
+        try:
+            self._container.close()
+        except BaseException:  # the output is being abandoned; the first error is the one to report
+            pass
+
+    def abort(self) -> None:
+        """Give up on the output without flushing (after an error or a closed pipe)."""
+        self._abort()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._abort()
+
+
+def _seekable(stream: BinaryIO) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
