@@ -1,0 +1,232 @@
+"""``invrcodec.open``: .invr files in PyAV's style (spec/invr-format.md, "Reading" and "Writing").
+
+::
+
+    with invrcodec.open("a.invr", "w", header=hdr) as out:
+        out.mux(packet)
+    with invrcodec.open("a.invr") as f:
+        for frame in f.decode():
+            ...
+
+A file may be a path or a binary file object; a non-seekable one (a pipe) is written and read sequentially.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+from fractions import Fraction
+from types import TracebackType
+from typing import TYPE_CHECKING, BinaryIO, Iterable, Iterator, Literal, Union, overload
+
+from invrcodec.demuxer import Demuxer
+from invrcodec.errors import InvrError
+from invrcodec.muxer import Muxer
+from invrcodec.types import Header, IndexEntry, Packet
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["open", "InputContainer", "OutputContainer"]
+
+FileLike = Union[str, "os.PathLike[str]", BinaryIO]
+
+
+def _name_of(file: FileLike) -> str:
+    if isinstance(file, (str, os.PathLike)):
+        return os.fspath(file)
+    return str(getattr(file, "name", "<stream>"))
+
+
+class InputContainer:
+    """An .invr stream opened for reading. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, file: FileLike) -> None:
+        self.name = _name_of(file)
+        self._owned: BinaryIO | None = None
+        if isinstance(file, (str, os.PathLike)):
+            self._owned = builtins.open(file, "rb")
+            fileobj: BinaryIO = self._owned
+        else:
+            fileobj = file
+        try:
+            self._demuxer = Demuxer(fileobj)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def header(self) -> Header:
+        """The header; ``stream.frame_count`` is the true count once the index is known."""
+        return self._demuxer.header
+
+    @property
+    def index(self) -> list[IndexEntry]:
+        """The chunk index (for a pipe: once :meth:`demux` has read the stream to its end)."""
+        index = self._demuxer.index
+        if index is None:
+            raise InvrError("the index of a pipe is known only after demux() has read it to the end")
+        return index
+
+    @property
+    def version(self) -> tuple[int, int]:
+        """Format version (major, minor) of the file."""
+        return self._demuxer.version
+
+    @property
+    def size(self) -> int | None:
+        """Size in bytes, if known (always for a seekable input; for a pipe once read to the end)."""
+        return self._demuxer.size
+
+    @property
+    def seekable(self) -> bool:
+        return self._demuxer.seekable
+
+    @property
+    def frame_count(self) -> int:
+        return self.header.stream.frame_count
+
+    @property
+    def duration(self) -> Fraction:
+        """Duration in seconds."""
+        return self.header.stream.duration
+
+    def demux(self, first_frame: int = 0, frame_count: int | None = None) -> Iterator[Packet]:
+        """Packets of the chunks covering frames [first_frame, first_frame + frame_count), CRC-checked."""
+        return self._demuxer.demux(first_frame, frame_count)
+
+    def decode(
+        self, first_frame: int = 0, frame_count: int | None = None, device: str = "cpu"
+    ) -> Iterator[np.ndarray]:
+        """Frames [first_frame, first_frame + frame_count) as uint8 HxWx3 RGB arrays."""
+        from invrcodec.decoder import Decoder  # lazily: the format layer never imports torch
+
+        stop = None if frame_count is None else first_frame + frame_count
+        decoder = Decoder(self.header, device=device)
+        for packet in self.demux(first_frame, frame_count):
+            start = max(first_frame - packet.first_frame, 0)
+            end = packet.frame_count if stop is None else min(stop - packet.first_frame, packet.frame_count)
+            yield from decoder.decode(packet, start, end)
+
+    def close(self) -> None:
+        if self._owned is not None:
+            self._owned.close()
+            self._owned = None
+
+    def __enter__(self) -> InputContainer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class OutputContainer:
+    """An .invr stream opened for writing. Closing it (or leaving its ``with`` block) writes the index.
+
+    Leaving the ``with`` block by an exception writes no index, so the file is recognisably unfinished.
+    """
+
+    def __init__(self, file: FileLike, header: Header) -> None:
+        self.name = _name_of(file)
+        self._owned: BinaryIO | None = None
+        if isinstance(file, (str, os.PathLike)):
+            self._owned = builtins.open(file, "wb")
+            fileobj: BinaryIO = self._owned
+        else:
+            fileobj = file
+        try:
+            self._muxer = Muxer(fileobj, header)
+        except BaseException:
+            self._close_file()
+            raise
+
+    @property
+    def header(self) -> Header:
+        return self._muxer.header
+
+    @property
+    def index(self) -> list[IndexEntry]:
+        """Entries of the chunks written so far."""
+        return self._muxer.index
+
+    @property
+    def frame_count(self) -> int:
+        return self._muxer.frame_count
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        return self._muxer.bytes_written
+
+    def mux(self, packet: Packet | Iterable[Packet]) -> None:
+        """Write one packet, or each of a list of packets (what ``Encoder.encode`` returns), in order."""
+        if isinstance(packet, Packet):
+            self._muxer.mux(packet)
+        else:
+            for p in packet:
+                self._muxer.mux(p)
+
+    def close(self) -> None:
+        """Write index and trailer (and the true frame count, if seekable); close a file opened by path."""
+        try:
+            self._muxer.close()
+        finally:
+            self._close_file()
+
+    def abort(self) -> None:
+        """Stop without writing the index."""
+        try:
+            self._muxer.abort()
+        finally:
+            self._close_file()
+
+    def _close_file(self) -> None:
+        if self._owned is not None:
+            self._owned.close()
+            self._owned = None
+
+    def __enter__(self) -> OutputContainer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+@overload
+def open(file: FileLike, mode: Literal["r"] = "r", header: None = None) -> InputContainer: ...
+
+
+@overload
+def open(file: FileLike, mode: Literal["w"], header: Header) -> OutputContainer: ...
+
+
+def open(
+    file: FileLike, mode: str = "r", header: Header | None = None
+) -> InputContainer | OutputContainer:
+    """Open an .invr file (a path or a binary file object) for reading (``"r"``) or writing (``"w"``).
+
+    Writing needs the stream's ``header``; reading refuses one. Malformed input raises
+    :class:`invrcodec.errors.InvrFormatError` (from here or from ``demux``).
+    """
+    if mode == "r":
+        if header is not None:
+            raise ValueError("header= is for mode 'w'")
+        return InputContainer(file)
+    if mode == "w":
+        if header is None:
+            raise ValueError("mode 'w' needs header=")
+        return OutputContainer(file, header)
+    raise ValueError(f"mode must be 'r' or 'w', not {mode!r}")

@@ -1,0 +1,316 @@
+"""Reading .invr bytes (spec/invr-format.md, "Reading" and "Error handling").
+
+A seekable input is read randomly: preamble and header, then the trailer and the index with one seek to the
+end, then only the chunks asked for. A pipe is read sequentially, record by record, and its index is checked
+against the chunks once it arrives. Either way every CRC is verified before the bytes it covers are
+interpreted, nothing is allocated from a length field before that length is checked against the spec's limits
+and the file's size (pipes are read in bounded pieces), and only :class:`InvrFormatError` escapes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import struct
+from typing import BinaryIO, Iterator
+
+from invrcodec import format as fmt
+from invrcodec.errors import (
+    ChecksumError,
+    InvrError,
+    MalformedError,
+    TruncatedError,
+    UnsupportedVersionError,
+)
+from invrcodec.types import Header, IndexEntry, Packet
+
+__all__ = ["Demuxer"]
+
+log = logging.getLogger(__name__)
+
+_PIECE = 1 << 20  # largest single read: a lying length field costs at most this before EOF is seen
+_MIN_CHUNK_RECORD = fmt.RECORD_OVERHEAD + 24  # framing + the fixed ChunkBody fields
+
+
+def _is_seekable(f: BinaryIO) -> bool:
+    try:
+        if not f.seekable():
+            return False
+        f.tell()
+        return True
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _same_float(a: float, b: float) -> bool:
+    return struct.pack("<d", a) == struct.pack("<d", b)
+
+
+class Demuxer:
+    """Reads one .invr stream from a binary file object; see :func:`invrcodec.open` for the public face.
+
+    The constructor reads and checks the header (and, on a seekable input, the trailer and the index).
+    """
+
+    def __init__(self, fileobj: BinaryIO) -> None:
+        self._f = fileobj
+        self.seekable = _is_seekable(fileobj)
+        self._pos = 0  # sequential mode: bytes consumed so far
+        self._base = 0
+        self._size: int | None = None
+        self._index: list[IndexEntry] | None = None
+        self._sequential_started = False
+        if self.seekable:
+            self._base = fileobj.tell()
+            self._size = fileobj.seek(0, io.SEEK_END) - self._base
+            fileobj.seek(self._base)
+        self.preamble, self.file_header, self.extensions, self.header_end = self._read_header()
+        if self.seekable:
+            self._index = self._read_index()
+
+    # -- public facts ------------------------------------------------------------------------------------
+
+    @property
+    def version(self) -> tuple[int, int]:
+        return (self.preamble.major, self.preamble.minor)
+
+    @property
+    def size(self) -> int | None:
+        """Size of the stream in bytes: known on a seekable input, or once a pipe has been read through."""
+        return self._size
+
+    @property
+    def index(self) -> list[IndexEntry] | None:
+        """The chunk index, or None while a pipe has not been read to its end."""
+        return None if self._index is None else list(self._index)
+
+    @property
+    def header(self) -> Header:
+        """The header, with ``stream.frame_count`` the index's true count once the index is known."""
+        h = self.file_header
+        if self._index is not None:
+            total = sum(e.frame_count for e in self._index)
+            if total != h.stream.frame_count:
+                h = dataclasses.replace(h, stream=dataclasses.replace(h.stream, frame_count=total))
+        return h
+
+    # -- low-level reading -------------------------------------------------------------------------------
+
+    def _read(self, offset: int, n: int, what: str, *, partial_ok: bool = False) -> bytes:
+        """``n`` bytes at ``offset`` (sequential mode: ``offset`` is where the stream stands)."""
+        if self.seekable:
+            size = self._size if self._size is not None else 0
+            if offset + n > size and not partial_ok:
+                raise TruncatedError(
+                    f"{what}: truncated: needs bytes {offset}..{offset + n}, the file has {size}",
+                    min(offset, size),
+                )
+            self._f.seek(self._base + offset)
+        elif offset != self._pos:
+            raise InvrError(f"internal: sequential read at {offset}, stream at {self._pos}")
+        pieces: list[bytes] = []
+        got = 0
+        while got < n:
+            piece = self._f.read(min(n - got, _PIECE))
+            if not piece:
+                break
+            pieces.append(piece)
+            got += len(piece)
+        if not self.seekable:
+            self._pos += got
+        data = b"".join(pieces)
+        if got < n and not partial_ok:
+            raise TruncatedError(f"{what}: truncated at byte {offset + got}", offset + got)
+        return data
+
+    # -- header, trailer, index --------------------------------------------------------------------------
+
+    def _read_header(self) -> tuple[fmt.Preamble, Header, tuple[fmt.Extension, ...], int]:
+        pre_bytes = self._read(0, fmt.PREAMBLE_SIZE, "preamble", partial_ok=True)
+        if pre_bytes[: len(fmt.MAGIC)] != fmt.MAGIC[: len(pre_bytes)] or not pre_bytes:
+            raise MalformedError("not an INVR file (bad magic)", 0)
+        if len(pre_bytes) < fmt.PREAMBLE_SIZE:
+            raise TruncatedError(f"preamble: truncated at byte {len(pre_bytes)}", len(pre_bytes))
+        pre = fmt.parse_preamble(pre_bytes)
+        if pre.major != fmt.MAJOR:
+            raise UnsupportedVersionError(
+                f"format version {pre.major}.{pre.minor} is not supported "
+                f"(this reader implements {fmt.MAJOR}.x)",
+                8,
+            )
+        if pre.minor > fmt.MINOR:
+            log.info("format version %d.%d is newer than %d.%d: unknown extensions are skipped",
+                     pre.major, pre.minor, fmt.MAJOR, fmt.MINOR)
+        limit = fmt.LIMITS["max_header_length"]
+        if pre.header_length > limit:
+            raise MalformedError(f"header: length {pre.header_length} exceeds {limit}", 12)
+        rest = self._read(fmt.PREAMBLE_SIZE, pre.header_length + fmt.HEADER_CRC_SIZE, "header")
+        body = fmt.verify_header(pre_bytes + rest)
+        header, extensions = fmt.parse_header_body(body, fmt.PREAMBLE_SIZE)
+        for e in extensions:
+            log.debug("skipping header extension %r (%d bytes)", e.tag, len(e.value))
+        return pre, header, extensions, fmt.PREAMBLE_SIZE + pre.header_length + fmt.HEADER_CRC_SIZE
+
+    def _read_index(self) -> list[IndexEntry]:
+        size = self._size if self._size is not None else 0
+        smallest_index = fmt.RECORD_OVERHEAD + 4
+        if size < self.header_end + smallest_index + fmt.TRAILER_SIZE:
+            raise TruncatedError(
+                f"file ends at byte {size} before its index (truncated or unfinished)", size
+            )
+        at = size - fmt.TRAILER_SIZE
+        tail = self._read(at, fmt.TRAILER_SIZE, "trailer")
+        tag, length = fmt.parse_record_head(tail[: fmt.RECORD_HEAD_SIZE], at, "trailer")
+        if tag != fmt.TAG_TRAILER or length != fmt.TRAILER_BODY_SIZE:
+            raise TruncatedError("no trailer at the end of the file (truncated or unfinished)", at)
+        rec = fmt.parse_record(tail, "trailer", at)
+        index_offset = fmt.parse_trailer_body(rec.body, at + fmt.RECORD_HEAD_SIZE)
+        if not self.header_end <= index_offset <= at - smallest_index:
+            raise MalformedError(f"trailer: index offset {index_offset} outside the file", at)
+        head = self._read(index_offset, fmt.RECORD_HEAD_SIZE, "index")
+        tag, length = fmt.parse_record_head(head, index_offset, "index")
+        if tag != fmt.TAG_INDEX:
+            raise MalformedError(f"index: no index record at byte {index_offset}", index_offset)
+        fmt.check_record_length(length, "index", index_offset)
+        if index_offset + fmt.RECORD_OVERHEAD + length != at:
+            raise MalformedError("index: does not end where the trailer starts", index_offset)
+        data = head + self._read(index_offset + fmt.RECORD_HEAD_SIZE, length + 4, "index")
+        rec = fmt.parse_record(data, "index", index_offset)
+        entries = fmt.parse_index_body(rec.body, index_offset + fmt.RECORD_HEAD_SIZE)
+        self._check_entries(entries, index_offset)
+        return entries
+
+    def _check_entries(self, entries: list[IndexEntry], end: int) -> None:
+        frame, pos = 0, self.header_end
+        chunk_frames = self.file_header.representation.chunk_frames
+        for i, e in enumerate(entries):
+            what = f"index: chunk {i}"
+            if e.first_frame != frame:
+                raise MalformedError(f"{what}: first_frame {e.first_frame}, expected {frame}")
+            if not 1 <= e.frame_count <= chunk_frames:
+                raise MalformedError(f"{what}: frame_count {e.frame_count} not in 1..{chunk_frames}")
+            if e.offset < pos or e.size < _MIN_CHUNK_RECORD or e.offset + e.size > end:
+                raise MalformedError(f"{what}: bytes {e.offset}..{e.offset + e.size} out of place")
+            frame += e.frame_count
+            pos = e.offset + e.size
+        if frame > 0xFFFFFFFF:
+            raise MalformedError("index: more than 2^32 - 1 frames")
+
+    # -- chunks ------------------------------------------------------------------------------------------
+
+    def _check_packet(self, packet: Packet, i: int, first_frame: int, what: str, offset: int) -> None:
+        if packet.index != i:
+            raise MalformedError(f"{what}: numbered {packet.index}", offset)
+        if packet.first_frame != first_frame:
+            raise MalformedError(
+                f"{what}: first_frame {packet.first_frame}, expected {first_frame}", offset
+            )
+        fmt.check_packet(packet, self.file_header, what, offset)
+
+    def demux(self, first_frame: int = 0, frame_count: int | None = None) -> Iterator[Packet]:
+        """The packets of the chunks that hold frames [first_frame, first_frame + frame_count).
+
+        Each chunk's CRC32 is verified before its packet is made. On a seekable input only those chunks
+        are read; a pipe is read in order up to the last chunk needed (to its end when the range is open).
+        """
+        if first_frame < 0 or (frame_count is not None and frame_count < 0):
+            raise ValueError("first_frame and frame_count must be >= 0")
+        stop = None if frame_count is None else first_frame + frame_count
+        if stop is not None and stop <= first_frame:
+            return iter(())
+        if self.seekable:
+            return self._demux_random(first_frame, stop)
+        if self._sequential_started:
+            raise InvrError("a pipe can be demuxed only once")
+        self._sequential_started = True
+        return self._demux_sequential(first_frame, stop)
+
+    def _demux_random(self, lo: int, hi: int | None) -> Iterator[Packet]:
+        for i, e in enumerate(self._index or ()):
+            if e.first_frame + e.frame_count <= lo:
+                continue
+            if hi is not None and e.first_frame >= hi:
+                return
+            what = f"chunk {i}"
+            data = self._read(e.offset, e.size, what)
+            tag, length = fmt.parse_record_head(data[: fmt.RECORD_HEAD_SIZE], e.offset, what)
+            if tag != fmt.TAG_CHUNK or length + fmt.RECORD_OVERHEAD != e.size:
+                raise MalformedError(f"{what}: the index points at no chunk (byte {e.offset})", e.offset)
+            rec = fmt.parse_record(data, what, e.offset)
+            if rec.crc32 != e.crc32:
+                raise ChecksumError(f"{what}: checksum does not match the index", e.offset)
+            packet = fmt.parse_chunk_body(rec.body, what, e.offset + fmt.RECORD_HEAD_SIZE)
+            self._check_packet(packet, i, e.first_frame, what, e.offset)
+            if packet.frame_count != e.frame_count or not _same_float(packet.train_psnr, e.train_psnr):
+                raise MalformedError(f"{what}: does not match its index entry", e.offset)
+            yield packet
+
+    def _demux_sequential(self, lo: int, hi: int | None) -> Iterator[Packet]:
+        pos = self.header_end
+        entries: list[IndexEntry] = []
+        frame = 0
+        while True:
+            what = f"chunk {len(entries)}"
+            head = self._read(pos, fmt.RECORD_HEAD_SIZE, what, partial_ok=True)
+            if not head:
+                raise TruncatedError(
+                    f"stream ends at byte {pos} without an index (truncated or unfinished)", pos
+                )
+            if len(head) < fmt.RECORD_HEAD_SIZE:
+                raise TruncatedError(f"{what}: truncated at byte {pos + len(head)}", pos + len(head))
+            tag, length = fmt.parse_record_head(head, pos, what)
+            if tag == fmt.TAG_INDEX:
+                what = "index"
+            elif tag == fmt.TAG_TRAILER:
+                what = "trailer"
+            elif tag != fmt.TAG_CHUNK:
+                what = f"record at byte {pos} (tag {tag!r})"
+            fmt.check_record_length(length, what, pos)
+            data = head + self._read(pos + fmt.RECORD_HEAD_SIZE, length + 4, what)
+            rec = fmt.parse_record(data, what, pos)
+            if tag == fmt.TAG_CHUNK:
+                packet = fmt.parse_chunk_body(rec.body, what, pos + fmt.RECORD_HEAD_SIZE)
+                self._check_packet(packet, len(entries), frame, what, pos)
+                entries.append(
+                    IndexEntry(
+                        first_frame=packet.first_frame,
+                        frame_count=packet.frame_count,
+                        offset=pos,
+                        size=len(data),
+                        crc32=rec.crc32,
+                        train_psnr=packet.train_psnr,
+                    )
+                )
+                pos += len(data)
+                frame += packet.frame_count
+                if frame > lo:
+                    yield packet
+                if hi is not None and frame >= hi:
+                    return
+            elif tag == fmt.TAG_INDEX:
+                if rec.body != fmt.build_index_body(entries):
+                    raise MalformedError("index: does not match the chunks read", pos)
+                index_offset = pos
+                pos += len(data)
+                self._read_final_trailer(pos, index_offset)
+                self._index = entries
+                self._size = pos + fmt.TRAILER_SIZE
+                return
+            elif tag == fmt.TAG_TRAILER:
+                raise MalformedError(f"trailer at byte {pos} before any index", pos)
+            else:
+                log.debug("skipping unknown record %r at byte %d", tag, pos)
+                pos += len(data)
+
+    def _read_final_trailer(self, pos: int, index_offset: int) -> None:
+        tail = self._read(pos, fmt.TRAILER_SIZE, "trailer")
+        tag, length = fmt.parse_record_head(tail[: fmt.RECORD_HEAD_SIZE], pos, "trailer")
+        if tag != fmt.TAG_TRAILER or length != fmt.TRAILER_BODY_SIZE:
+            raise MalformedError(f"trailer: expected at byte {pos}", pos)
+        rec = fmt.parse_record(tail, "trailer", pos)
+        if fmt.parse_trailer_body(rec.body, pos + fmt.RECORD_HEAD_SIZE) != index_offset:
+            raise MalformedError("trailer: points elsewhere than the index", pos)
+        end = pos + fmt.TRAILER_SIZE
+        if self._read(end, 1, "end", partial_ok=True):
+            raise MalformedError(f"bytes after the trailer at byte {end}", end)

@@ -1,0 +1,660 @@
+"""The .invr container, declared with construct (spec/invr-format.md).
+
+This module declares every byte structure of the format and converts between them and the frozen
+dataclass views of :mod:`invrcodec.types`; no construct ``Container`` leaves it. It performs no I/O: the
+:mod:`invrcodec.muxer` and :mod:`invrcodec.demuxer` are the only readers and writers of .invr bytes, and they
+call the pure ``build_*`` / ``parse_*`` functions below. It imports neither torch nor nncodec.
+
+Layout (spec "File layout")::
+
+    Preamble | header body | header CRC32 | CHNK record * n | INDX record | TAIL record
+
+Every structure's name here is the heading of its byte table in the spec; tests/test_spec.py keeps the two in
+agreement.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import zlib
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Callable, TypeVar
+
+import construct as c
+from construct import this
+
+from invrcodec.errors import ChecksumError, InvrFormatError, MalformedError
+from invrcodec.types import (
+    CodedTensor,
+    CoderKind,
+    CoderParams,
+    CoordConvention,
+    EncodingKind,
+    Header,
+    IndexEntry,
+    Metadata,
+    NetworkKind,
+    Packet,
+    Representation,
+    StreamInfo,
+)
+
+__all__ = [
+    "MAGIC",
+    "MAJOR",
+    "MINOR",
+    "LIMITS",
+    "STRUCTS",
+    "Preamble",
+    "Extension",
+    "Record",
+    "crc32",
+    "build_header",
+    "parse_preamble",
+    "verify_header",
+    "parse_header_body",
+    "validate_header",
+    "build_record",
+    "parse_record_head",
+    "check_record_length",
+    "parse_record",
+    "build_chunk_body",
+    "parse_chunk_body",
+    "build_index_body",
+    "parse_index_body",
+    "build_trailer_body",
+    "parse_trailer_body",
+    "check_packet",
+    "patch_frame_count",
+]
+
+# --- constants (spec "Preamble", "Records", "Limits") ---------------------------------------------------
+
+MAGIC = b"INVR\r\n\x1a\n"
+MAJOR = 1
+MINOR = 0
+
+TAG_CHUNK = b"CHNK"
+TAG_INDEX = b"INDX"
+TAG_TRAILER = b"TAIL"
+
+PREAMBLE_SIZE = 16
+HEADER_CRC_SIZE = 4
+RECORD_HEAD_SIZE = 8  # tag + length
+RECORD_OVERHEAD = 12  # tag + length + CRC32
+TRAILER_BODY_SIZE = 8
+TRAILER_SIZE = RECORD_OVERHEAD + TRAILER_BODY_SIZE  # 20
+FRAME_COUNT_OFFSET = PREAMBLE_SIZE + 8  # byte offset of StreamInfo.frame_count in the file
+
+LIMITS: dict[str, int] = {
+    "max_header_length": 1 << 20,  # bytes of header body
+    "max_record_length": 1 << 28,  # bytes of one record body
+    "max_dimension": 65535,  # width, height
+    "max_hidden": 16384,
+    "max_layers": 64,
+    "max_enc_dim": 4096,  # each of l_x, l_y, l_t
+    "max_chunk_frames": 65535,
+    "max_parameters": 1 << 26,  # weights per chunk
+}
+
+# --- the Structs (one per byte table in the spec) -------------------------------------------------------
+
+
+def crc32(data: bytes) -> int:
+    """CRC-32 of ISO-HDLC / zlib / PNG (polynomial 0x04C11DB7 reflected, init and xorout 0xFFFFFFFF)."""
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+PREAMBLE = c.Struct(
+    "magic" / c.Const(MAGIC),
+    "major" / c.Int16ul,
+    "minor" / c.Int16ul,
+    "header_length" / c.Int32ul,
+)
+
+
+def _preamble_bytes(ctx: Any) -> bytes:
+    return PREAMBLE.build({"major": ctx.major, "minor": ctx.minor, "header_length": ctx.header_length})
+
+
+FILE_HEADER = c.Struct(
+    "magic" / c.Const(MAGIC),
+    "major" / c.Int16ul,
+    "minor" / c.Int16ul,
+    "header_length" / c.Rebuild(c.Int32ul, c.len_(this.body)),
+    "body" / c.Bytes(this.header_length),
+    "crc32" / c.Checksum(c.Int32ul, crc32, lambda ctx: _preamble_bytes(ctx) + ctx.body),
+)
+
+STREAM_INFO = c.Struct(
+    "width" / c.Int32ul,
+    "height" / c.Int32ul,
+    "frame_count" / c.Int32ul,
+    "frame_rate_num" / c.Int32ul,
+    "frame_rate_den" / c.Int32ul,
+    "time_base_num" / c.Int32ul,
+    "time_base_den" / c.Int32ul,
+    "sar_num" / c.Int32ul,
+    "sar_den" / c.Int32ul,
+    "duration" / c.Int64ul,
+    "color_range" / c.Int8ul,
+    "color_space" / c.Int8ul,
+    "color_primaries" / c.Int8ul,
+    "color_trc" / c.Int8ul,
+    "pix_fmt" / c.PascalString(c.Int8ul, "ascii"),
+)
+
+REPRESENTATION = c.Struct(
+    "network" / c.Int8ul,
+    "encoding" / c.Int8ul,
+    "coords" / c.Int8ul,
+    "prepend_coord" / c.Int8ul,
+    "hidden" / c.Int32ul,
+    "layers" / c.Int16ul,
+    "lx" / c.Int16ul,
+    "ly" / c.Int16ul,
+    "lt" / c.Int16ul,
+    "chunk_frames" / c.Int32ul,
+    "w0" / c.Float64l,
+    "sigma" / c.Float64l,
+)
+
+CODER_PARAMS = c.Struct(
+    "kind" / c.Int8ul,
+    "qp_density" / c.Int8ul,
+    "dependent_quantization" / c.Int8ul,
+    "cabac_unary_length_minus1" / c.Int8ul,
+    "nncodec_version" / c.PascalString(c.Int8ul, "ascii"),
+)
+
+METADATA = c.Struct(
+    "encoder" / c.PascalString(c.Int16ul, "utf8"),
+    "settings" / c.PascalString(c.Int16ul, "utf8"),
+)
+
+EXTENSION = c.Struct(
+    "tag" / c.Bytes(4),
+    "length" / c.Rebuild(c.Int32ul, c.len_(this.value)),
+    "value" / c.Bytes(this.length),
+)
+
+HEADER_BODY = c.Struct(
+    "stream" / STREAM_INFO,
+    "representation" / REPRESENTATION,
+    "coder" / CODER_PARAMS,
+    "metadata" / METADATA,
+    "extensions" / c.GreedyRange(EXTENSION),
+    c.Terminated,
+)
+
+RECORD_HEAD = c.Struct(
+    "tag" / c.Bytes(4),
+    "length" / c.Int32ul,
+)
+
+RECORD = c.Struct(
+    "tag" / c.Bytes(4),
+    "length" / c.Rebuild(c.Int32ul, c.len_(this.body)),
+    "body" / c.Bytes(this.length),
+    "crc32" / c.Checksum(c.Int32ul, crc32, lambda ctx: RECORD_HEAD.build(ctx) + ctx.body),
+)
+
+CODED_TENSOR = c.Struct(
+    "qp" / c.Int32sl,
+    "length" / c.Rebuild(c.Int32ul, c.len_(this.data)),
+    "data" / c.Bytes(this.length),
+)
+
+CHUNK_BODY = c.Struct(
+    "index" / c.Int32ul,
+    "first_frame" / c.Int32ul,
+    "frame_count" / c.Int32ul,
+    "train_psnr" / c.Float64l,
+    "tensor_count" / c.Rebuild(c.Int32ul, c.len_(this.tensors)),
+    "tensors" / c.Array(this.tensor_count, CODED_TENSOR),
+    "extensions" / c.GreedyRange(EXTENSION),
+    c.Terminated,
+)
+
+INDEX_ENTRY = c.Struct(
+    "first_frame" / c.Int32ul,
+    "frame_count" / c.Int32ul,
+    "offset" / c.Int64ul,
+    "size" / c.Int32ul,
+    "crc32" / c.Int32ul,
+    "train_psnr" / c.Float64l,
+)
+
+INDEX_BODY = c.Struct(
+    "entry_count" / c.Rebuild(c.Int32ul, c.len_(this.entries)),
+    "entries" / c.Array(this.entry_count, INDEX_ENTRY),
+    c.Terminated,
+)
+
+TRAILER_BODY = c.Struct(
+    "index_offset" / c.Int64ul,
+)
+
+#: Every Struct under the name of its byte table in spec/invr-format.md.
+STRUCTS: dict[str, c.Construct] = {
+    "Preamble": PREAMBLE,
+    "FileHeader": FILE_HEADER,
+    "HeaderBody": HEADER_BODY,
+    "StreamInfo": STREAM_INFO,
+    "Representation": REPRESENTATION,
+    "CoderParams": CODER_PARAMS,
+    "Metadata": METADATA,
+    "Extension": EXTENSION,
+    "Record": RECORD,
+    "ChunkBody": CHUNK_BODY,
+    "CodedTensor": CODED_TENSOR,
+    "IndexBody": INDEX_BODY,
+    "IndexEntry": INDEX_ENTRY,
+    "TrailerBody": TRAILER_BODY,
+}
+
+# --- format-internal views ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preamble:
+    """The 16 bytes that never change between versions."""
+
+    major: int
+    minor: int
+    header_length: int
+
+
+@dataclass(frozen=True)
+class Extension:
+    """A type-length-value extension record (spec "Extension"); readers skip tags they do not know."""
+
+    tag: bytes
+    value: bytes
+
+
+@dataclass(frozen=True)
+class Record:
+    """One framed record after the header: its tag, its body and the CRC32 that covered it."""
+
+    tag: bytes
+    body: bytes
+    crc32: int
+
+
+# --- helpers --------------------------------------------------------------------------------------------
+
+_T = TypeVar("_T")
+
+
+def _parse(struct: c.Construct, data: bytes, what: str, offset: int) -> Any:
+    """Parse ``data`` with ``struct``; whatever goes wrong becomes a MalformedError naming ``what``."""
+    try:
+        return struct.parse(data)
+    except InvrFormatError:
+        raise
+    except c.ChecksumError as e:
+        raise ChecksumError(f"{what}: checksum mismatch", offset) from e
+    except Exception as e:  # construct, struct, UnicodeDecodeError, ...: all mean malformed bytes
+        raise MalformedError(f"{what}: malformed at byte {offset}: {_short(e)}", offset) from e
+
+
+def _short(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[-1] if text else type(e).__name__
+
+
+def _build(struct: c.Construct, obj: Any, what: str) -> bytes:
+    try:
+        return struct.build(obj)
+    except InvrFormatError:
+        raise
+    except Exception as e:
+        raise MalformedError(f"{what}: cannot be written: {_short(e)}") from e
+
+
+def _enum(kind: Callable[[int], _T], value: int, what: str, offset: int) -> _T:
+    try:
+        return kind(value)
+    except ValueError as e:
+        raise MalformedError(f"{what}: unknown id {value}", offset) from e
+
+
+def _check(ok: bool, message: str, offset: int | None) -> None:
+    if not ok:
+        raise MalformedError(message, offset)
+
+
+def _in_range(name: str, value: int, lo: int, hi: int, offset: int | None) -> None:
+    _check(lo <= value <= hi, f"header: {name} {value} out of range {lo}..{hi}", offset)
+
+
+def _flag(value: int, what: str, offset: int) -> bool:
+    _check(value in (0, 1), f"{what}: flag must be 0 or 1, not {value}", offset)
+    return bool(value)
+
+
+def _duration_units(stream: StreamInfo) -> int:
+    """The header's ``duration`` field: frame_count / frame_rate in time_base units, rounded half up."""
+    if stream.frame_count == 0 or stream.frame_rate <= 0 or stream.time_base <= 0:
+        return 0
+    units = Fraction(stream.frame_count) / stream.frame_rate / stream.time_base
+    return min(math.floor(units + Fraction(1, 2)), (1 << 64) - 1)
+
+
+# --- header ---------------------------------------------------------------------------------------------
+
+
+def validate_header(header: Header, offset: int | None = None) -> None:
+    """Refuse a header whose values the spec does not allow (MalformedError)."""
+    s, r, k = header.stream, header.representation, header.coder
+    lim = LIMITS
+    _in_range("width", s.width, 1, lim["max_dimension"], offset)
+    _in_range("height", s.height, 1, lim["max_dimension"], offset)
+    _in_range("frame_count", s.frame_count, 0, 0xFFFFFFFF, offset)
+    for name, q, num_lo in (
+        ("frame_rate", s.frame_rate, 1),
+        ("time_base", s.time_base, 1),
+        ("sample_aspect_ratio", s.sample_aspect_ratio, 0),
+    ):
+        q = Fraction(q)
+        _check(
+            num_lo <= q.numerator <= 0xFFFFFFFF and 1 <= q.denominator <= 0xFFFFFFFF,
+            f"header: {name} {q} not representable (numerator >= {num_lo}, 32-bit terms)",
+            offset,
+        )
+    for name in ("color_range", "color_space", "color_primaries", "color_trc"):
+        _in_range(name, getattr(s, name), 0, 255, offset)
+    _check(s.pix_fmt.isascii() and len(s.pix_fmt) <= 255, "header: pix_fmt must be ASCII, <= 255", offset)
+    _enum(NetworkKind, int(r.network), "header: network", offset or 0)
+    _enum(EncodingKind, int(r.encoding), "header: encoding", offset or 0)
+    _enum(CoordConvention, int(r.coords), "header: coords", offset or 0)
+    _in_range("hidden", r.hidden, 1, lim["max_hidden"], offset)
+    _in_range("layers", r.layers, 1, lim["max_layers"], offset)
+    _check(len(r.enc_dims) == 3, "header: enc_dims must be (l_x, l_y, l_t)", offset)
+    for name, v in zip(("lx", "ly", "lt"), r.enc_dims):
+        _in_range(name, v, 0, lim["max_enc_dim"], offset)
+    _in_range("chunk_frames", r.chunk_frames, 1, lim["max_chunk_frames"], offset)
+    _check(math.isfinite(r.w0), f"header: w0 {r.w0} is not finite", offset)
+    _check(math.isfinite(r.sigma) and r.sigma > 0, f"header: sigma {r.sigma} must be finite and > 0", offset)
+    _check(r.in_features >= 1, "header: the network has no inputs", offset)
+    _check(
+        r.parameter_count <= lim["max_parameters"],
+        f"header: {r.parameter_count} parameters per chunk exceed {lim['max_parameters']}",
+        offset,
+    )
+    _enum(CoderKind, int(k.kind), "header: coder", offset or 0)
+    _in_range("qp_density", k.qp_density, 0, 255, offset)
+    _in_range("cabac_unary_length_minus1", k.cabac_unary_length_minus1, 0, 255, offset)
+    _check(
+        k.nncodec_version.isascii() and len(k.nncodec_version) <= 255,
+        "header: nncodec_version must be ASCII, <= 255",
+        offset,
+    )
+    for name in ("encoder", "settings"):
+        _check(
+            len(getattr(header.metadata, name).encode("utf-8")) <= 0xFFFF,
+            f"header: metadata {name} longer than 65535 bytes",
+            offset,
+        )
+
+
+def _header_body_obj(header: Header, extensions: tuple[Extension, ...]) -> dict[str, Any]:
+    s, r, k, m = header.stream, header.representation, header.coder, header.metadata
+    fr, tb, sar = Fraction(s.frame_rate), Fraction(s.time_base), Fraction(s.sample_aspect_ratio)
+    return {
+        "stream": {
+            "width": s.width,
+            "height": s.height,
+            "frame_count": s.frame_count,
+            "frame_rate_num": fr.numerator,
+            "frame_rate_den": fr.denominator,
+            "time_base_num": tb.numerator,
+            "time_base_den": tb.denominator,
+            "sar_num": sar.numerator,
+            "sar_den": sar.denominator,
+            "duration": _duration_units(s),
+            "color_range": s.color_range,
+            "color_space": s.color_space,
+            "color_primaries": s.color_primaries,
+            "color_trc": s.color_trc,
+            "pix_fmt": s.pix_fmt,
+        },
+        "representation": {
+            "network": int(r.network),
+            "encoding": int(r.encoding),
+            "coords": int(r.coords),
+            "prepend_coord": int(bool(r.prepend_coord)),
+            "hidden": r.hidden,
+            "layers": r.layers,
+            "lx": r.enc_dims[0],
+            "ly": r.enc_dims[1],
+            "lt": r.enc_dims[2],
+            "chunk_frames": r.chunk_frames,
+            "w0": float(r.w0),
+            "sigma": float(r.sigma),
+        },
+        "coder": {
+            "kind": int(k.kind),
+            "qp_density": k.qp_density,
+            "dependent_quantization": int(bool(k.dependent_quantization)),
+            "cabac_unary_length_minus1": k.cabac_unary_length_minus1,
+            "nncodec_version": k.nncodec_version,
+        },
+        "metadata": {"encoder": m.encoder, "settings": m.settings},
+        "extensions": [{"tag": e.tag, "value": e.value} for e in extensions],
+    }
+
+
+def build_header(
+    header: Header, *, minor: int = MINOR, extensions: tuple[Extension, ...] = ()
+) -> bytes:
+    """Preamble, header body and header CRC32 of ``header`` (spec "FileHeader")."""
+    validate_header(header)
+    for e in extensions:
+        _check(len(e.tag) == 4, "header: an extension tag is 4 bytes", None)
+    body = _build(HEADER_BODY, _header_body_obj(header, extensions), "header")
+    _check(len(body) <= LIMITS["max_header_length"], "header: longer than max_header_length", None)
+    return _build(FILE_HEADER, {"major": MAJOR, "minor": minor, "body": body}, "header")
+
+
+def parse_preamble(data: bytes) -> Preamble:
+    """The first 16 bytes of a file; refuses anything that is not INVR (MalformedError)."""
+    if data[: len(MAGIC)] != MAGIC:
+        raise MalformedError("not an INVR file (bad magic)", 0)
+    p = _parse(PREAMBLE, data, "preamble", 0)
+    return Preamble(major=p.major, minor=p.minor, header_length=p.header_length)
+
+
+def verify_header(preamble_and_body_and_crc: bytes) -> bytes:
+    """Check the header CRC32 over preamble and body; return the body (ChecksumError on mismatch)."""
+    h = _parse(FILE_HEADER, preamble_and_body_and_crc, "header", 0)
+    return bytes(h.body)
+
+
+def parse_header_body(body: bytes, offset: int = PREAMBLE_SIZE) -> tuple[Header, tuple[Extension, ...]]:
+    """The Header view of a CRC-checked header body, and the extension records it carries."""
+    h = _parse(HEADER_BODY, body, "header", offset)
+    s, r, k, m = h.stream, h.representation, h.coder, h.metadata
+    _check(s.frame_rate_den != 0 and s.frame_rate_num != 0, "header: frame_rate must be > 0", offset)
+    _check(s.time_base_den != 0 and s.time_base_num != 0, "header: time_base must be > 0", offset)
+    _check(s.sar_den != 0, "header: sample_aspect_ratio denominator is 0", offset)
+    stream = StreamInfo(
+        width=s.width,
+        height=s.height,
+        frame_count=s.frame_count,
+        frame_rate=Fraction(s.frame_rate_num, s.frame_rate_den),
+        time_base=Fraction(s.time_base_num, s.time_base_den),
+        sample_aspect_ratio=Fraction(s.sar_num, s.sar_den),
+        pix_fmt=s.pix_fmt,
+        color_range=s.color_range,
+        color_space=s.color_space,
+        color_primaries=s.color_primaries,
+        color_trc=s.color_trc,
+    )
+    representation = Representation(
+        network=_enum(NetworkKind, r.network, "header: network", offset),
+        hidden=r.hidden,
+        layers=r.layers,
+        w0=r.w0,
+        encoding=_enum(EncodingKind, r.encoding, "header: encoding", offset),
+        enc_dims=(r.lx, r.ly, r.lt),
+        sigma=r.sigma,
+        prepend_coord=_flag(r.prepend_coord, "header: prepend_coord", offset),
+        coords=_enum(CoordConvention, r.coords, "header: coords", offset),
+        chunk_frames=r.chunk_frames,
+    )
+    coder = CoderParams(
+        kind=_enum(CoderKind, k.kind, "header: coder", offset),
+        qp_density=k.qp_density,
+        dependent_quantization=_flag(k.dependent_quantization, "header: dependent_quantization", offset),
+        cabac_unary_length_minus1=k.cabac_unary_length_minus1,
+        nncodec_version=k.nncodec_version,
+    )
+    header = Header(stream, representation, coder, Metadata(encoder=m.encoder, settings=m.settings))
+    validate_header(header, offset)
+    extensions = tuple(Extension(tag=bytes(e.tag), value=bytes(e.value)) for e in h.extensions)
+    return header, extensions
+
+
+# --- records --------------------------------------------------------------------------------------------
+
+
+def build_record(tag: bytes, body: bytes) -> bytes:
+    """Tag, length, body and CRC32 (spec "Record")."""
+    _check(len(body) <= LIMITS["max_record_length"], f"{tag!r} record longer than max_record_length", None)
+    return _build(RECORD, {"tag": tag, "body": body}, "record")
+
+
+def parse_record_head(data: bytes, offset: int, what: str = "record") -> tuple[bytes, int]:
+    """Tag and body length of the 8 bytes that start a record (the length is not yet limited)."""
+    h = _parse(RECORD_HEAD, data, what, offset)
+    return bytes(h.tag), int(h.length)
+
+
+def check_record_length(length: int, what: str, offset: int) -> None:
+    """Refuse a record body longer than the spec's limit, before anything is read or allocated for it."""
+    limit = LIMITS["max_record_length"]
+    if length > limit:
+        raise MalformedError(f"{what}: length {length} at byte {offset} exceeds {limit}", offset)
+
+
+def parse_record(data: bytes, what: str, offset: int) -> Record:
+    """A whole record; its CRC32 is verified before anything looks at the body."""
+    r = _parse(RECORD, data, what, offset)
+    return Record(tag=bytes(r.tag), body=bytes(r.body), crc32=r.crc32)
+
+
+def _tensor_bytes(coder: CoderKind) -> int | None:
+    return {CoderKind.RAW_FLOAT32: 4, CoderKind.RAW_FLOAT16: 2}.get(coder)
+
+
+def check_packet(packet: Packet, header: Header, what: str, offset: int | None = None) -> None:
+    """Refuse a packet that cannot belong to a stream with ``header`` (tensor count, raw sizes, frames)."""
+    shapes = header.representation.tensor_shapes()
+    _check(
+        1 <= packet.frame_count <= header.representation.chunk_frames,
+        f"{what}: frame_count {packet.frame_count} not in 1..{header.representation.chunk_frames}",
+        offset,
+    )
+    _check(
+        len(packet.tensors) == len(shapes),
+        f"{what}: {len(packet.tensors)} tensors, the representation has {len(shapes)}",
+        offset,
+    )
+    per = _tensor_bytes(header.coder.kind)
+    for t, (name, shape) in zip(packet.tensors, shapes):
+        _check(-(1 << 31) <= t.qp < (1 << 31), f"{what}: tensor {name}: qp {t.qp} not a 32-bit int", offset)
+        if per is not None:
+            numel = math.prod(shape)
+            _check(
+                len(t.data) == per * numel,
+                f"{what}: tensor {name}: {len(t.data)} bytes, expected {per * numel}",
+                offset,
+            )
+
+
+def build_chunk_body(packet: Packet) -> bytes:
+    """Body of a CHNK record (spec "ChunkBody")."""
+    obj = {
+        "index": packet.index,
+        "first_frame": packet.first_frame,
+        "frame_count": packet.frame_count,
+        "train_psnr": float(packet.train_psnr),
+        "tensors": [{"qp": t.qp, "data": bytes(t.data)} for t in packet.tensors],
+        "extensions": [],
+    }
+    return _build(CHUNK_BODY, obj, f"chunk {packet.index}")
+
+
+def parse_chunk_body(body: bytes, what: str, offset: int) -> Packet:
+    """Packet view of a CRC-checked CHNK body (extension records are skipped)."""
+    b = _parse(CHUNK_BODY, body, what, offset)
+    return Packet(
+        index=b.index,
+        first_frame=b.first_frame,
+        frame_count=b.frame_count,
+        tensors=tuple(CodedTensor(qp=t.qp, data=bytes(t.data)) for t in b.tensors),
+        train_psnr=b.train_psnr,
+    )
+
+
+def build_index_body(entries: list[IndexEntry] | tuple[IndexEntry, ...]) -> bytes:
+    """Body of the INDX record (spec "IndexBody")."""
+    obj = {
+        "entries": [
+            {
+                "first_frame": e.first_frame,
+                "frame_count": e.frame_count,
+                "offset": e.offset,
+                "size": e.size,
+                "crc32": e.crc32,
+                "train_psnr": float(e.train_psnr),
+            }
+            for e in entries
+        ]
+    }
+    return _build(INDEX_BODY, obj, "index")
+
+
+def parse_index_body(body: bytes, offset: int) -> list[IndexEntry]:
+    """IndexEntry views of a CRC-checked INDX body."""
+    if len(body) < 4 or len(body) != 4 + INDEX_ENTRY.sizeof() * int.from_bytes(body[:4], "little"):
+        raise MalformedError(f"index: entry count does not match its length at byte {offset}", offset)
+    b = _parse(INDEX_BODY, body, "index", offset)
+    return [
+        IndexEntry(
+            first_frame=e.first_frame,
+            frame_count=e.frame_count,
+            offset=e.offset,
+            size=e.size,
+            crc32=e.crc32,
+            train_psnr=e.train_psnr,
+        )
+        for e in b.entries
+    ]
+
+
+def build_trailer_body(index_offset: int) -> bytes:
+    """Body of the TAIL record (spec "TrailerBody")."""
+    return _build(TRAILER_BODY, {"index_offset": index_offset}, "trailer")
+
+
+def parse_trailer_body(body: bytes, offset: int) -> int:
+    """The index offset a CRC-checked TAIL body points to."""
+    _check(len(body) == TRAILER_BODY_SIZE, f"trailer: body is {len(body)} bytes, not 8", offset)
+    return int(_parse(TRAILER_BODY, body, "trailer", offset).index_offset)
+
+
+def patch_frame_count(header_bytes: bytes, header: Header, frame_count: int) -> bytes:
+    """``header_bytes`` rebuilt with the true frame count (and duration); the length never changes."""
+    stream = dataclasses.replace(header.stream, frame_count=frame_count)
+    pre = parse_preamble(header_bytes[:PREAMBLE_SIZE])
+    body_end = PREAMBLE_SIZE + pre.header_length
+    _, extensions = parse_header_body(header_bytes[PREAMBLE_SIZE:body_end])
+    new = build_header(dataclasses.replace(header, stream=stream), minor=pre.minor, extensions=extensions)
+    if len(new) != len(header_bytes):
+        raise MalformedError("header: patching frame_count changed its length")
+    return new
