@@ -1,0 +1,174 @@
+"""The INVR network: per-axis positional encoding (paper eq. 2 and 3) and a SIREN or ReLU MLP.
+
+The first layer acts on the concatenation ``[x, y, t, phi(x), phi(y), phi(t)]``, so it splits exactly into
+three per-axis parts, ``W1 @ gamma = Wx @ e(x) + Wy @ e(y) + Wt @ e(t)``. For a chunk of ``T`` frames of
+``H x W`` pixels only ``W + H + T`` distinct axis values exist: :func:`axis_tables` evaluates each part once
+per distinct value, and a pixel's first-layer pre-activation is then the sum of three table rows. This is
+the same function as the textbook forward pass (:meth:`INVRNet.forward_reference`), at a fraction of the
+multiplies. Tensor names and order follow :meth:`Representation.tensor_shapes` (spec: "Tensor order").
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from invrcodec.types import EncodingKind, NetworkKind, Representation
+
+
+def axis_coords(n: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Normalised coordinates of indices 0..n-1 on one axis, paper eq. 4: ``2 * (i / n - 0.5)``."""
+    return 2.0 * (torch.arange(n, dtype=torch.float64, device=device) / n - 0.5)
+
+
+def encode_axis(p: torch.Tensor, length: int, rep: Representation) -> torch.Tensor:
+    """Encoding of one axis' coordinates ``p`` (shape ``(n,)``), without the raw coordinate.
+
+    Sinusoidal (eq. 2): ``sin(sigma^k pi p), cos(sigma^k pi p)`` for k = 0..l-1, interleaved.
+    Gaussian (eq. 3): ``exp(-(p - c_k)^2 / (2 sigma^2))`` with l centres ``c_k`` evenly spaced over [-1, 1].
+    Computed in float64 and returned as float32, so encoder and decoder agree to the last bit.
+    """
+    p = p.to(torch.float64)
+    if rep.encoding == EncodingKind.SINUSOIDAL:
+        freqs = (rep.sigma ** torch.arange(length, dtype=torch.float64, device=p.device)) * math.pi
+        arg = p[:, None] * freqs[None, :]
+        return torch.stack((torch.sin(arg), torch.cos(arg)), dim=-1).reshape(p.shape[0], 2 * length).float()
+    if rep.encoding == EncodingKind.GAUSSIAN:
+        centres = torch.linspace(-1.0, 1.0, length, dtype=torch.float64, device=p.device)
+        return torch.exp(-((p[:, None] - centres[None, :]) ** 2) / (2.0 * rep.sigma**2)).float()
+    return p.new_zeros((p.shape[0], 0)).float()
+
+
+def _axis_columns(rep: Representation) -> tuple[list[int], list[int], list[int]]:
+    """Column indices of the first layer's weight that belong to the x, y and t axis."""
+    raw = 3 if (rep.prepend_coord or rep.encoding == EncodingKind.NONE) else 0
+    width = 2 if rep.encoding == EncodingKind.SINUSOIDAL else 1
+    if rep.encoding == EncodingKind.NONE:
+        width = 0
+    cols: list[list[int]] = []
+    start = raw
+    for axis, length in enumerate(rep.enc_dims):
+        own = [axis] if raw else []
+        own += list(range(start, start + width * length))
+        start += width * length
+        cols.append(own)
+    return cols[0], cols[1], cols[2]
+
+
+def axis_features(n: int, axis: int, rep: Representation, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Features ``e(p)`` of one axis for all n indices, in the column order of :func:`_axis_columns`."""
+    p = axis_coords(n, device)
+    enc = encode_axis(p, rep.enc_dims[axis], rep)
+    raw = rep.prepend_coord or rep.encoding == EncodingKind.NONE
+    return torch.cat((p.float()[:, None], enc), dim=1) if raw else enc
+
+
+def full_encoding(t_idx: torch.Tensor, y_idx: torch.Tensor, x_idx: torch.Tensor, sizes: tuple[int, int, int],
+                  rep: Representation) -> torch.Tensor:
+    """The full input vector gamma (eq. 2) for each pixel: ``[x, y, t, phi(x), phi(y), phi(t)]``."""
+    t_n, h, w = sizes
+    x, y, t = axis_coords(w, x_idx.device)[x_idx], axis_coords(h, y_idx.device)[y_idx], axis_coords(t_n, t_idx.device)[t_idx]
+    parts = []
+    if rep.prepend_coord or rep.encoding == EncodingKind.NONE:
+        parts.append(torch.stack((x, y, t), dim=1).float())
+    for p, length in zip((x, y, t), rep.enc_dims):
+        parts.append(encode_axis(p, length, rep))
+    return torch.cat(parts, dim=1)
+
+
+class INVRNet(nn.Module):
+    """An MLP of ``rep.layers`` activated layers of ``rep.hidden`` units and a linear RGB output."""
+
+    def __init__(self, rep: Representation) -> None:
+        super().__init__()
+        self.rep = rep
+        fan_in = rep.in_features
+        self.layers = nn.ModuleList()
+        for _ in range(rep.layers):
+            self.layers.append(nn.Linear(fan_in, rep.hidden))
+            fan_in = rep.hidden
+        self.out = nn.Linear(fan_in, 3)
+        self.siren = rep.network == NetworkKind.SIREN
+        self.w0 = float(rep.w0)
+        self.cols = _axis_columns(rep)
+        if self.siren:
+            self._siren_init()
+
+    @torch.no_grad()
+    def _siren_init(self) -> None:
+        # Sitzmann et al. 2020, sec. 3.2: first layer U(-1/n, 1/n); later layers U(-sqrt(6/n)/w0, sqrt(6/n)/w0).
+        first = self.layers[0]
+        first.weight.uniform_(-1.0 / first.in_features, 1.0 / first.in_features)
+        for layer in [*self.layers[1:], self.out]:
+            bound = math.sqrt(6.0 / layer.in_features) / self.w0
+            layer.weight.uniform_(-bound, bound)
+
+    def activation(self, z: torch.Tensor) -> torch.Tensor:
+        # The sine is taken in float32 even under autocast: w0 * z reaches tens of radians, where float16
+        # would lose most of the phase.
+        if self.siren:
+            return torch.sin(self.w0 * z.float())
+        return torch.relu(z)
+
+    def axis_tables(self, sizes: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """First-layer pre-activation contributions per axis value; the bias is folded into the t table."""
+        t_n, h, w = sizes
+        weight, bias = self.layers[0].weight, self.layers[0].bias
+        dev = weight.device
+        tables = []
+        for axis, n in ((0, w), (1, h), (2, t_n)):
+            feats = axis_features(n, axis, self.rep, dev).to(weight.dtype)
+            tables.append(feats @ weight[:, self.cols[axis]].t())
+        tx, ty, tt = tables
+        return tx, ty, tt + bias
+
+    def trunk(self, h: torch.Tensor) -> torch.Tensor:
+        """Everything after the first layer's pre-activation: activations, hidden layers, RGB output."""
+        h = self.activation(h)
+        for layer in self.layers[1:]:
+            h = self.activation(layer(h))
+        return self.out(h)
+
+    def forward(self, t_idx: torch.Tensor, y_idx: torch.Tensor, x_idx: torch.Tensor,
+                sizes: tuple[int, int, int]) -> torch.Tensor:
+        """RGB in [-1, 1] for pixels given by integer indices, through the per-axis tables."""
+        tx, ty, tt = self.axis_tables(sizes)
+        return self.trunk(tx[x_idx] + ty[y_idx] + tt[t_idx])
+
+    def forward_grid(self, t_idx: torch.Tensor, y_idx: torch.Tensor, x_idx: torch.Tensor,
+                     sizes: tuple[int, int, int],
+                     tables: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """RGB for k sub-grids: frame ``t_idx[i]`` x rows ``y_idx[i]`` x columns ``x_idx[i]``.
+
+        Shapes ``(k,)``, ``(k, m)``, ``(k, n)`` give ``(k, m, n, 3)``. The first layer is a broadcast sum of
+        gathered table rows, so its backward pass reduces over grid axes instead of scattering per pixel.
+        """
+        tx, ty, tt = tables if tables is not None else self.axis_tables(sizes)
+        pre = tt[t_idx][:, None, None, :] + ty[y_idx][:, :, None, :] + tx[x_idx][:, None, :, :]
+        return self.trunk(pre)
+
+    def forward_frames(self, t_idx: torch.Tensor, sizes: tuple[int, int, int],
+                       tables: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Whole frames ``(len(t_idx), H, W, 3)``: the tables broadcast over the pixel grid, no index gathers."""
+        tx, ty, tt = tables if tables is not None else self.axis_tables(sizes)
+        pre = tt[t_idx][:, None, None, :] + ty[None, :, None, :] + tx[None, None, :, :]
+        return self.trunk(pre)
+
+    def forward_reference(self, gamma: torch.Tensor) -> torch.Tensor:
+        """The textbook forward pass on full input vectors gamma (eq. 2): the paper's arithmetic."""
+        h = self.activation(self.layers[0](gamma))
+        for layer in self.layers[1:]:
+            h = self.activation(layer(h))
+        return self.out(h)
+
+
+def to_rgb8(v: torch.Tensor) -> torch.Tensor:
+    """Network output in [-1, 1] to 8-bit code values (CoordConvention.PAPER_EQ4)."""
+    return torch.round((v.float().clamp(-1.0, 1.0) + 1.0) * 127.5).to(torch.uint8)
+
+
+def from_rgb8(frames: torch.Tensor) -> torch.Tensor:
+    """8-bit code values to the network's [-1, 1] target range."""
+    return frames.float() / 127.5 - 1.0

@@ -1,0 +1,40 @@
+"""Named presets (x264-style speed/quality trade-offs) and the paper's representation variants."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from invrcodec.fit import Recipe
+from invrcodec.types import EncodingKind, NetworkKind, Representation
+
+# Our recipe: random k x m x n pixel grids from the whole chunk, per-axis first-layer tables, Adam with
+# cosine decay. Measured against the paper's recipe in tools/bench.py (docs/results.md).
+PRESETS: dict[str, Recipe] = {
+    "ultrafast": Recipe(steps=300, lr=1e-3, batch=8192, grid_frames=15, eval_every=100),
+    "fast": Recipe(steps=1000, lr=1e-3, batch=8192, grid_frames=15, eval_every=200, compile=True),
+    "medium": Recipe(steps=3000, lr=1e-3, batch=16384, grid_frames=15, eval_every=250, compile=True),
+    "slow": Recipe(steps=10000, lr=5e-4, batch=16384, grid_frames=15, eval_every=500, compile=True),
+    # The paper (sec. 3.1.2, 3.3): one whole random frame per step, Adam at 2e-5, 25,000 steps per chunk,
+    # the textbook forward pass on memoised encodings.
+    "paper": Recipe(steps=25000, lr=2e-5, schedule="constant", batch=0, arithmetic="reference",
+                    eval_every=1000),
+}
+
+DEFAULT_PRESET = "fast"
+
+# Paper sec. 3.3: INVR [64, 64, 32]; INVR-Even [52, 52, 52]; INVR-None; INVR-Gaussian (eq. 3, sigma 0.003);
+# ReLU-Sin (ReLU MLP on the INVR encoding).
+VARIANTS: dict[str, Representation] = {
+    "invr": Representation(),
+    "even": Representation(enc_dims=(52, 52, 52)),
+    "none": Representation(encoding=EncodingKind.NONE, enc_dims=(0, 0, 0)),
+    "gaussian": Representation(encoding=EncodingKind.GAUSSIAN, sigma=0.003),
+    "relu": Representation(network=NetworkKind.RELU),
+}
+
+
+def make_variant(name: str, **overrides: object) -> Representation:
+    """The representation of a named variant with optional field overrides (None values ignored)."""
+    rep = VARIANTS[name]
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return replace(rep, **changes) if changes else rep
