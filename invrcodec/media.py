@@ -528,7 +528,8 @@ class VideoWriter:
             cc.time_base = 1 / rate
             if info.sample_aspect_ratio and info.sample_aspect_ratio != 1:
                 cc.sample_aspect_ratio = info.sample_aspect_ratio
-            self._matrix = _SWS_MATRIX.get(info.color_space)
+            # Y4M and raw frames carry no matrix tag, so readers assume BT.601: write what they will assume.
+            self._matrix = None if fmt.raw else _SWS_MATRIX.get(info.color_space)
             self._range = info.color_range if info.color_range in (1, 2) else 1
             if not av.VideoFormat(self.pix_fmt).is_rgb:
                 cc.color_range = self._range

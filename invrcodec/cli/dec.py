@@ -1,0 +1,174 @@
+"""invr-dec: decode an .invr file to a video file or to stdout (Y4M by default, so ``| ffplay -`` works).
+
+A thin command: the demuxer/decoder (:func:`invrcodec.open`) yields RGB frames, :mod:`invrcodec.media`
+writes them in the format the output's extension (or ``-f``) asks for.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+import click
+
+from . import common
+from .common import CliError
+
+log = logging.getLogger("invrcodec.cli.dec")
+
+TOOL = "invr-dec"
+
+
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Examples:\n\n\b\n  invr-dec in.invr out.mp4\n  invr-dec in.invr - | ffplay -autoexit -\n"
+    "  invr-dec -f rawvideo --pix-fmt rgb24 in.invr - > frames.rgb\n"
+    "  invr-dec --seek 30 --frames 15 in.invr part.y4m",
+)
+@click.argument("input", metavar="IN")
+@click.argument("output", metavar="OUT")
+@click.option("-f", "--format", "fmt", default=None, metavar="FORMAT",
+              help="Output format (yuv4mpegpipe/y4m, rawvideo, matroska, mp4, nut, ...); default from OUT's "
+              "extension, Y4M for stdout.")
+@click.option("--pix-fmt", default=None, metavar="FMT",
+              help="Output pixel format (yuv420p, yuv444p, rgb24, ...); default follows the source "
+              "(rgb24 for rawvideo).")
+@click.option("--seek", type=click.IntRange(min=0), default=0, metavar="N", help="Start at frame N.")
+@click.option("--frames", type=click.IntRange(min=1), default=None, metavar="N", help="Decode only N frames.")
+@click.option("--device", default="cpu", show_default=True, callback=common.parse_device,
+              metavar="auto|cpu|cuda[:N]", help="Where to run the networks.")
+@common.common_options
+def command(**opts: Any) -> int:
+    """Decode IN (.invr, or - for stdin) into OUT (a video file, or - for stdout)."""
+    opts["overwrite"] = common.overwrite_policy(opts)
+    return common.execute(TOOL, lambda: _decode(opts))
+
+
+def _decode(opts: dict[str, Any]) -> int:
+    common.setup_logging(TOOL, opts["verbose"], opts["quiet"], opts["loglevel"])
+    src, dst = opts["input"], opts["output"]
+    stdin_used = src == "-"
+    from ..media import choose_output_format
+
+    fmt = choose_output_format(None if dst == "-" else dst, opts["fmt"])
+    if src != "-" and dst != "-" and common.same_file(src, dst):
+        raise CliError(f"{dst}: output is the same file as the input")
+    common.check_output(dst, opts["overwrite"], stdin_in_use=stdin_used)
+
+    import invrcodec
+    from invrcodec.errors import InvrError
+
+    name = "stdin" if stdin_used else src
+    source: Any = common.open_stdin("pipe an .invr stream in") if stdin_used else src
+    if not stdin_used:
+        if os.path.isdir(src):
+            raise CliError(f"{src}: is a directory")
+        if not os.path.exists(src):
+            raise CliError(f"{src}: No such file or directory")
+    try:
+        reader = invrcodec.open(source)
+    except InvrError as exc:
+        raise CliError(f"{name}: {exc}") from exc
+    except OSError as exc:
+        if common._is_broken_pipe(exc):
+            raise
+        raise CliError(f"{name}: {exc.strerror or exc}") from exc
+    with reader:
+        return _decode_from(reader, name, fmt, opts)
+
+
+def _total_frames(reader: Any) -> int:
+    index = getattr(reader, "index", None)
+    if index:
+        return sum(int(e.frame_count) for e in index)
+    return int(reader.header.stream.frame_count)
+
+
+def _decode_from(reader: Any, name: str, fmt: Any, opts: dict[str, Any]) -> int:
+    from invrcodec.errors import InvrError
+
+    from ..media import VideoWriter
+
+    info = reader.header.stream
+    total = _total_frames(reader)
+    seek, count = opts["seek"], opts["frames"]
+    if total and seek >= total:
+        raise CliError(f"{name}: --seek {seek} is past the last frame (the file has {total} frames)")
+    wanted = (min(count, total - seek) if count else total - seek) if total else (count or 0)
+    rate = info.frame_rate
+    log.info(
+        f"{name}: {info.width}x{info.height} @ {rate.numerator}/{rate.denominator} fps, "
+        f"{total or 'unknown'} frames; writing {wanted or 'all'} frames from frame {seek}"
+    )
+    dst = opts["output"]
+    ext = os.path.splitext(dst)[1].lower() if dst != "-" else ""
+    status = common.status_line(not opts["no_progress"] and logging.getLogger("invrcodec").isEnabledFor(logging.INFO))
+    start = time.monotonic()
+    written = 0
+
+    def pump(writer: Any) -> int:
+        n = 0
+        last = 0.0
+        try:
+            frames = reader.decode(first_frame=seek, frame_count=count, device=opts["device"])
+            for rgb in frames:
+                writer.write(rgb)
+                n += 1
+                now = time.monotonic()
+                if status is not None and now - last > 0.2:
+                    last = now
+                    el = now - start
+                    tot = f"/{wanted}" if wanted else ""
+                    status.show(f"frame {n}{tot}  {n / el if el > 0 else 0:.1f} fps")
+        except InvrError as exc:
+            if common._is_broken_pipe(exc):
+                raise
+            raise CliError(f"{name}: {exc}") from exc
+        return n
+
+    try:
+        if dst == "-":
+            out = common.open_stdout()
+            writer = VideoWriter(out, info, fmt, pix_fmt=opts["pix_fmt"], name="stdout")
+            try:
+                written = pump(writer)
+                writer.close()
+            except BaseException:
+                writer.abort()
+                raise
+            out.flush()
+        else:
+            with common.SafeOutput(dst, opts["overwrite"]) as safe:
+                writer = VideoWriter(safe.target, info, fmt, pix_fmt=opts["pix_fmt"], name=dst, ext=ext)
+                try:
+                    written = pump(writer)
+                    writer.close()
+                except BaseException:
+                    writer.abort()
+                    raise
+                if written == 0:
+                    raise CliError(f"{name}: no frames decoded")
+                safe.commit()
+    finally:
+        if status is not None:
+            status.clear()
+    elapsed = time.monotonic() - start
+    fps = written / elapsed if elapsed > 0 else 0.0
+    target = "stdout" if dst == "-" else dst
+    log.info(
+        f"decoded {written} frames, {elapsed:.2f} s, {fps:.2f} fps -> {target} "
+        f"({fmt.format}, {writer.pix_fmt})"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point of ``invr-dec``."""
+    common.exit_with(common.run_main(command, TOOL, argv))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,300 @@
+"""invr-enc: encode a video (any file FFmpeg reads, or Y4M on stdin) into an .invr file.
+
+A thin command: it parses options into an :class:`~invrcodec.encoder.EncoderConfig`, feeds frames from
+:mod:`invrcodec.media` to the :class:`~invrcodec.encoder.Encoder` and its packets to the muxer, and reports.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from . import common
+from .common import CliError
+
+log = logging.getLogger("invrcodec.cli.enc")
+
+TOOL = "invr-enc"
+PRESETS = ["ultrafast", "fast", "medium", "slow", "paper"]
+VARIANTS = ["invr", "even", "none", "gaussian", "relu"]
+
+
+def _enc_dims(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int, int] | None:
+    if value is None:
+        return None
+    parts = value.replace("x", ",").split(",")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        dims = ()
+    if len(dims) != 3 or min(dims) < 0:
+        raise click.BadParameter(f"{value!r} is not LX,LY,LT (three non-negative integers, e.g. 64,64,32)")
+    return dims  # type: ignore[return-value]
+
+
+def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    from ..media import parse_size
+
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Examples:\n\n\b\n  invr-enc in.mp4 out.invr\n"
+    "  ffmpeg -i in.mkv -f yuv4mpegpipe - | invr-enc - out.invr\n"
+    "  invr-enc --preset paper --crop-square --scale 128x128 in.mp4 out.invr",
+)
+@click.argument("input", metavar="IN")
+@click.argument("output", metavar="OUT")
+@click.option("--preset", type=click.Choice(PRESETS), default="fast", show_default=True,
+              help="Speed against quality and size.")
+@click.option("--psnr", type=click.FloatRange(min=1.0, max=100.0), default=None, metavar="DB",
+              help="Target PSNR: train each chunk until it reaches this (or the step cap).")
+@click.option("--qp", type=int, default=None, metavar="N", help="Weight quantiser (larger = smaller, worse).")
+@click.option("--chunk-frames", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Frames per network.")
+@click.option("--frames", type=click.IntRange(min=1), default=None, metavar="N", help="Encode only N frames.")
+@click.option("--seek", type=click.IntRange(min=0), default=0, metavar="N", help="Skip the first N frames.")
+@click.option("--device", default="auto", show_default=True, callback=common.parse_device,
+              metavar="auto|cpu|cuda[:N]", help="Where to train.")
+@click.option("--threads", type=click.IntRange(min=0), default=0, metavar="N",
+              help="CPU threads for training (0 = automatic).")
+@click.option("--variant", type=click.Choice(VARIANTS), default="invr", show_default=True,
+              help="Positional encoding / network family from the paper.")
+@click.option("--enc-dims", callback=_enc_dims, default=None, metavar="LX,LY,LT",
+              help="Encoding frequencies per axis.")
+@click.option("--hidden", type=click.IntRange(min=1), default=None, metavar="N", help="Hidden layer width.")
+@click.option("--layers", type=click.IntRange(min=1), default=None, metavar="N", help="Hidden layers.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, metavar="N", help="Training steps cap per chunk.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--crop-square", is_flag=True, help="Centre-crop the input to a square.")
+@click.option("--scale", callback=_size, default=None, metavar="WxH",
+              help="Resize the input (area filter), e.g. 128x128.")
+@click.option("--progress", "progress_target", default=None, metavar="FILE|-",
+              help="Write key=value progress lines to FILE or stdout ('-'; stderr when OUT is '-').")
+@common.common_options
+def command(**opts: Any) -> int:
+    """Encode IN (a video file, or - for Y4M on stdin) into OUT (.invr, or - for stdout)."""
+    opts["overwrite"] = common.overwrite_policy(opts)
+    return common.execute(TOOL, lambda: _encode(opts))
+
+
+@dataclass
+class _Tracker:
+    """Progress state between the encoder's callbacks."""
+
+    total: int
+    chunk_frames: int
+    status: common.StatusLine | None
+    machine: common.ProgressOutput | None
+    start: float = field(default_factory=time.monotonic)
+    frames_done: float = 0.0
+    last_draw: float = 0.0
+
+    def on_train(self, ev: Any) -> None:
+        steps = max(int(getattr(ev, "steps", 0) or 0), 1)
+        step = int(getattr(ev, "step", 0) or 0)
+        first = int(getattr(ev, "first_frame", 0) or 0)
+        count = int(getattr(ev, "frame_count", 0) or 0)
+        self.frames_done = first + count * min(step, steps) / steps
+        elapsed = time.monotonic() - self.start
+        fps = self.frames_done / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - self.frames_done) / fps if (fps > 0 and self.total) else None
+        psnr = getattr(ev, "psnr", None)
+        chunk = int(getattr(ev, "chunk", 0) or 0)
+        nchunks = math.ceil(self.total / self.chunk_frames) if self.total and self.chunk_frames else 0
+        if self.machine is not None:
+            self.machine.report(
+                {
+                    "chunk": chunk,
+                    "chunks": nchunks,
+                    "first_frame": first,
+                    "frame_count": count,
+                    "step": step,
+                    "steps": steps,
+                    "psnr": f"{psnr:.3f}" if psnr is not None else "nan",
+                    "frames_done": f"{self.frames_done:.2f}",
+                    "total_frames": self.total,
+                    "fps": f"{fps:.3f}",
+                    "elapsed": f"{elapsed:.2f}",
+                    "eta": f"{eta:.1f}" if eta is not None else "nan",
+                },
+                force=step >= steps,
+            )
+        now = time.monotonic()
+        if self.status is not None and (now - self.last_draw >= 0.2 or step >= steps):
+            self.last_draw = now
+            of = f"/{nchunks}" if nchunks else ""
+            tot = f"/{self.total}" if self.total else ""
+            parts = [
+                f"chunk {chunk + 1}{of}",
+                f"frames {self.frames_done:.0f}{tot}",
+                f"step {step}/{steps}",
+                f"PSNR {psnr:.2f} dB" if psnr is not None else "PSNR -",
+                f"{fps:.2f} fps",
+            ]
+            if eta is not None:
+                parts.append(f"ETA {common.format_duration(eta)}")
+            self.status.show("  ".join(parts))
+
+
+def _describe_source(reader: Any) -> None:
+    src = reader.source_info
+    rate = src.frame_rate
+    rate_s = f"{rate.numerator}/{rate.denominator}" if rate.denominator != 1 else str(rate.numerator)
+    count = reader.info.frame_count
+    frames = f"{count} frames" if count else "frame count unknown"
+    log.info(f"{reader.name}: {src.width}x{src.height} {src.pix_fmt} @ {rate_s} fps, {frames}")
+    if (reader.info.width, reader.info.height) != (src.width, src.height):
+        log.info(f"{reader.name}: encoding {reader.info.width}x{reader.info.height} (cropped/scaled)")
+    for other in reader.other_streams:
+        if other.kind == "audio":
+            log.warning(f"{reader.name}: audio stream ignored: INVR stores video only ({other.describe()})")
+        else:
+            log.warning(f"{reader.name}: {other.describe()} ignored: INVR stores video only")
+    for note in reader.notes:
+        (log.warning if "alpha" in note else log.info)(f"{reader.name}: {note}")
+
+
+def _encode(opts: dict[str, Any]) -> int:
+    common.setup_logging(TOOL, opts["verbose"], opts["quiet"], opts["loglevel"])
+    src, dst = opts["input"], opts["output"]
+    stdin_used = src == "-"
+    if src != "-" and dst != "-" and common.same_file(src, dst):
+        raise CliError(f"{dst}: output is the same file as the input")
+    common.check_output(dst, opts["overwrite"], stdin_in_use=stdin_used)
+
+    from ..media import VideoReader
+
+    source = common.open_stdin("pipe a Y4M stream in (ffmpeg -i in.mp4 -f yuv4mpegpipe -)") if stdin_used else src
+    with VideoReader(
+        source,
+        seek=opts["seek"],
+        frames=opts["frames"],
+        crop_square=opts["crop_square"],
+        scale=opts["scale"],
+        name="stdin" if stdin_used else src,
+    ) as reader:
+        _describe_source(reader)
+        return _encode_from(reader, opts)
+
+
+def _encode_from(reader: Any, opts: dict[str, Any]) -> int:
+    import invrcodec
+
+    from ..encoder import Encoder, EncoderConfig
+
+    if opts["threads"]:
+        import torch
+
+        torch.set_num_threads(opts["threads"])
+
+    dst = opts["output"]
+    cfg = EncoderConfig.from_preset(
+        opts["preset"],
+        variant=opts["variant"],
+        psnr=opts["psnr"],
+        qp=opts["qp"],
+        chunk_frames=opts["chunk_frames"],
+        enc_dims=opts["enc_dims"],
+        hidden=opts["hidden"],
+        layers=opts["layers"],
+        steps=opts["steps"],
+        device=opts["device"],
+        seed=opts["seed"],
+    )
+    status = common.status_line(not opts["no_progress"] and logging.getLogger("invrcodec").isEnabledFor(logging.INFO))
+    machine = common.ProgressOutput(opts["progress_target"], stdout_busy=dst == "-") if opts["progress_target"] else None
+    total = reader.expected_frames
+    tracker = _Tracker(total=total, chunk_frames=1, status=status, machine=machine)
+    encoder = Encoder(reader.info, cfg, progress=tracker.on_train)
+    header = encoder.header
+    tracker.chunk_frames = header.representation.chunk_frames
+    settings = getattr(header.metadata, "settings", "")
+    if settings:
+        log.info(f"settings: {settings}")
+    log.debug(f"representation: {header.representation}")
+
+    packets: list[tuple[int, float, int]] = []  # (frame_count, train_psnr, size) per chunk
+
+    def emit(out: Any, pkts: list[Any]) -> None:
+        for pkt in pkts:
+            out.mux(pkt)
+            packets.append((pkt.frame_count, pkt.train_psnr, pkt.size))
+            log.debug(
+                f"chunk {pkt.index}: frames {pkt.first_frame}-{pkt.first_frame + pkt.frame_count - 1}, "
+                f"{pkt.size} bytes, PSNR {pkt.train_psnr:.2f} dB"
+            )
+
+    start = time.monotonic()
+    try:
+        if dst == "-":
+            sink = common.CountingWriter(common.open_stdout())
+            with invrcodec.open(sink, "w", header=header) as out:
+                for frame in reader:
+                    emit(out, encoder.encode(frame))
+                emit(out, encoder.encode(None))
+            sink.flush()
+            size = sink.count
+        else:
+            with common.SafeOutput(dst, opts["overwrite"]) as safe:
+                with invrcodec.open(safe.target, "w", header=header) as out:
+                    for frame in reader:
+                        emit(out, encoder.encode(frame))
+                    emit(out, encoder.encode(None))
+                safe.commit()
+            import os
+
+            size = os.path.getsize(dst)
+    finally:
+        if status is not None:
+            status.clear()
+    elapsed = time.monotonic() - start
+    frames = sum(p[0] for p in packets)
+    if frames == 0:
+        raise CliError(f"{reader.name}: no frames were encoded")
+    if machine is not None:
+        machine.report(
+            {"frames_done": frames, "total_frames": frames, "elapsed": f"{elapsed:.2f}", "bytes": size}, final=True
+        )
+        machine.close()
+    _summary(reader.info, packets, frames, elapsed, size)
+    return 0
+
+
+def _summary(info: Any, packets: list[tuple[int, float, int]], frames: int, elapsed: float, size: int) -> None:
+    duration = frames / float(info.frame_rate) if info.frame_rate else 0.0
+    kbps = size * 8 / duration / 1000 if duration > 0 else 0.0
+    bpp = size * 8 / (frames * info.width * info.height)
+    fps = frames / elapsed if elapsed > 0 else 0.0
+    psnrs = [(n, p) for n, p, _ in packets if p is not None and math.isfinite(p)]
+    log.info(
+        f"encoded {frames} frames in {len(packets)} chunks, {elapsed:.2f} s, {fps:.2f} fps, "
+        f"{size} bytes, {kbps:.2f} kbit/s, {bpp:.4f} bpp"
+    )
+    if psnrs:
+        mean = sum(n * p for n, p in psnrs) / sum(n for n, _ in psnrs)
+        log.info(
+            f"PSNR (RGB) mean {mean:.2f} dB, min {min(p for _, p in psnrs):.2f} dB, "
+            f"max {max(p for _, p in psnrs):.2f} dB (frame-weighted over chunks)"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point of ``invr-enc``."""
+    common.exit_with(common.run_main(command, TOOL, argv))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
