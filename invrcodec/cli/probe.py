@@ -1,0 +1,331 @@
+"""invr-probe: what an .invr file holds, in ffprobe's words (docs: /work/shared/guide/CLI.md).
+
+``invr-probe FILE`` prints a readable summary; ``-of json`` and ``-of default`` print ffprobe's shapes,
+``-show_format`` / ``-show_streams`` pick sections (neither means both) and ``-show_chunks`` adds the chunk
+table. Every chunk's CRC32 is checked, so a damaged file fails here: exit 1 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+from fractions import Fraction
+from typing import Any, BinaryIO
+
+import click
+
+import invrcodec
+from invrcodec.container import InputContainer
+from invrcodec.errors import InvrError
+from invrcodec.types import CoderKind, EncodingKind, IndexEntry, NetworkKind
+
+TOOL = "invr-probe"
+LOG_LEVELS = {
+    "quiet": logging.CRITICAL + 10,
+    "panic": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "verbose": logging.DEBUG,
+    "debug": logging.DEBUG,
+    "trace": logging.DEBUG,
+}
+
+log = logging.getLogger("invrcodec.cli.probe")
+
+# FFmpeg's names for the ITU-T H.273 codes it uses (libavutil/pixdesc.c); unknown codes print as numbers.
+_COLOR_RANGE = {1: "tv", 2: "pc"}
+_COLOR_SPACE = {0: "gbr", 1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "ycgco",
+                9: "bt2020nc", 10: "bt2020c", 11: "smpte2085", 14: "ictcp"}
+_COLOR_PRIMARIES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film",
+                    9: "bt2020", 10: "smpte428", 11: "smpte431", 12: "smpte432", 22: "ebu3213"}
+_COLOR_TRC = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear",
+              9: "log100", 10: "log316", 11: "iec61966-2-4", 12: "bt1361e", 13: "iec61966-2-1",
+              14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084", 17: "smpte428", 18: "arib-std-b67"}
+
+_CODER_NAMES = {CoderKind.DEEPCABAC: "DeepCABAC", CoderKind.RAW_FLOAT32: "raw float32",
+                CoderKind.RAW_FLOAT16: "raw float16"}
+
+
+def _rational(q: Fraction, sep: str = "/") -> str:
+    return f"{q.numerator}{sep}{q.denominator}"
+
+
+def _seconds(q: Fraction) -> str:
+    return f"{float(q):.6f}"
+
+
+def _psnr(v: float) -> float | None:
+    return round(v, 4) if math.isfinite(v) else None
+
+
+def probe(f: InputContainer, filename: str, show_chunks: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """ffprobe's stream and format objects for an opened file whose chunks have all been verified."""
+    h = f.header
+    s, r, k, m = h.stream, h.representation, h.coder, h.metadata
+    index: list[IndexEntry] = f.index
+    size = f.size or 0
+    duration = s.duration
+    stream_bytes = sum(e.size for e in index)
+    bit_rate = str(int(stream_bytes * 8 / duration)) if duration else "0"
+    psnrs = [e.train_psnr for e in index]
+    finite = [p for p in psnrs if math.isfinite(p)]
+    invr: dict[str, Any] = {
+        "format_version": "%d.%d" % f.version,
+        "representation": {
+            "network": r.network.name.lower(),
+            "hidden": r.hidden,
+            "layers": r.layers,
+            "w0": r.w0,
+            "encoding": r.encoding.name.lower(),
+            "lx": r.enc_dims[0],
+            "ly": r.enc_dims[1],
+            "lt": r.enc_dims[2],
+            "sigma": r.sigma,
+            "prepend_coord": r.prepend_coord,
+            "coords": r.coords.name.lower(),
+            "chunk_frames": r.chunk_frames,
+            "parameters": r.parameter_count,
+        },
+        "coder": {
+            "kind": k.kind.name.lower(),
+            "nncodec_version": k.nncodec_version,
+            "qp_density": k.qp_density,
+            "dependent_quantization": k.dependent_quantization,
+            "cabac_unary_length_minus1": k.cabac_unary_length_minus1,
+        },
+        "metadata": {"encoder": m.encoder, "settings": m.settings},
+        "nb_chunks": len(index),
+        "train_psnr": {
+            "mean": _psnr(sum(finite) / len(finite)) if finite else None,
+            "min": _psnr(min(psnrs)) if psnrs else None,
+            "max": _psnr(max(psnrs)) if psnrs else None,
+        },
+    }
+    if show_chunks:
+        invr["chunks"] = [
+            {
+                "index": i,
+                "first_frame": e.first_frame,
+                "frame_count": e.frame_count,
+                "offset": e.offset,
+                "size": e.size,
+                "crc32": f"0x{e.crc32:08x}",
+                "train_psnr": _psnr(e.train_psnr),
+            }
+            for i, e in enumerate(index)
+        ]
+    sar = s.sample_aspect_ratio
+    dar = Fraction(s.width * sar.numerator, s.height * sar.denominator) if sar else Fraction(0)
+    stream: dict[str, Any] = {
+        "index": 0,
+        "codec_name": "invr",
+        "codec_long_name": "INVR (implicit neural video representation)",
+        "codec_type": "video",
+        "width": s.width,
+        "height": s.height,
+        "pix_fmt": s.pix_fmt,
+        "sample_aspect_ratio": _rational(sar, ":"),
+        "display_aspect_ratio": _rational(dar, ":"),
+    }
+    for key, code, names in (
+        ("color_range", s.color_range, _COLOR_RANGE),
+        ("color_space", s.color_space, _COLOR_SPACE),
+        ("color_transfer", s.color_trc, _COLOR_TRC),
+        ("color_primaries", s.color_primaries, _COLOR_PRIMARIES),
+    ):
+        if code in names:
+            stream[key] = names[code]
+    duration_ts = duration / s.time_base
+    stream.update(
+        {
+            "r_frame_rate": _rational(s.frame_rate),
+            "avg_frame_rate": _rational(s.frame_rate),
+            "time_base": _rational(s.time_base),
+            "start_pts": 0,
+            "start_time": _seconds(Fraction(0)),
+            "duration_ts": int(duration_ts),
+            "duration": _seconds(duration),
+            "bit_rate": bit_rate,
+            "nb_frames": str(s.frame_count),
+            "tags": {},
+            "invr": invr,
+        }
+    )
+    fmt: dict[str, Any] = {
+        "filename": filename,
+        "nb_streams": 1,
+        "nb_programs": 0,
+        "format_name": "invr",
+        "format_long_name": "INVR (implicit neural video representation)",
+        "start_time": _seconds(Fraction(0)),
+        "duration": _seconds(duration),
+        "size": str(size),
+        "bit_rate": str(int(size * 8 / duration)) if duration else "0",
+        "probe_score": 100,
+        "tags": {"encoder": m.encoder} if m.encoder else {},
+    }
+    return stream, fmt
+
+
+def _flatten(prefix: str, d: dict[str, Any]) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out += _flatten(f"{prefix}{key}.", value)
+        elif not isinstance(value, list):
+            out.append((f"{prefix}{key}", value))
+    return out
+
+
+def _value(v: Any) -> str:
+    if v is None:
+        return "N/A"
+    if isinstance(v, bool):
+        return str(int(v))
+    return str(v)
+
+
+def render_default(stream: dict[str, Any] | None, fmt: dict[str, Any] | None) -> str:
+    """ffprobe's ``-of default``: ``[SECTION]`` blocks of key=value lines; tags as ``TAG:key``."""
+    lines: list[str] = []
+    if stream is not None:
+        for chunk in stream["invr"].get("chunks", []):
+            lines.append("[CHUNK]")
+            lines += [f"{k}={_value(v)}" for k, v in chunk.items()]
+            lines.append("[/CHUNK]")
+        lines.append("[STREAM]")
+        for key, value in stream.items():
+            if key == "tags":
+                lines += [f"TAG:{k}={_value(v)}" for k, v in value.items()]
+            elif key == "invr":
+                lines += [f"INVR:{k}={_value(v)}" for k, v in _flatten("", value)]
+            else:
+                lines.append(f"{key}={_value(value)}")
+        lines.append("[/STREAM]")
+    if fmt is not None:
+        lines.append("[FORMAT]")
+        for key, value in fmt.items():
+            if key == "tags":
+                lines += [f"TAG:{k}={_value(v)}" for k, v in value.items()]
+            else:
+                lines.append(f"{key}={_value(value)}")
+        lines.append("[/FORMAT]")
+    return "\n".join(lines) + "\n"
+
+
+def _clock(seconds: float) -> str:
+    cs = int(round(seconds * 100))
+    return f"{cs // 360000:02d}:{cs // 6000 % 60:02d}:{cs // 100 % 60:02d}.{cs % 100:02d}"
+
+
+def render_summary(f: InputContainer, stream: dict[str, Any], fmt: dict[str, Any]) -> str:
+    """The readable summary, in the manner of ffprobe's banner."""
+    h = f.header
+    s, r, k, m = h.stream, h.representation, h.coder, h.metadata
+    inv = stream["invr"]
+    fps = float(s.frame_rate)
+    fps_text = f"{fps:.4g}" if s.frame_rate.denominator != 1 else str(s.frame_rate.numerator)
+    if r.network == NetworkKind.SIREN:
+        net = f"SIREN {r.layers}x{r.hidden}, w0={r.w0:g}"
+    else:
+        net = f"{r.network.name} {r.layers}x{r.hidden}"
+    enc = r.encoding.name.lower()
+    if r.encoding != EncodingKind.NONE:
+        enc += f" {r.enc_dims[0]}/{r.enc_dims[1]}/{r.enc_dims[2]} sigma={r.sigma:g}"
+    if r.prepend_coord:
+        enc += " +xyt"
+    coder = _CODER_NAMES.get(k.kind, k.kind.name)
+    if k.kind == CoderKind.DEEPCABAC:
+        coder += (
+            f" (nncodec {k.nncodec_version or '?'}), qp_density {k.qp_density}, "
+            f"dependent quantisation {'on' if k.dependent_quantization else 'off'}"
+        )
+    size = int(fmt["size"])
+    kbps = int(fmt["bit_rate"]) / 1000
+    psnr = inv["train_psnr"]
+    lines = [
+        f"Input #0, invr, from '{fmt['filename']}':",
+        f"  Duration: {_clock(float(s.duration))}, size: {size} bytes, bitrate: {kbps:.1f} kb/s",
+        f"  Format: INVR {inv['format_version']}" + (f", encoder: {m.encoder}" if m.encoder else ""),
+        f"  Stream #0:0: Video: invr ({net}; {enc}), {s.width}x{s.height} "
+        f"[SAR {stream['sample_aspect_ratio']} DAR {stream['display_aspect_ratio']}], "
+        f"source {s.pix_fmt}, {fps_text} fps, {s.frame_count} frames",
+        f"  Weights: {coder}; {r.parameter_count} parameters per chunk",
+        f"  Chunks: {inv['nb_chunks']} of up to {r.chunk_frames} frames"
+        + (
+            f", train PSNR mean {psnr['mean']:.2f} dB (min {psnr['min']:.2f}, max {psnr['max']:.2f})"
+            if psnr["mean"] is not None and psnr["min"] is not None and psnr["max"] is not None
+            else ""
+        ),
+    ]
+    if m.settings:
+        lines.append(f"  Settings: {m.settings}")
+    return "\n".join(lines) + "\n"
+
+
+def _stdin() -> BinaryIO:
+    return sys.stdin.buffer
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("file", metavar="FILE")
+@click.option("-of", "-print_format", "output_format", type=click.Choice(["default", "json"]),
+              default=None, help="Print sections as ffprobe does (default: a readable summary).")
+@click.option("-show_format", "show_format", is_flag=True, help="Show the format section.")
+@click.option("-show_streams", "show_streams", is_flag=True, help="Show the stream section.")
+@click.option("-show_chunks", "show_chunks", is_flag=True,
+              help="Add the chunk table (first frame, frames, offset, size, CRC32, training PSNR).")
+@click.option("-v", "-loglevel", "--loglevel", "loglevel", type=click.Choice(list(LOG_LEVELS)),
+              default="error", show_default=True, help="Messages on stderr; 'debug' adds tracebacks.")
+@click.version_option(invrcodec.__version__, "--version", "-version", prog_name=TOOL,
+                      message="%(prog)s %(version)s")
+def main(file: str, output_format: str | None, show_format: bool, show_streams: bool,
+         show_chunks: bool, loglevel: str) -> None:
+    """Describe the .invr FILE ('-' reads standard input), checking every chunk's CRC32."""
+    level = LOG_LEVELS[loglevel]
+    logging.basicConfig(level=level, format=f"{TOOL}: %(message)s", stream=sys.stderr)
+    logging.getLogger("invrcodec").setLevel(level)
+    try:
+        source: str | BinaryIO = _stdin() if file == "-" else file
+        with invrcodec.open(source) as f:
+            for _ in f.demux():  # verifies every CRC; a pipe is read through to its index
+                pass
+            stream, fmt = probe(f, file, show_chunks)
+            if output_format is None and not (show_format or show_streams or show_chunks):
+                text = render_summary(f, stream, fmt)
+            else:
+                both = not (show_format or show_streams)
+                want_stream = both or show_streams or show_chunks
+                want_format = both or show_format
+                if output_format == "json":
+                    out: dict[str, Any] = {}
+                    if want_stream:
+                        out["streams"] = [stream]
+                    if want_format:
+                        out["format"] = fmt
+                    text = json.dumps(out, indent=4, allow_nan=False) + "\n"
+                else:
+                    text = render_default(stream if want_stream else None, fmt if want_format else None)
+    except (InvrError, OSError) as e:
+        message = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        if level <= logging.DEBUG:
+            log.exception("traceback")
+        if level <= logging.CRITICAL:
+            click.echo(f"{TOOL}: error: {file}: {message}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    try:
+        click.echo(text, nl=False)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away: end quietly, as ffprobe does
+        sys.exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
