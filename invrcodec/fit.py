@@ -183,7 +183,7 @@ def _fit_once(frames: np.ndarray, rep: Representation, recipe: Recipe, device: t
             mse = torch.mean((pred.float() - truth) ** 2)
             loss = mse + recipe.l1 * sum(p.abs().sum() for p in params)
         if not torch.isfinite(loss):
-            raise _Diverged(step, f"loss {float(loss)}")
+            raise _Diverged(step, f"loss {float(loss.detach())}")
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(opt)

@@ -109,7 +109,7 @@ class INVRNet(nn.Module):
         # The sine is taken in float32 even under autocast: w0 * z reaches tens of radians, where float16
         # would lose most of the phase.
         if self.siren:
-            return torch.sin(self.w0 * z.float())
+            return torch.sin(self.w0 * z.to(torch.promote_types(z.dtype, torch.float32)))
         return torch.relu(z)
 
     def axis_tables(self, sizes: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -1,0 +1,179 @@
+"""Encoder and decoder: chunking, weight coding, determinism, bad input, round trips."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import invrcodec
+from invrcodec.decoder import Decoder, build_network, render, render_reference
+from invrcodec.encoder import Encoder, EncoderConfig
+from invrcodec.errors import InvrConfigError, InvrEncodeError, InvrMediaError
+from invrcodec.fit import Recipe, fit_chunk, rgb_psnr
+from invrcodec.presets import PRESETS
+from invrcodec.types import CoderKind, StreamInfo
+from invrcodec.weights import decode_weights, encode_weights, qp_plan
+
+from conftest import SHARED_MEDIA, synthetic_frames
+
+
+def tiny_config(**kw: object) -> EncoderConfig:
+    base: dict[str, object] = dict(hidden=24, layers=2, enc_dims=(6, 6, 3), steps=60, device="cpu")
+    base.update(kw)
+    return EncoderConfig.from_preset("ultrafast", **base)  # type: ignore[arg-type]
+
+
+def encode_all(frames: np.ndarray, cfg: EncoderConfig) -> tuple[Encoder, list[invrcodec.types.Packet]]:
+    t, h, w, _ = frames.shape
+    enc = Encoder(StreamInfo(w, h, t), cfg)
+    packets = [p for f in frames for p in enc.encode(f)]
+    packets += enc.encode(None)
+    return enc, packets
+
+
+@pytest.mark.parametrize(("n", "chunk", "expect"), [(37, 15, [15, 15, 7]), (5, 15, [5]), (1, 15, [1]), (4, 2, [2, 2])])
+def test_constant_size_chunking(n: int, chunk: int, expect: list[int]) -> None:
+    frames = synthetic_frames(12, 10, n)
+    _, packets = encode_all(frames, tiny_config(chunk_frames=chunk, steps=5))
+    assert [p.frame_count for p in packets] == expect
+    assert [p.first_frame for p in packets] == list(np.cumsum([0, *expect[:-1]]))
+    assert [p.index for p in packets] == list(range(len(expect)))
+
+
+@pytest.mark.parametrize(("w", "h"), [(127, 93), (16, 16), (1, 1), (5, 3)])
+def test_round_trip_odd_and_tiny_sizes(tmp_path: Path, w: int, h: int) -> None:
+    frames = synthetic_frames(w, h, 3)
+    enc, packets = encode_all(frames, tiny_config(steps=40))
+    path = tmp_path / "a.invr"
+    with invrcodec.open(path, "w", header=enc.header) as out:
+        for p in packets:
+            out.mux(p)
+    with invrcodec.open(path) as f:
+        decoded = np.stack(list(f.decode()))
+    assert decoded.shape == frames.shape
+    assert rgb_psnr(decoded, frames) == pytest.approx(packets[0].train_psnr, abs=1e-6)
+
+
+def test_round_trip_learns_the_clip() -> None:
+    frames = synthetic_frames(32, 24, 6)
+    _, packets = encode_all(frames, tiny_config(hidden=48, layers=3, steps=300))
+    dec = Decoder(_header_for(frames, tiny_config(hidden=48, layers=3, steps=300)))
+    out = np.concatenate([dec.decode(p) for p in packets])
+    assert rgb_psnr(out, frames) > 25.0
+
+
+def _header_for(frames: np.ndarray, cfg: EncoderConfig) -> invrcodec.types.Header:
+    t, h, w, _ = frames.shape
+    return Encoder(StreamInfo(w, h, t), cfg).header
+
+
+def test_encoding_is_reproducible_and_decoding_deterministic() -> None:
+    frames = synthetic_frames(20, 14, 4)
+    cfg = tiny_config(steps=30, seed=3)
+    enc1, p1 = encode_all(frames, cfg)
+    _, p2 = encode_all(frames, cfg)
+    assert p1 == p2  # same seed, same CPU: same bytes
+    dec = Decoder(enc1.header)
+    a, b = dec.decode(p1[0]), dec.decode(p1[0])
+    assert a.tobytes() == b.tobytes()
+    assert dec.decode(p1[0], 1, 3).tobytes() == a[1:3].tobytes()
+
+
+@pytest.mark.parametrize("kind", [CoderKind.DEEPCABAC, CoderKind.RAW_FLOAT32, CoderKind.RAW_FLOAT16])
+def test_decoder_weights_equal_encoder_reconstruction_bit_for_bit(kind: CoderKind) -> None:
+    cfg = replace(tiny_config(), coder=kind)
+    rep, coder = cfg.representation, cfg.coder_params()
+    torch.manual_seed(0)
+    net = build_network(rep, {n: np.random.default_rng(0).normal(0, 0.05, s).astype(np.float32)
+                              for n, s in rep.tensor_shapes()}, torch.device("cpu"))
+    state = {n: p.detach().numpy() for n, p in net.named_parameters()}
+    plan = qp_plan(cfg.qp, rep) if kind == CoderKind.DEEPCABAC else None
+    tensors, recon = encode_weights(state, rep, coder, plan)
+    decoded = decode_weights(tensors, rep, coder)
+    for name, _ in rep.tensor_shapes():
+        assert decoded[name].dtype == np.float32
+        assert decoded[name].tobytes() == recon[name].tobytes()
+    if kind == CoderKind.RAW_FLOAT32:
+        assert all(decoded[n].tobytes() == state[n].tobytes() for n in state)
+    if kind == CoderKind.DEEPCABAC:
+        assert sum(len(t.data) for t in tensors) < 4 * rep.parameter_count / 3
+
+
+def test_deepcabac_step_sizes_follow_qp() -> None:
+    from invrcodec import deepcabac
+
+    assert deepcabac.step_size(-42, 2) == pytest.approx(6 / 8192)
+    w = np.linspace(-0.02, 0.02, 101, dtype=np.float32)
+    for qp in (-48, -40, -30):
+        levels = deepcabac.quantize(w, qp, 2, False, 10)
+        back = deepcabac.dequantize(levels, qp, 2)
+        assert np.abs(back - w).max() <= deepcabac.step_size(qp, 2) / 2 + 1e-9
+
+
+def test_fast_render_matches_reference_within_one_code_value() -> None:
+    rep = tiny_config().representation
+    torch.manual_seed(2)
+    from invrcodec.model import INVRNet
+
+    net = INVRNet(rep).eval()
+    a, b = render(net, (3, 11, 17)), render_reference(net, (3, 11, 17))
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_diverging_training_is_reported_not_written() -> None:
+    frames = synthetic_frames(8, 8, 2)
+    rep = tiny_config().representation
+    recipe = Recipe(steps=50, lr=1e12, eval_every=10)
+    with pytest.raises(InvrEncodeError, match="diverged"):
+        fit_chunk(frames, rep, recipe, device=torch.device("cpu"), max_retries=1)
+
+
+def test_psnr_target_stops_early() -> None:
+    frames = synthetic_frames(16, 16, 2)
+    rep = tiny_config(hidden=32).representation
+    res = fit_chunk(frames, rep, Recipe(steps=2000, lr=1e-3, batch=512, eval_every=50),
+                    device=torch.device("cpu"), psnr_target=20.0)
+    assert res.psnr >= 20.0 and res.steps < 2000
+
+
+def test_bad_frames_and_settings_are_refused() -> None:
+    enc = Encoder(StreamInfo(8, 6, 1), tiny_config())
+    with pytest.raises(InvrMediaError, match="expected uint8"):
+        enc.encode(np.zeros((6, 8, 4), np.uint8))
+    with pytest.raises(InvrMediaError):
+        enc.encode(np.zeros((6, 8, 3), np.float32))
+    with pytest.raises(InvrConfigError):
+        EncoderConfig.from_preset("warp9")
+    with pytest.raises(InvrConfigError):
+        tiny_config(chunk_frames=0)
+    with pytest.raises(InvrConfigError):
+        tiny_config(device="tpu")
+        Encoder(StreamInfo(8, 6, 1), tiny_config(device="tpu"))
+    with pytest.raises(InvrMediaError):
+        Encoder(StreamInfo(0, 6, 1), tiny_config())
+
+
+def test_paper_preset_is_the_papers_recipe() -> None:
+    paper = PRESETS["paper"]
+    assert (paper.steps, paper.lr, paper.batch, paper.schedule, paper.l1) == (25000, 2e-5, 0, "constant", 1e-6)
+    assert paper.arithmetic == "reference"
+
+
+@pytest.mark.skipif(not (SHARED_MEDIA / "carphone_pristine.mp4").exists(), reason="../shared/media absent")
+def test_real_clip_round_trip(tmp_path: Path) -> None:
+    from invrcodec.media import VideoReader
+
+    with VideoReader(SHARED_MEDIA / "carphone_pristine.mp4", frames=6, crop_square=True, scale=(48, 48)) as r:
+        frames = np.stack(list(r))
+    cfg = EncoderConfig.from_preset("ultrafast", chunk_frames=3, steps=150, device="cpu")
+    enc, packets = encode_all(frames, cfg)
+    with invrcodec.open(tmp_path / "c.invr", "w", header=enc.header) as out:
+        out.mux(packets)
+    with invrcodec.open(tmp_path / "c.invr") as f:
+        out_frames = np.stack(list(f.decode()))
+        assert f.frame_count == 6
+    assert rgb_psnr(out_frames, frames) > 20.0
