@@ -24,7 +24,8 @@ from conftest import SHARED_MEDIA, synthetic_frames
 def tiny_config(**kw: object) -> EncoderConfig:
     base: dict[str, object] = dict(hidden=24, layers=2, enc_dims=(6, 6, 3), steps=60, device="cpu")
     base.update(kw)
-    return EncoderConfig.from_preset("ultrafast", **base)  # type: ignore[arg-type]
+    cfg = EncoderConfig.from_preset("ultrafast", **base)  # type: ignore[arg-type]
+    return replace(cfg, recipe=replace(cfg.recipe, batch=2048))
 
 
 def encode_all(frames: np.ndarray, cfg: EncoderConfig) -> tuple[Encoder, list[invrcodec.types.Packet]]:
@@ -169,7 +170,7 @@ def test_real_clip_round_trip(tmp_path: Path) -> None:
 
     with VideoReader(SHARED_MEDIA / "carphone_pristine.mp4", frames=6, crop_square=True, scale=(48, 48)) as r:
         frames = np.stack(list(r))
-    cfg = EncoderConfig.from_preset("ultrafast", chunk_frames=3, steps=150, device="cpu")
+    cfg = EncoderConfig.from_preset("ultrafast", chunk_frames=3, steps=150, hidden=64, device="cpu")
     enc, packets = encode_all(frames, cfg)
     with invrcodec.open(tmp_path / "c.invr", "w", header=enc.header) as out:
         out.mux(packets)
