@@ -96,7 +96,7 @@ LIMITS: dict[str, int] = {
     "max_layers": 64,
     "max_enc_dim": 4096,  # each of l_x, l_y, l_t
     "max_chunk_frames": 65535,
-    "max_parameters": 1 << 26,  # weights per chunk
+    "max_parameters": 1 << 25,  # weights per chunk (raw float32: 128 MiB, under max_record_length)
 }
 
 # --- the Structs (one per byte table in the spec) -------------------------------------------------------
