@@ -15,8 +15,12 @@ from invrcodec.model import INVRNet, full_encoding, to_rgb8
 from invrcodec.types import Header, Packet, Representation
 from invrcodec.weights import decode_weights
 
-# Pixels per inference tile: bounds activations to about TILE_PIXELS * hidden * 4 bytes per layer.
+# Pixels per tile of render_reference: bounds activations to about TILE_PIXELS * hidden * 4 bytes per layer.
 TILE_PIXELS = 1 << 16
+# Pixels per tile of render (whole rows). Small enough that a tile's two activation buffers
+# (RENDER_TILE_PIXELS * hidden * 4 bytes each) stay near the CPU caches, large enough that each matrix
+# product keeps all cores busy.
+RENDER_TILE_PIXELS = 1 << 13
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -48,23 +52,50 @@ def build_network(rep: Representation, state: dict[str, np.ndarray], device: tor
     return net.to(device).eval()
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def render(net: INVRNet, sizes: tuple[int, int, int], start: int = 0, stop: int | None = None) -> np.ndarray:
-    """Frames ``start..stop`` of a chunk of ``sizes = (T, H, W)`` as uint8 ``(n, H, W, 3)``."""
+    """Frames ``start..stop`` of a chunk of ``sizes = (T, H, W)`` as uint8 ``(n, H, W, 3)``.
+
+    The same arithmetic as :meth:`INVRNet.forward_grid` and :func:`invrcodec.model.to_rgb8`, tile by tile
+    into two preallocated activation buffers: the first layer is a broadcast sum of table rows, every later
+    layer one ``addmm`` into the other buffer, and scaling, sine and code-value rounding run in place.
+    """
     t_n, h, w = sizes
     stop = t_n if stop is None else stop
-    tables = net.axis_tables(sizes)
-    dev = tables[0].device
-    rows = max(1, min(h, TILE_PIXELS // w))
+    tx, ty, tt = net.axis_tables(sizes)
+    dev, hidden = tx.device, tx.shape[1]
+    layers = [(layer.weight.t(), layer.bias) for layer in net.layers[1:]]
+    out_w, out_b = net.out.weight.t(), net.out.bias
+    rows = max(1, min(h, RENDER_TILE_PIXELS // w))
+    cur = torch.empty((rows * w, hidden), device=dev)
+    nxt = torch.empty_like(cur)
+    rgb = torch.empty((rows * w, 3), device=dev)
     out = np.empty((stop - start, h, w, 3), dtype=np.uint8)
-    cols = torch.arange(w, device=dev)[None, :]
+    dst = torch.from_numpy(out)
     for i, t in enumerate(range(start, stop)):
-        t_idx = torch.tensor([t], device=dev)
+        frame_rows = tt[t][None, :] + ty  # (H, hidden): forward_grid's tt[t] + ty[y], before + tx[x]
         for y0 in range(0, h, rows):
-            y_idx = torch.arange(y0, min(h, y0 + rows), device=dev)[None, :]
-            rgb = net.forward_grid(t_idx, y_idx, cols, sizes, tables)[0]
-            out[i, y0:y0 + y_idx.shape[1]] = to_rgb8(rgb).cpu().numpy()
+            r = min(rows, h - y0)
+            n = r * w
+            a, b = cur[:n], nxt[:n]
+            torch.add(frame_rows[y0:y0 + r, None, :], tx[None, :, :], out=a.view(r, w, hidden))
+            _activate_(net, a)
+            for weight_t, bias in layers:
+                torch.addmm(bias, a, weight_t, out=b)
+                _activate_(net, b)
+                a, b = b, a
+            code = torch.addmm(out_b, a, out_w, out=rgb[:n])
+            code.clamp_(-1.0, 1.0).add_(1.0).mul_(127.5).round_()
+            dst[i, y0:y0 + r].copy_(code.view(r, w, 3))
     return out
+
+
+def _activate_(net: INVRNet, z: torch.Tensor) -> None:
+    """:meth:`INVRNet.activation` in place: ``sin(w0 * z)`` for SIREN, ``relu(z)`` otherwise."""
+    if net.siren:
+        z.mul_(net.w0).sin_()
+    else:
+        z.relu_()
 
 
 @torch.no_grad()
