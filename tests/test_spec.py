@@ -1,0 +1,217 @@
+"""spec/invr-format.md and invrcodec/format.py agree: byte tables, identifiers, limits, tags, example dump."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from enum import IntEnum
+from pathlib import Path
+
+import construct as c
+import pytest
+
+from invrcodec import format as fmt
+from invrcodec import types
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = (ROOT / "spec" / "invr-format.md").read_text(encoding="utf-8")
+GOLDEN = ROOT / "samples" / "tiny.invr"
+
+STRUCT_COLUMNS = ["offset", "size", "field", "type", "meaning"]
+REGISTRY_COLUMNS = ["id", "name", "meaning"]
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def tables() -> dict[str, list[tuple[list[str], list[list[str]]]]]:
+    """Every markdown table, under the ``###`` (or ``##``) heading it follows."""
+    out: dict[str, list[tuple[list[str], list[list[str]]]]] = {}
+    heading = ""
+    lines = SPEC.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        m = re.match(r"^#{2,3} (.+)$", line)
+        if m:
+            heading = m.group(1).strip()
+        elif line.startswith("|") and i + 1 < len(lines) and re.match(r"^\|[-| ]+\|$", lines[i + 1].strip()):
+            columns = _cells(line)
+            rows = []
+            i += 2
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append(_cells(lines[i]))
+                i += 1
+            out.setdefault(heading, []).append((columns, rows))
+            continue
+        i += 1
+    return out
+
+
+TABLES = tables()
+STRUCT_NAMES = {id(s): name for name, s in fmt.STRUCTS.items()}
+FORMAT_TYPES = {"<B": "u8", "<H": "u16", "<L": "u32", "<Q": "u64", "<l": "i32", "<d": "f64"}
+
+
+def _field_ref(expr: object) -> str:
+    m = re.fullmatch(r"this\['(\w+)'\]", str(expr))
+    if not m:
+        raise AssertionError(f"unexpected length expression {expr}")
+    return m.group(1)
+
+
+def spec_type(sc: c.Construct) -> str:
+    """The spec's name for the type of a construct field."""
+    if isinstance(sc, c.Renamed):
+        return spec_type(sc.subcon)
+    if isinstance(sc, (c.Const, c.Rebuild)):
+        return spec_type(sc.subcon)
+    if isinstance(sc, c.Checksum):
+        return spec_type(sc.checksumfield)
+    if isinstance(sc, c.FormatField):
+        return FORMAT_TYPES[sc.fmtstr]
+    if isinstance(sc, c.Bytes):
+        return f"bytes[{sc.length}]" if isinstance(sc.length, int) else f"bytes[{_field_ref(sc.length)}]"
+    if isinstance(sc, c.StringEncoded):
+        key = (sc.encoding, sc.subcon.lengthfield.fmtstr)
+        return {("ascii", "<B"): "str8", ("utf8", "<H"): "ustr16"}[key]
+    if isinstance(sc, c.Struct):
+        return STRUCT_NAMES[id(sc)]
+    if isinstance(sc, c.Array):
+        return f"{spec_type(sc.subcon)}[{_field_ref(sc.count)}]"
+    if isinstance(sc, c.GreedyRange):
+        return f"{spec_type(sc.subcon)}[*]"
+    raise AssertionError(f"no spec type for {sc!r}")
+
+
+def _size(sc: c.Construct) -> int | None:
+    try:
+        return int(sc.sizeof())
+    except c.SizeofError:
+        return None
+
+
+def struct_table(name: str) -> list[list[str]]:
+    found = [rows for columns, rows in TABLES.get(name, []) if columns == STRUCT_COLUMNS]
+    assert len(found) == 1, f'spec has no single byte table under "### {name}"'
+    return found[0]
+
+
+def test_every_struct_has_its_table_and_every_table_its_struct() -> None:
+    with_tables = {h for h, ts in TABLES.items() if any(cols == STRUCT_COLUMNS for cols, _ in ts)}
+    assert with_tables == set(fmt.STRUCTS)
+
+
+@pytest.mark.parametrize("name", sorted(fmt.STRUCTS))
+def test_table_matches_struct(name: str) -> None:
+    struct = fmt.STRUCTS[name]
+    rows = struct_table(name)
+    fields = [sc for sc in struct.subcons if sc.name]
+    assert [r[2] for r in rows] == [sc.name for sc in fields], "field names and order"
+    assert [r[3] for r in rows] == [spec_type(sc) for sc in fields], "field types"
+    offset: int | None = 0
+    for row, sc in zip(rows, fields):
+        cell_offset, cell_size = row[0], row[1]
+        assert cell_offset == (str(offset) if offset is not None else "-"), f"offset of {sc.name}"
+        size = _size(sc)
+        assert cell_size == (str(size) if size is not None else "var"), f"size of {sc.name}"
+        offset = offset + size if (offset is not None and size is not None) else None
+    total = _size(struct)
+    if total is not None:
+        assert offset == total
+        section = SPEC.split(f"### {name}\n", 1)[1].split("\n#", 1)[0]
+        stated = re.search(r"Size: (\d+) bytes", section)
+        if stated:
+            assert int(stated.group(1)) == total
+
+
+def test_unnamed_subcons_are_only_terminators() -> None:
+    for name, struct in fmt.STRUCTS.items():
+        for sc in struct.subcons:
+            if not sc.name:
+                assert sc is c.Terminated, name
+
+
+def test_magic_and_fixed_offsets() -> None:
+    row = struct_table("Preamble")[0]
+    spelled = re.search(r"`([0-9A-F ]+)`", row[4])
+    assert spelled and bytes.fromhex(spelled.group(1)) == fmt.MAGIC
+    assert fmt.PREAMBLE.sizeof() == fmt.PREAMBLE_SIZE == 16
+    assert "`frame_count` is at file offset 24 and `duration` at file offset 52" in SPEC
+    assert fmt.FRAME_COUNT_OFFSET == 24
+    stream_rows = struct_table("StreamInfo")
+    assert [r[0] for r in stream_rows if r[2] in ("frame_count", "duration")] == ["8", "36"]
+    assert fmt.TRAILER_SIZE == 20 and fmt.RECORD_OVERHEAD == 12
+
+
+REGISTRIES: dict[str, type[IntEnum]] = {
+    "NetworkKind": types.NetworkKind,
+    "EncodingKind": types.EncodingKind,
+    "CoordConvention": types.CoordConvention,
+    "CoderKind": types.CoderKind,
+}
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRIES))
+def test_identifier_registry(name: str) -> None:
+    found = [rows for columns, rows in TABLES.get(name, []) if columns == REGISTRY_COLUMNS]
+    assert len(found) == 1
+    assert [(int(r[0]), r[1]) for r in found[0]] == [(m.value, m.name) for m in REGISTRIES[name]]
+
+
+def test_limits_table() -> None:
+    rows = [rows for columns, rows in TABLES["Limits"] if columns[0] == "limit"][0]
+    assert {r[0].strip("`"): int(r[1]) for r in rows} == fmt.LIMITS
+
+
+def test_record_tags_table() -> None:
+    rows = [rows for columns, rows in TABLES["Record"] if columns[0] == "tag"][0]
+    spec = {r[0].strip("`").encode(): (bytes.fromhex(r[1].strip("`")), r[2].strip("`")) for r in rows}
+    assert spec == {
+        fmt.TAG_CHUNK: (fmt.TAG_CHUNK, "ChunkBody"),
+        fmt.TAG_INDEX: (fmt.TAG_INDEX, "IndexBody"),
+        fmt.TAG_TRAILER: (fmt.TAG_TRAILER, "TrailerBody"),
+    }
+
+
+def test_version_in_title_matches_the_code() -> None:
+    assert SPEC.splitlines()[0].endswith(f"version {fmt.MAJOR}.{fmt.MINOR}")
+
+
+def _example_block() -> list[str]:
+    m = re.search(r"## Example\n(?:.*\n)*?```text\n((?:.*\n)*?)```", SPEC)
+    assert m, "spec has no example dump"
+    return m.group(1).rstrip("\n").splitlines()
+
+
+def test_example_dump_matches_the_golden_file() -> None:
+    data = GOLDEN.read_bytes()
+    lines = _example_block()
+    covered = 0
+    for line in lines:
+        m = re.match(r"^([0-9a-f]{8})  ((?:[0-9a-f]{2} )*[0-9a-f]{2})( …)?\s", line)
+        assert m, f"unreadable dump line: {line}"
+        offset = int(m.group(1), 16)
+        shown = bytes.fromhex(m.group(2))
+        assert data[offset : offset + len(shown)] == shown, line
+        assert offset == covered, f"gap or overlap before {line}"
+        if m.group(3):
+            nxt = lines[lines.index(line) + 1] if line is not lines[-1] else None
+            covered = int(nxt[:8], 16) if nxt else len(data)
+        else:
+            covered = offset + len(shown)
+    assert covered == len(data)
+
+
+def test_example_dump_is_what_make_golden_prints() -> None:
+    spec = importlib.util.spec_from_file_location("make_golden", ROOT / "samples" / "make_golden.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.dump(GOLDEN.read_bytes()).splitlines() == _example_block()
+
+
+def test_example_prose_matches_the_file() -> None:
+    size = GOLDEN.stat().st_size
+    assert f"`samples/tiny.invr` ({size} bytes)" in SPEC
