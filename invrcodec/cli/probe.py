@@ -267,6 +267,20 @@ def render_summary(f: InputContainer, stream: dict[str, Any], fmt: dict[str, Any
     return "\n".join(lines) + "\n"
 
 
+def _setup_logging(level: int) -> None:
+    """Library logs to the current stderr at ``level`` (replacing a handler of an earlier call)."""
+    logger = logging.getLogger("invrcodec")
+    for h in list(logger.handlers):
+        if getattr(h, "_invr_probe", False):
+            logger.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{TOOL}: %(message)s"))
+    handler._invr_probe = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+
 def _stdin() -> BinaryIO:
     return sys.stdin.buffer
 
@@ -287,8 +301,7 @@ def main(file: str, output_format: str | None, show_format: bool, show_streams: 
          show_chunks: bool, loglevel: str) -> None:
     """Describe the .invr FILE ('-' reads standard input), checking every chunk's CRC32."""
     level = LOG_LEVELS[loglevel]
-    logging.basicConfig(level=level, format=f"{TOOL}: %(message)s", stream=sys.stderr)
-    logging.getLogger("invrcodec").setLevel(level)
+    _setup_logging(level)
     try:
         source: str | BinaryIO = _stdin() if file == "-" else file
         with invrcodec.open(source) as f:
