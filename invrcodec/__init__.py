@@ -4,6 +4,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from invrcodec.container import open  # noqa: E402  (after __version__, which the container may read)
+from invrcodec.container import open
 
 __all__ = ["__version__", "open"]

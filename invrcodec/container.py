@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import builtins
 import os
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from types import TracebackType
-from typing import TYPE_CHECKING, BinaryIO, Iterable, Iterator, Literal, Union, overload
+from typing import TYPE_CHECKING, BinaryIO, Literal, Union, overload
 
 from invrcodec.demuxer import Demuxer
 from invrcodec.errors import InvrError
@@ -27,7 +28,7 @@ from invrcodec.types import Header, IndexEntry, Packet
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["open", "InputContainer", "OutputContainer"]
+__all__ = ["InputContainer", "OutputContainer", "open"]
 
 FileLike = Union[str, "os.PathLike[str]", BinaryIO]
 
@@ -45,7 +46,7 @@ class InputContainer:
         self.name = _name_of(file)
         self._owned: BinaryIO | None = None
         if isinstance(file, (str, os.PathLike)):
-            self._owned = builtins.open(file, "rb")
+            self._owned = builtins.open(file, "rb")  # noqa: SIM115 - closed by close()
             fileobj: BinaryIO = self._owned
         else:
             fileobj = file
@@ -113,7 +114,7 @@ class InputContainer:
             self._owned.close()
             self._owned = None
 
-    def __enter__(self) -> InputContainer:
+    def __enter__(self) -> InputContainer:  # noqa: PYI034 - Python 3.10 has no typing.Self
         return self
 
     def __exit__(
@@ -135,7 +136,7 @@ class OutputContainer:
         self.name = _name_of(file)
         self._owned: BinaryIO | None = None
         if isinstance(file, (str, os.PathLike)):
-            self._owned = builtins.open(file, "wb")
+            self._owned = builtins.open(file, "wb")  # noqa: SIM115 - closed by close()
             fileobj: BinaryIO = self._owned
         else:
             fileobj = file
@@ -190,7 +191,7 @@ class OutputContainer:
             self._owned.close()
             self._owned = None
 
-    def __enter__(self) -> OutputContainer:
+    def __enter__(self) -> OutputContainer:  # noqa: PYI034 - Python 3.10 has no typing.Self
         return self
 
     def __exit__(
@@ -213,9 +214,7 @@ def open(file: FileLike, mode: Literal["r"] = "r", header: None = None) -> Input
 def open(file: FileLike, mode: Literal["w"], header: Header) -> OutputContainer: ...
 
 
-def open(
-    file: FileLike, mode: str = "r", header: Header | None = None
-) -> InputContainer | OutputContainer:
+def open(file: FileLike, mode: str = "r", header: Header | None = None) -> InputContainer | OutputContainer:
     """Open an .invr file (a path or a binary file object) for reading (``"r"``) or writing (``"w"``).
 
     Writing needs the stream's ``header``; reading refuses one. Malformed input raises

@@ -13,7 +13,8 @@ import dataclasses
 import io
 import logging
 import struct
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 from invrcodec import format as fmt
 from invrcodec.errors import (
@@ -140,8 +141,13 @@ class Demuxer:
                 8,
             )
         if pre.minor > fmt.MINOR:
-            log.info("format version %d.%d is newer than %d.%d: unknown extensions are skipped",
-                     pre.major, pre.minor, fmt.MAJOR, fmt.MINOR)
+            log.info(
+                "format version %d.%d is newer than %d.%d: unknown extensions are skipped",
+                pre.major,
+                pre.minor,
+                fmt.MAJOR,
+                fmt.MINOR,
+            )
         limit = fmt.LIMITS["max_header_length"]
         if pre.header_length > limit:
             raise MalformedError(f"header: length {pre.header_length} exceeds {limit}", 12)
@@ -156,9 +162,7 @@ class Demuxer:
         size = self._size if self._size is not None else 0
         smallest_index = fmt.RECORD_OVERHEAD + 4
         if size < self.header_end + smallest_index + fmt.TRAILER_SIZE:
-            raise TruncatedError(
-                f"file ends at byte {size} before its index (truncated or unfinished)", size
-            )
+            raise TruncatedError(f"file ends at byte {size} before its index (truncated or unfinished)", size)
         at = size - fmt.TRAILER_SIZE
         tail = self._read(at, fmt.TRAILER_SIZE, "trailer")
         tag, length = fmt.parse_record_head(tail[: fmt.RECORD_HEAD_SIZE], at, "trailer")
@@ -203,9 +207,7 @@ class Demuxer:
         if packet.index != i:
             raise MalformedError(f"{what}: numbered {packet.index}", offset)
         if packet.first_frame != first_frame:
-            raise MalformedError(
-                f"{what}: first_frame {packet.first_frame}, expected {first_frame}", offset
-            )
+            raise MalformedError(f"{what}: first_frame {packet.first_frame}, expected {first_frame}", offset)
         fmt.check_packet(packet, self.file_header, what, offset)
 
     def demux(self, first_frame: int = 0, frame_count: int | None = None) -> Iterator[Packet]:

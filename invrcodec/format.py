@@ -18,9 +18,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import construct as c
 from construct import this
@@ -42,32 +43,32 @@ from invrcodec.types import (
 )
 
 __all__ = [
+    "LIMITS",
     "MAGIC",
     "MAJOR",
     "MINOR",
-    "LIMITS",
     "STRUCTS",
-    "Preamble",
     "Extension",
+    "Preamble",
     "Record",
-    "crc32",
-    "build_header",
-    "parse_preamble",
-    "verify_header",
-    "parse_header_body",
-    "validate_header",
-    "build_record",
-    "parse_record_head",
-    "check_record_length",
-    "parse_record",
     "build_chunk_body",
-    "parse_chunk_body",
+    "build_header",
     "build_index_body",
-    "parse_index_body",
+    "build_record",
     "build_trailer_body",
-    "parse_trailer_body",
     "check_packet",
+    "check_record_length",
+    "crc32",
+    "parse_chunk_body",
+    "parse_header_body",
+    "parse_index_body",
+    "parse_preamble",
+    "parse_record",
+    "parse_record_head",
+    "parse_trailer_body",
     "patch_frame_count",
+    "validate_header",
+    "verify_header",
 ]
 
 # --- constants (spec "Preamble", "Records", "Limits") ---------------------------------------------------
@@ -116,7 +117,7 @@ PREAMBLE = c.Struct(
 
 
 def _preamble_bytes(ctx: Any) -> bytes:
-    return PREAMBLE.build({"major": ctx.major, "minor": ctx.minor, "header_length": ctx.header_length})
+    return bytes(PREAMBLE.build({"major": ctx.major, "minor": ctx.minor, "header_length": ctx.header_length}))
 
 
 FILE_HEADER = c.Struct(
@@ -308,7 +309,7 @@ def _short(e: BaseException) -> str:
 
 def _build(struct: c.Construct, obj: Any, what: str) -> bytes:
     try:
-        return struct.build(obj)
+        return bytes(struct.build(obj))
     except InvrFormatError:
         raise
     except Exception as e:
@@ -448,9 +449,7 @@ def _header_body_obj(header: Header, extensions: tuple[Extension, ...]) -> dict[
     }
 
 
-def build_header(
-    header: Header, *, minor: int = MINOR, extensions: tuple[Extension, ...] = ()
-) -> bytes:
+def build_header(header: Header, *, minor: int = MINOR, extensions: tuple[Extension, ...] = ()) -> bytes:
     """Preamble, header body and header CRC32 of ``header`` (spec "FileHeader")."""
     validate_header(header)
     for e in extensions:

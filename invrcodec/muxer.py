@@ -124,11 +124,15 @@ class Muxer:
                 self._f.seek(self._base)
                 self._write_at_start(patched)
                 self._f.seek(self._base + self._pos)
-                log.debug("header frame_count patched from %d to %d",
-                          self._header.stream.frame_count, self._frames)
+                log.debug(
+                    "header frame_count patched from %d to %d", self._header.stream.frame_count, self._frames
+                )
             else:
-                log.debug("output not seekable: header keeps frame_count %d, the index says %d",
-                          self._header.stream.frame_count, self._frames)
+                log.debug(
+                    "output not seekable: header keeps frame_count %d, the index says %d",
+                    self._header.stream.frame_count,
+                    self._frames,
+                )
         self._f.flush()
 
     def _write_at_start(self, data: bytes) -> None:

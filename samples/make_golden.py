@@ -67,13 +67,28 @@ def make(out: Path) -> None:
 # --- annotated dump -------------------------------------------------------------------------------------
 
 
-def _walk(struct: Any, stream: io.BytesIO, label: str, rows: list[tuple[int, bytes, str]],
-          data: bytes, ctx: Any = None) -> Any:
+def _walk(
+    struct: Any,
+    stream: io.BytesIO,
+    label: str,
+    rows: list[tuple[int, bytes, str]],
+    data: bytes,
+    ctx: Any = None,
+) -> Any:
     """Parse ``struct`` field by field, appending (offset, bytes, label) for every leaf field."""
     import construct as c
 
-    context = c.Container(_=ctx, _params=c.Container(), _root=None, _parsing=True, _building=False,
-                          _sizing=False, _subcons=None, _io=stream, _index=None)
+    context = c.Container(
+        _=ctx,
+        _params=c.Container(),
+        _root=None,
+        _parsing=True,
+        _building=False,
+        _sizing=False,
+        _subcons=None,
+        _io=stream,
+        _index=None,
+    )
     for sc in struct.subcons:
         if sc is c.Terminated:  # the dump walks one stream through the whole file
             continue
@@ -87,7 +102,7 @@ def _walk(struct: Any, stream: io.BytesIO, label: str, rows: list[tuple[int, byt
             value = [_walk(inner.subcon, stream, f"{name}[{i}]", rows, data, context) for i in range(count)]
         else:
             value = sc._parsereport(stream, context, "(dump)")
-            raw = data[start:stream.tell()]
+            raw = data[start : stream.tell()]
             if raw:
                 if isinstance(value, bytes) and len(value) > 8:
                     shown = f"({len(value)} bytes)"
@@ -110,22 +125,25 @@ def annotate(data: bytes, full_chunks: int = 1) -> list[tuple[int, bytes, str]]:
     _walk(fmt.HEADER_BODY, s, "HeaderBody", rows, data)
     if s.tell() != body_end:
         raise SystemExit("header body length mismatch")
-    rows.append((body_end, data[body_end:body_end + 4], "FileHeader.crc32"))
+    rows.append((body_end, data[body_end : body_end + 4], "FileHeader.crc32"))
     s.seek(body_end + 4)
     chunk = 0
-    bodies = {fmt.TAG_CHUNK: ("ChunkBody", fmt.CHUNK_BODY), fmt.TAG_INDEX: ("IndexBody", fmt.INDEX_BODY),
-              fmt.TAG_TRAILER: ("TrailerBody", fmt.TRAILER_BODY)}
+    bodies = {
+        fmt.TAG_CHUNK: ("ChunkBody", fmt.CHUNK_BODY),
+        fmt.TAG_INDEX: ("IndexBody", fmt.INDEX_BODY),
+        fmt.TAG_TRAILER: ("TrailerBody", fmt.TRAILER_BODY),
+    }
     while s.tell() < len(data):
         head = _walk(fmt.RECORD_HEAD, s, "Record", rows, data)
         name, struct = bodies[head.tag]
         end = s.tell() + head.length
         if head.tag == fmt.TAG_CHUNK and chunk >= full_chunks:
-            rows.append((s.tell(), data[s.tell():end], f"{name} of chunk {chunk} ({head.length} bytes)"))
+            rows.append((s.tell(), data[s.tell() : end], f"{name} of chunk {chunk} ({head.length} bytes)"))
             s.seek(end)
         else:
             _walk(struct, s, name, rows, data)
         chunk += head.tag == fmt.TAG_CHUNK
-        rows.append((end, data[end:end + 4], "Record.crc32"))
+        rows.append((end, data[end : end + 4], "Record.crc32"))
         s.seek(end + 4)
     return rows
 

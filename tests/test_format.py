@@ -62,7 +62,11 @@ def packet(i: int, first: int, n: int, header: Header = HEADER, size: int = 17) 
     tensors = []
     for j, (_, shape) in enumerate(shapes):
         length = per * math.prod(shape) if per else size + j
-        tensors.append(CodedTensor(qp=-40 + j if per is None else 0, data=bytes((i * 7 + j + k) % 256 for k in range(length))))
+        tensors.append(
+            CodedTensor(
+                qp=-40 + j if per is None else 0, data=bytes((i * 7 + j + k) % 256 for k in range(length))
+            )
+        )
     return Packet(i, first, n, tuple(tensors), 30.25 + i / 3)
 
 
@@ -193,24 +197,55 @@ STRUCT_OBJECTS = {
     "Preamble": {"major": 1, "minor": 7, "header_length": 1234},
     "FileHeader": {"major": 1, "minor": 0, "body": b"body bytes"},
     "StreamInfo": {
-        "width": 1920, "height": 1080, "frame_count": 250, "frame_rate_num": 25, "frame_rate_den": 1,
-        "time_base_num": 1, "time_base_den": 90000, "sar_num": 1, "sar_den": 1, "duration": 900000,
-        "color_range": 1, "color_space": 1, "color_primaries": 1, "color_trc": 1, "pix_fmt": "yuv420p10le",
+        "width": 1920,
+        "height": 1080,
+        "frame_count": 250,
+        "frame_rate_num": 25,
+        "frame_rate_den": 1,
+        "time_base_num": 1,
+        "time_base_den": 90000,
+        "sar_num": 1,
+        "sar_den": 1,
+        "duration": 900000,
+        "color_range": 1,
+        "color_space": 1,
+        "color_primaries": 1,
+        "color_trc": 1,
+        "pix_fmt": "yuv420p10le",
     },
     "Representation": {
-        "network": 1, "encoding": 2, "coords": 1, "prepend_coord": 0, "hidden": 128, "layers": 4, "lx": 64,
-        "ly": 64, "lt": 32, "chunk_frames": 15, "w0": 30.0, "sigma": 0.003,
+        "network": 1,
+        "encoding": 2,
+        "coords": 1,
+        "prepend_coord": 0,
+        "hidden": 128,
+        "layers": 4,
+        "lx": 64,
+        "ly": 64,
+        "lt": 32,
+        "chunk_frames": 15,
+        "w0": 30.0,
+        "sigma": 0.003,
     },
     "CoderParams": {
-        "kind": 1, "qp_density": 2, "dependent_quantization": 1, "cabac_unary_length_minus1": 10,
+        "kind": 1,
+        "qp_density": 2,
+        "dependent_quantization": 1,
+        "cabac_unary_length_minus1": 10,
         "nncodec_version": "2.1.3",
     },
     "Metadata": {"encoder": "invrcodec 0.1.0", "settings": "preset=medium ünïcode=✓"},
     "Extension": {"tag": b"ABCD", "value": b"\x00" * 5},
     "Record": {"tag": b"CHNK", "body": b"\x01\x02\x03"},
     "CodedTensor": {"qp": -44, "data": b"\xff" * 9},
-    "IndexEntry": {"first_frame": 15, "frame_count": 15, "offset": 1 << 40, "size": 999, "crc32": 0xDEADBEEF,
-                   "train_psnr": 31.5},
+    "IndexEntry": {
+        "first_frame": 15,
+        "frame_count": 15,
+        "offset": 1 << 40,
+        "size": 999,
+        "crc32": 0xDEADBEEF,
+        "train_psnr": 31.5,
+    },
     "TrailerBody": {"index_offset": 123456},
 }
 
@@ -234,8 +269,14 @@ def test_parse_build_nested_objects() -> None:
     parsed = _strip(fmt.HEADER_BODY.parse(fmt.HEADER_BODY.build(body)))
     parsed["extensions"] = [{"tag": e["tag"], "value": e["value"]} for e in parsed["extensions"]]  # type: ignore[index]
     assert parsed == body
-    chunk = {"index": 3, "first_frame": 45, "frame_count": 15, "train_psnr": float("inf"),
-             "tensors": [{"qp": -40, "data": b"ab"}, {"qp": 2, "data": b""}], "extensions": []}
+    chunk = {
+        "index": 3,
+        "first_frame": 45,
+        "frame_count": 15,
+        "train_psnr": float("inf"),
+        "tensors": [{"qp": -40, "data": b"ab"}, {"qp": 2, "data": b""}],
+        "extensions": [],
+    }
     parsed = _strip(fmt.CHUNK_BODY.parse(fmt.CHUNK_BODY.build(chunk)))
     parsed["tensors"] = [{"qp": t["qp"], "data": t["data"]} for t in parsed["tensors"]]  # type: ignore[index]
     assert parsed == {**chunk, "tensor_count": 2}
@@ -315,9 +356,13 @@ def test_header_view_round_trip(header: Header) -> None:
     first=st.integers(0, 2**32 - 1),
     count=st.integers(1, 2**32 - 1),
     psnr=st.floats(allow_nan=False),
-    tensors=st.lists(st.builds(CodedTensor, st.integers(-(2**31), 2**31 - 1), st.binary(max_size=40)), max_size=12),
+    tensors=st.lists(
+        st.builds(CodedTensor, st.integers(-(2**31), 2**31 - 1), st.binary(max_size=40)), max_size=12
+    ),
 )
-def test_packet_view_round_trip(index: int, first: int, count: int, psnr: float, tensors: list[CodedTensor]) -> None:
+def test_packet_view_round_trip(
+    index: int, first: int, count: int, psnr: float, tensors: list[CodedTensor]
+) -> None:
     p = Packet(index, first, count, tuple(tensors), psnr)
     body = fmt.build_chunk_body(p)
     assert fmt.parse_chunk_body(body, "chunk", 0) == p
@@ -327,8 +372,15 @@ def test_packet_view_round_trip(index: int, first: int, count: int, psnr: float,
 @settings(max_examples=100, deadline=None)
 @given(
     st.lists(
-        st.builds(IndexEntry, st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.integers(0, 2**64 - 1),
-                  st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.floats(allow_nan=False)),
+        st.builds(
+            IndexEntry,
+            st.integers(0, 2**32 - 1),
+            st.integers(0, 2**32 - 1),
+            st.integers(0, 2**64 - 1),
+            st.integers(0, 2**32 - 1),
+            st.integers(0, 2**32 - 1),
+            st.floats(allow_nan=False),
+        ),
         max_size=20,
     )
 )
@@ -357,9 +409,14 @@ def test_header_values_outside_the_spec_are_refused() -> None:
 def test_unknown_ids_and_bad_flags_are_malformed() -> None:
     body = bytearray(fmt.build_header(HEADER)[16:-4])
     rep_at = 48 + 1 + len(HEADER.stream.pix_fmt)
-    for offset, value, word in ((rep_at, 9, "network"), (rep_at + 1, 7, "encoding"), (rep_at + 2, 0, "coords"),
-                                (rep_at + 3, 2, "prepend_coord"), (rep_at + 36, 0, "coder"),
-                                (rep_at + 38, 5, "dependent_quantization")):
+    for offset, value, word in (
+        (rep_at, 9, "network"),
+        (rep_at + 1, 7, "encoding"),
+        (rep_at + 2, 0, "coords"),
+        (rep_at + 3, 2, "prepend_coord"),
+        (rep_at + 36, 0, "coder"),
+        (rep_at + 38, 5, "dependent_quantization"),
+    ):
         b = bytearray(body)
         b[offset] = value
         with pytest.raises(MalformedError, match=word):
@@ -377,7 +434,9 @@ def test_round_trip_seekable_patches_frame_count() -> None:
     with invrcodec.open(io.BytesIO(data)) as f:
         assert f.version == (1, 0)
         assert f.size == len(data)
-        assert f.header == dataclasses.replace(HEADER, stream=dataclasses.replace(HEADER.stream, frame_count=11))
+        assert f.header == dataclasses.replace(
+            HEADER, stream=dataclasses.replace(HEADER.stream, frame_count=11)
+        )
         assert list(f.demux()) == pkts
         assert [(e.first_frame, e.frame_count) for e in f.index] == [(0, 3), (3, 3), (6, 3), (9, 2)]
         assert [e.train_psnr for e in f.index] == [p.train_psnr for p in pkts]
@@ -397,7 +456,8 @@ def test_pipe_writer_keeps_unknown_count_and_readers_report_the_truth() -> None:
     assert data[fmt.FRAME_COUNT_OFFSET : fmt.FRAME_COUNT_OFFSET + 4] == b"\0\0\0\0"
     seekable = write(pkts)
     header_end = len(fmt.build_header(HEADER))
-    assert len(seekable) == len(data) and seekable[header_end:] == data[header_end:]  # only the header differs
+    # only the header differs
+    assert len(seekable) == len(data) and seekable[header_end:] == data[header_end:]
     with invrcodec.open(io.BytesIO(data)) as f:
         assert f.header.stream.frame_count == 7
         assert list(f.demux()) == pkts
@@ -435,8 +495,10 @@ def test_random_access_reads_only_header_index_and_needed_chunks() -> None:
         got = list(container.demux(13, 4))  # frames 13..16: chunks 4 (12-14) and 5 (15-17)
     assert [p.index for p in got] == [4, 5]
     read = sorted(f.ranges)
-    assert read == [(index[4].offset, index[4].offset + index[4].size),
-                    (index[5].offset, index[5].offset + index[5].size)]
+    assert read == [
+        (index[4].offset, index[4].offset + index[4].size),
+        (index[5].offset, index[5].offset + index[5].size),
+    ]
     header_end = index[0].offset
     index_start = index[-1].offset + index[-1].size
     for start, end in opened:
@@ -501,10 +563,9 @@ def test_empty_stream() -> None:
 
 def test_exception_in_with_block_leaves_an_unfinished_file() -> None:
     buf = io.BytesIO()
-    with pytest.raises(RuntimeError):
-        with invrcodec.open(buf, "w", header=HEADER) as out:
-            out.mux(packet(0, 0, 3))
-            raise RuntimeError("encoder died")
+    with pytest.raises(RuntimeError), invrcodec.open(buf, "w", header=HEADER) as out:
+        out.mux(packet(0, 0, 3))
+        raise RuntimeError("encoder died")
     with pytest.raises(TruncatedError, match="truncated or unfinished"):
         invrcodec.open(io.BytesIO(buf.getvalue()))
 
@@ -531,8 +592,14 @@ def test_raw_length_checked_by_the_demuxer() -> None:
         list(f.demux())
 
 
-def _forge(header: Header, records: list[bytes], pkts: list[Packet], *, minor: int = 0,
-           extensions: tuple[fmt.Extension, ...] = ()) -> bytes:
+def _forge(
+    header: Header,
+    records: list[bytes],
+    pkts: list[Packet],
+    *,
+    minor: int = 0,
+    extensions: tuple[fmt.Extension, ...] = (),
+) -> bytes:
     """A file made of the given records, with a consistent index of the CHNK records among them."""
     head = fmt.build_header(header, minor=minor, extensions=extensions)
     pos = len(head)
@@ -541,8 +608,16 @@ def _forge(header: Header, records: list[bytes], pkts: list[Packet], *, minor: i
         if rec[:4] == fmt.TAG_CHUNK:
             p = pkts[k]
             k += 1
-            entries.append(IndexEntry(p.first_frame, p.frame_count, pos, len(rec),
-                                      int.from_bytes(rec[-4:], "little"), p.train_psnr))
+            entries.append(
+                IndexEntry(
+                    p.first_frame,
+                    p.frame_count,
+                    pos,
+                    len(rec),
+                    int.from_bytes(rec[-4:], "little"),
+                    p.train_psnr,
+                )
+            )
         out.append(rec)
         pos += len(rec)
     out.append(fmt.build_record(fmt.TAG_INDEX, fmt.build_index_body(entries)))
@@ -637,15 +712,23 @@ def test_index_that_disagrees_with_the_chunks() -> None:
 
     def with_index(entries: list[IndexEntry]) -> bytes:
         pos = len(header) + len(chunks)
-        return (header + chunks + fmt.build_record(fmt.TAG_INDEX, fmt.build_index_body(entries))
-                + fmt.build_record(fmt.TAG_TRAILER, fmt.build_trailer_body(pos)))
+        return (
+            header
+            + chunks
+            + fmt.build_record(fmt.TAG_INDEX, fmt.build_index_body(entries))
+            + fmt.build_record(fmt.TAG_TRAILER, fmt.build_trailer_body(pos))
+        )
 
-    with invrcodec.open(io.BytesIO(with_index(bad_entries))) as f:
-        with pytest.raises(ChecksumError, match="chunk 1: checksum does not match the index"):
-            list(f.demux())
-    with pytest.raises(MalformedError, match="does not match the chunks"):
-        with invrcodec.open(io.BufferedReader(PipeReader(with_index(bad_entries)))) as f:
-            list(f.demux())
+    with (
+        invrcodec.open(io.BytesIO(with_index(bad_entries))) as f,
+        pytest.raises(ChecksumError, match="chunk 1: checksum does not match the index"),
+    ):
+        list(f.demux())
+    with (
+        pytest.raises(MalformedError, match="does not match the chunks"),
+        invrcodec.open(io.BufferedReader(PipeReader(with_index(bad_entries)))) as f,
+    ):
+        list(f.demux())
     swapped = [index[1], index[0]]
     with pytest.raises(MalformedError, match="first_frame"):
         invrcodec.open(io.BytesIO(with_index(swapped)))
@@ -704,14 +787,17 @@ def test_golden_file_reads_to_its_exact_header() -> None:
             assert h.metadata.settings.startswith("preset=ultrafast network=siren hidden=16 layers=2")
             assert [(e.first_frame, e.frame_count) for e in f.index] == [(0, 2), (2, 2)]
             assert f.size == len(data) == 2271
-    assert [(p.index, p.first_frame, p.frame_count, len(p.tensors)) for p in pkts] == [(0, 0, 2, 6), (1, 2, 2, 6)]
+    assert [(p.index, p.first_frame, p.frame_count, len(p.tensors)) for p in pkts] == [
+        (0, 0, 2, 6),
+        (1, 2, 2, 6),
+    ]
     assert all(20 < p.train_psnr < 60 for p in pkts)
 
 
 def test_golden_file_decodes() -> None:
     pytest.importorskip("torch")
     try:
-        import invrcodec.decoder  # noqa: F401
+        import invrcodec.decoder
         from invrcodec import deepcabac
 
         deepcabac._lib()

@@ -90,7 +90,8 @@ def test_every_bit_of_header_index_and_trailer(pipe: bool) -> None:
         index = f.index
     header_end = index[0].offset
     index_start = index[-1].offset + index[-1].size
-    chunk_heads = [range(e.offset, e.offset + 8 + 24 + 8) for e in index]  # framing, fields, first tensor head
+    # each chunk's framing, fixed fields and first tensor head
+    chunk_heads = [range(e.offset, e.offset + 8 + 24 + 8) for e in index]
     bytes_ = [*range(header_end), *range(index_start, len(GOLDEN))]
     bytes_ += [i for r in chunk_heads for i in r]
     for byte in bytes_:
@@ -189,8 +190,7 @@ def test_a_corrupt_chunk_never_reaches_the_decoder(monkeypatch: pytest.MonkeyPat
         second = f.index[1]
     bad = flip(GOLDEN, (second.offset + second.size - 40) * 8)  # inside chunk 1's last tensor
     with invrcodec.open(io.BytesIO(bad)) as f:
-        frames = []
+        frames: list[np.ndarray] = []
         with pytest.raises(ChecksumError, match="chunk 1: checksum mismatch"):
-            for frame in f.decode():
-                frames.append(frame)
+            frames.extend(f.decode())
     assert seen == [0] and len(frames) == 2

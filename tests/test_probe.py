@@ -29,8 +29,13 @@ def probe(*args: str, input: bytes | None = None) -> tuple[int, str, str]:
 
 def probe_pipe(*args: str, input: bytes) -> subprocess.CompletedProcess[bytes]:
     """A real process reading a real (non-seekable) pipe on stdin."""
-    return subprocess.run([sys.executable, "-m", "invrcodec.cli.probe", *args], input=input,
-                          capture_output=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "invrcodec.cli.probe", *args],
+        input=input,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def index() -> list[IndexEntry]:
@@ -84,8 +89,13 @@ def test_json_is_ffprobe_shaped() -> None:
     assert inv["representation"]["hidden"] == 16 and inv["representation"]["layers"] == 2
     assert inv["representation"]["network"] == "siren" and inv["representation"]["encoding"] == "sinusoidal"
     assert [inv["representation"][k] for k in ("lx", "ly", "lt")] == [4, 4, 2]
-    assert inv["coder"] == {"kind": "deepcabac", "nncodec_version": "2.1.3", "qp_density": 2,
-                            "dependent_quantization": False, "cabac_unary_length_minus1": 10}
+    assert inv["coder"] == {
+        "kind": "deepcabac",
+        "nncodec_version": "2.1.3",
+        "qp_density": 2,
+        "dependent_quantization": False,
+        "cabac_unary_length_minus1": 10,
+    }
     assert inv["metadata"]["encoder"] == "invrcodec 0.1.0"
     assert inv["metadata"]["settings"].startswith("preset=ultrafast")
     assert inv["nb_chunks"] == 2
@@ -97,16 +107,27 @@ def test_show_chunks() -> None:
     assert code == 0
     chunks = json.loads(out)["streams"][0]["invr"]["chunks"]
     assert chunks == [
-        {"index": i, "first_frame": e.first_frame, "frame_count": e.frame_count, "offset": e.offset,
-         "size": e.size, "crc32": f"0x{e.crc32:08x}", "train_psnr": round(e.train_psnr, 4)}
+        {
+            "index": i,
+            "first_frame": e.first_frame,
+            "frame_count": e.frame_count,
+            "offset": e.offset,
+            "size": e.size,
+            "crc32": f"0x{e.crc32:08x}",
+            "train_psnr": round(e.train_psnr, 4),
+        }
         for i, e in enumerate(index())
     ]
 
 
 @pytest.mark.parametrize(
     ("flags", "sections"),
-    [([], ["streams", "format"]), (["-show_format"], ["format"]), (["-show_streams"], ["streams"]),
-     (["-show_format", "-show_streams"], ["streams", "format"])],
+    [
+        ([], ["streams", "format"]),
+        (["-show_format"], ["format"]),
+        (["-show_streams"], ["streams"]),
+        (["-show_format", "-show_streams"], ["streams", "format"]),
+    ],
 )
 def test_section_selection(flags: list[str], sections: list[str]) -> None:
     code, out, _ = probe("-of", "json", *flags, str(GOLDEN))
@@ -118,7 +139,11 @@ def test_default_writer() -> None:
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == "[FORMAT]" and lines[-1] == "[/FORMAT]"
-    assert "format_name=invr" in lines and f"size={len(DATA)}" in lines and "TAG:encoder=invrcodec 0.1.0" in lines
+    assert (
+        "format_name=invr" in lines
+        and f"size={len(DATA)}" in lines
+        and "TAG:encoder=invrcodec 0.1.0" in lines
+    )
     code, out, _ = probe("-of", "default", "-show_chunks", str(GOLDEN))
     assert code == 0
     assert out.count("[CHUNK]") == 2 and out.count("[STREAM]") == 1 and out.count("[FORMAT]") == 1
@@ -199,8 +224,12 @@ def test_truncations_exit_1(tmp_path: Path) -> None:
         _one_line_error(DATA[:n], tmp_path)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
-          database=None)
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    database=None,
+)
 @given(bit=st.integers(0, len(DATA) * 8 - 1))
 def test_bit_flips_exit_1(bit: int, tmp_path: Path) -> None:
     data = bytearray(DATA)

@@ -161,12 +161,12 @@ def test_identifier_registry(name: str) -> None:
 
 
 def test_limits_table() -> None:
-    rows = [rows for columns, rows in TABLES["Limits"] if columns[0] == "limit"][0]
+    rows = next(rows for columns, rows in TABLES["Limits"] if columns[0] == "limit")
     assert {r[0].strip("`"): int(r[1]) for r in rows} == fmt.LIMITS
 
 
 def test_record_tags_table() -> None:
-    rows = [rows for columns, rows in TABLES["Record"] if columns[0] == "tag"][0]
+    rows = next(rows for columns, rows in TABLES["Record"] if columns[0] == "tag")
     spec = {r[0].strip("`").encode(): (bytes.fromhex(r[1].strip("`")), r[2].strip("`")) for r in rows}
     assert spec == {
         fmt.TAG_CHUNK: (fmt.TAG_CHUNK, "ChunkBody"),

@@ -38,16 +38,56 @@ log = logging.getLogger("invrcodec.cli.probe")
 
 # FFmpeg's names for the ITU-T H.273 codes it uses (libavutil/pixdesc.c); unknown codes print as numbers.
 _COLOR_RANGE = {1: "tv", 2: "pc"}
-_COLOR_SPACE = {0: "gbr", 1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "ycgco",
-                9: "bt2020nc", 10: "bt2020c", 11: "smpte2085", 14: "ictcp"}
-_COLOR_PRIMARIES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film",
-                    9: "bt2020", 10: "smpte428", 11: "smpte431", 12: "smpte432", 22: "ebu3213"}
-_COLOR_TRC = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear",
-              9: "log100", 10: "log316", 11: "iec61966-2-4", 12: "bt1361e", 13: "iec61966-2-1",
-              14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084", 17: "smpte428", 18: "arib-std-b67"}
+_COLOR_SPACE = {
+    0: "gbr",
+    1: "bt709",
+    4: "fcc",
+    5: "bt470bg",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "ycgco",
+    9: "bt2020nc",
+    10: "bt2020c",
+    11: "smpte2085",
+    14: "ictcp",
+}
+_COLOR_PRIMARIES = {
+    1: "bt709",
+    4: "bt470m",
+    5: "bt470bg",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "film",
+    9: "bt2020",
+    10: "smpte428",
+    11: "smpte431",
+    12: "smpte432",
+    22: "ebu3213",
+}
+_COLOR_TRC = {
+    1: "bt709",
+    4: "gamma22",
+    5: "gamma28",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "linear",
+    9: "log100",
+    10: "log316",
+    11: "iec61966-2-4",
+    12: "bt1361e",
+    13: "iec61966-2-1",
+    14: "bt2020-10",
+    15: "bt2020-12",
+    16: "smpte2084",
+    17: "smpte428",
+    18: "arib-std-b67",
+}
 
-_CODER_NAMES = {CoderKind.DEEPCABAC: "DeepCABAC", CoderKind.RAW_FLOAT32: "raw float32",
-                CoderKind.RAW_FLOAT16: "raw float16"}
+_CODER_NAMES = {
+    CoderKind.DEEPCABAC: "DeepCABAC",
+    CoderKind.RAW_FLOAT32: "raw float32",
+    CoderKind.RAW_FLOAT16: "raw float16",
+}
 
 
 def _rational(q: Fraction, sep: str = "/") -> str:
@@ -74,7 +114,7 @@ def probe(f: InputContainer, filename: str, show_chunks: bool) -> tuple[dict[str
     psnrs = [e.train_psnr for e in index]
     finite = [p for p in psnrs if math.isfinite(p)]
     invr: dict[str, Any] = {
-        "format_version": "%d.%d" % f.version,
+        "format_version": f"{f.version[0]}.{f.version[1]}",
         "representation": {
             "network": r.network.name.lower(),
             "hidden": r.hidden,
@@ -218,7 +258,7 @@ def render_default(stream: dict[str, Any] | None, fmt: dict[str, Any] | None) ->
 
 
 def _clock(seconds: float) -> str:
-    cs = int(round(seconds * 100))
+    cs = round(seconds * 100)
     return f"{cs // 360000:02d}:{cs // 6000 % 60:02d}:{cs // 100 % 60:02d}.{cs % 100:02d}"
 
 
@@ -251,9 +291,11 @@ def render_summary(f: InputContainer, stream: dict[str, Any], fmt: dict[str, Any
         f"Input #0, invr, from '{fmt['filename']}':",
         f"  Duration: {_clock(float(s.duration))}, size: {size} bytes, bitrate: {kbps:.1f} kb/s",
         f"  Format: INVR {inv['format_version']}" + (f", encoder: {m.encoder}" if m.encoder else ""),
-        f"  Stream #0:0: Video: invr ({net}; {enc}), {s.width}x{s.height} "
-        f"[SAR {stream['sample_aspect_ratio']} DAR {stream['display_aspect_ratio']}], "
-        f"source {s.pix_fmt}, {fps_text} fps, {s.frame_count} frames",
+        (
+            f"  Stream #0:0: Video: invr ({net}; {enc}), {s.width}x{s.height} "
+            f"[SAR {stream['sample_aspect_ratio']} DAR {stream['display_aspect_ratio']}], "
+            f"source {s.pix_fmt}, {fps_text} fps, {s.frame_count} frames"
+        ),
         f"  Weights: {coder}; {r.parameter_count} parameters per chunk",
         f"  Chunks: {inv['nb_chunks']} of up to {r.chunk_frames} frames"
         + (
@@ -287,18 +329,43 @@ def _stdin() -> BinaryIO:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("file", metavar="FILE")
-@click.option("-of", "-print_format", "output_format", type=click.Choice(["default", "json"]),
-              default=None, help="Print sections as ffprobe does (default: a readable summary).")
+@click.option(
+    "-of",
+    "-print_format",
+    "output_format",
+    type=click.Choice(["default", "json"]),
+    default=None,
+    help="Print sections as ffprobe does (default: a readable summary).",
+)
 @click.option("-show_format", "show_format", is_flag=True, help="Show the format section.")
 @click.option("-show_streams", "show_streams", is_flag=True, help="Show the stream section.")
-@click.option("-show_chunks", "show_chunks", is_flag=True,
-              help="Add the chunk table (first frame, frames, offset, size, CRC32, training PSNR).")
-@click.option("-v", "-loglevel", "--loglevel", "loglevel", type=click.Choice(list(LOG_LEVELS)),
-              default="error", show_default=True, help="Messages on stderr; 'debug' adds tracebacks.")
-@click.version_option(invrcodec.__version__, "--version", "-version", prog_name=TOOL,
-                      message="%(prog)s %(version)s")
-def main(file: str, output_format: str | None, show_format: bool, show_streams: bool,
-         show_chunks: bool, loglevel: str) -> None:
+@click.option(
+    "-show_chunks",
+    "show_chunks",
+    is_flag=True,
+    help="Add the chunk table (first frame, frames, offset, size, CRC32, training PSNR).",
+)
+@click.option(
+    "-v",
+    "-loglevel",
+    "--loglevel",
+    "loglevel",
+    type=click.Choice(list(LOG_LEVELS)),
+    default="error",
+    show_default=True,
+    help="Messages on stderr; 'debug' adds tracebacks.",
+)
+@click.version_option(
+    invrcodec.__version__, "--version", "-version", prog_name=TOOL, message="%(prog)s %(version)s"
+)
+def main(
+    file: str,
+    output_format: str | None,
+    show_format: bool,
+    show_streams: bool,
+    show_chunks: bool,
+    loglevel: str,
+) -> None:
     """Describe the .invr FILE ('-' reads standard input), checking every chunk's CRC32."""
     level = LOG_LEVELS[loglevel]
     _setup_logging(level)
