@@ -257,3 +257,15 @@ def test_empty_stream_probe() -> None:
     doc = json.loads(out)
     assert doc["streams"][0]["nb_frames"] == "0" and doc["format"]["bit_rate"] == "0"
     assert probe("-", input=buf.getvalue())[0] == 0
+
+
+def test_reader_closing_the_pipe_ends_quietly() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invrcodec.cli.probe", "-of", "default", "-show_chunks", str(GOLDEN)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    assert proc.wait(timeout=120) in (0, 141)  # 0 when everything fitted in the pipe before it closed
+    assert proc.stderr.read() == b""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import sys
 from fractions import Fraction
 from typing import Any, BinaryIO
@@ -22,6 +23,7 @@ from invrcodec.errors import InvrError
 from invrcodec.types import CoderKind, EncodingKind, IndexEntry, NetworkKind
 
 TOOL = "invr-probe"
+EXIT_PIPE = 141  # what a shell reports for a process ended by SIGPIPE
 LOG_LEVELS = {
     "quiet": logging.CRITICAL + 10,
     "panic": logging.CRITICAL,
@@ -403,8 +405,12 @@ def main(
         click.echo(text, nl=False)
         sys.stdout.flush()
     except BrokenPipeError:
-        sys.stderr.close()  # the reader went away: end quietly, as ffprobe does
-        sys.exit(0)
+        # The reader went away (`invr-probe a.invr | head -1`): end quietly with the shell's SIGPIPE status,
+        # and point stdout at /dev/null so the interpreter's final flush does not complain.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        sys.exit(EXIT_PIPE)
 
 
 if __name__ == "__main__":  # pragma: no cover
