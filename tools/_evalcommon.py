@@ -1,0 +1,335 @@
+"""What tools/rd.py and tools/ablation.py share: clip loading, INVR encoding through real .invr files,
+per-frame RGB PSNR of decoded files, Bjontegaard deltas, a density estimate and the machine description.
+
+Nothing here changes how invrcodec encodes. :func:`encode_invr_points` trains each chunk once and codes the
+same float weights at several QPs (and raw32 for INVR-U): the training does not depend on the QP or the
+coder, so every file it writes is byte for byte the file :class:`invrcodec.encoder.Encoder` writes with the
+same config (tests/test_tools_eval.py checks this); it only saves the repeated training.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import invrcodec
+from invrcodec.decoder import build_network, render, resolve_device
+from invrcodec.encoder import Encoder, EncoderConfig
+from invrcodec.fit import FitProgress, FitResult, fit_chunk, rgb_psnr
+from invrcodec.media import VideoReader
+from invrcodec.types import CoderKind, Header, Packet, StreamInfo
+from invrcodec.weights import encode_weights, qp_plan
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_MEDIA = ROOT.parent / "shared" / "media"
+
+
+# -- clips -----------------------------------------------------------------------------------------------
+@dataclass
+class Clip:
+    name: str
+    path: str
+    frames: np.ndarray  # (T, H, W, 3) uint8 RGB, after crop/scale
+    info: StreamInfo
+    source_size: tuple[int, int]  # width, height before crop/scale
+
+    @property
+    def fps(self) -> float:
+        return float(self.info.frame_rate)
+
+    @property
+    def seconds(self) -> float:
+        return len(self.frames) / self.fps
+
+    @property
+    def raw_bytes(self) -> int:
+        """Size of the clip as 8-bit RGB (the representation PSNR is measured on)."""
+        t, h, w, c = self.frames.shape
+        return t * h * w * c
+
+
+def parse_size(text: str) -> int | None:
+    """``native`` -> None (no crop, no scale); ``N`` -> centre square crop, area-scaled to N x N."""
+    if text.lower() == "native":
+        return None
+    value = int(text)
+    if value < 8:
+        raise ValueError("size must be at least 8 (or 'native')")
+    return value
+
+
+def load_clip(path: str | Path, size: int | None, frames: int | None, seek: int = 0) -> Clip:
+    """Frames of a video file through :class:`invrcodec.media.VideoReader` (area scaling, the paper's)."""
+    kwargs: dict[str, object] = {"seek": seek, "frames": frames}
+    if size is not None:
+        kwargs.update(crop_square=True, scale=(size, size))
+    with VideoReader(path, **kwargs) as reader:  # type: ignore[arg-type]
+        data = np.stack(list(reader))
+        info = replace(reader.info, frame_count=len(data))
+        src = reader.source_info
+    return Clip(Path(path).stem, str(path), data, info, (src.width, src.height))
+
+
+# -- INVR through real files -----------------------------------------------------------------------------
+@dataclass
+class InvrPoint:
+    """One coded operating point: its config and where its file went."""
+
+    label: str
+    config: EncoderConfig
+    path: Path
+    packets: list[Packet] = field(default_factory=list)
+    code_seconds: float = 0.0  # weight coding + the encoder's PSNR render, summed over chunks
+
+
+def code_chunk(state: dict[str, np.ndarray], frames: np.ndarray, cfg: EncoderConfig, header: Header,
+               index: int, first: int, device: torch.device) -> Packet:
+    """One packet from trained float weights, exactly as :class:`Encoder` makes it after training."""
+    rep = cfg.representation
+    plan = qp_plan(cfg.qp, rep) if cfg.coder == CoderKind.DEEPCABAC else None
+    tensors, recon = encode_weights(state, rep, header.coder, plan)
+    net = build_network(rep, recon, device)
+    decoded = render(net, (len(frames), frames.shape[1], frames.shape[2]))
+    return Packet(index, first, len(frames), tensors, rgb_psnr(decoded, frames))
+
+
+def _training_key(cfg: EncoderConfig) -> tuple[object, ...]:
+    return (cfg.representation, cfg.recipe, cfg.seed, cfg.psnr, cfg.device, cfg.amp)
+
+
+def encode_invr_points(frames: np.ndarray, info: StreamInfo, points: Sequence[tuple[str, EncoderConfig, Path]],
+                       log: Callable[[str], None] = print) -> tuple[list[InvrPoint], float, list[FitResult]]:
+    """Train every chunk once, code it for every point, mux each point into its own .invr file.
+
+    All configs must share the representation, recipe, seed and PSNR target (only coder and QP differ).
+    Returns the points, the training wall time (shared by all points) and the per-chunk fit results.
+    """
+    if not points:
+        return [], 0.0, []
+    keys = {_training_key(cfg) for _, cfg, _ in points}
+    if len(keys) != 1:
+        raise ValueError("points of one training must differ only in coder and QP")
+    base = points[0][1]
+    device = resolve_device(base.device)
+    rep, recipe = base.representation, base.recipe
+    # The full-chunk PSNR checks do not change the weights (no PSNR target: they only report); one at the end.
+    if base.psnr is None:
+        recipe = replace(recipe, eval_every=recipe.steps)
+    out = [InvrPoint(label, cfg, path) for label, cfg, path in points]
+    headers = [Encoder(info, p.config).header for p in out]
+    fits: list[FitResult] = []
+    train_seconds = 0.0
+    n = len(frames)
+    for index, first in enumerate(range(0, n, rep.chunk_frames)):
+        chunk = frames[first:first + rep.chunk_frames]
+        t0 = time.perf_counter()
+        fit = fit_chunk(chunk, rep, recipe, device=device, seed=base.seed + index, psnr_target=base.psnr,
+                        amp=base.amp)
+        train_seconds += time.perf_counter() - t0
+        fits.append(fit)
+        log(f"  chunk {index}: frames {first}-{first + len(chunk) - 1}, {fit.steps} steps, "
+            f"{fit.seconds:.1f} s, float PSNR {fit.psnr:.2f} dB")
+        for point, header in zip(out, headers):
+            t0 = time.perf_counter()
+            point.packets.append(code_chunk(fit.state, chunk, point.config, header, index, first, device))
+            point.code_seconds += time.perf_counter() - t0
+    for point, header in zip(out, headers):
+        point.path.parent.mkdir(parents=True, exist_ok=True)
+        with invrcodec.open(point.path, "w", header=header) as container:
+            for packet in point.packets:
+                container.mux(packet)
+    return out, train_seconds, fits
+
+
+def encode_with_encoder(frames: np.ndarray, info: StreamInfo, cfg: EncoderConfig, path: Path) -> float:
+    """The plain path: :class:`Encoder` end to end into ``path``; returns wall seconds."""
+    t0 = time.perf_counter()
+    enc = Encoder(info, cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with invrcodec.open(path, "w", header=enc.header) as container:
+        for frame in frames:
+            container.mux(enc.encode(frame))
+        container.mux(enc.encode(None))
+    return time.perf_counter() - t0
+
+
+def decode_invr_psnr(path: Path, reference: np.ndarray) -> tuple[list[float], float]:
+    """Per-frame RGB PSNR of a .invr file's decoded frames against ``reference``; and decode seconds."""
+    psnrs: list[float] = []
+    t0 = time.perf_counter()
+    with invrcodec.open(path) as container:
+        for i, frame in enumerate(container.decode()):
+            psnrs.append(rgb_psnr(frame, reference[i]))
+    seconds = time.perf_counter() - t0
+    if len(psnrs) != len(reference):
+        raise RuntimeError(f"{path}: decoded {len(psnrs)} frames, expected {len(reference)}")
+    return psnrs, seconds
+
+
+def progress_printer(prefix: str, log: Callable[[str], None] = print) -> Callable[[FitProgress], None]:
+    def show(p: FitProgress) -> None:
+        log(f"  {prefix} step {p.step}/{p.steps}: {p.psnr:.2f} dB, {p.elapsed:.1f} s")
+
+    return show
+
+
+# -- Bjontegaard deltas --------------------------------------------------------------------------------
+def _pchip_slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Fritsch-Carlson monotone slopes with the three-point end rule (as MATLAB's and SciPy's pchip)."""
+    h = np.diff(x)
+    delta = np.diff(y) / h
+    n = len(x)
+    d = np.zeros(n)
+    if n == 2:
+        d[:] = delta[0]
+        return d
+    for k in range(1, n - 1):
+        if delta[k - 1] * delta[k] > 0:
+            w1, w2 = 2 * h[k] + h[k - 1], h[k] + 2 * h[k - 1]
+            d[k] = (w1 + w2) / (w1 / delta[k - 1] + w2 / delta[k])
+    for end, (h0, h1, d0, d1) in ((0, (h[0], h[1], delta[0], delta[1])),
+                                  (n - 1, (h[-1], h[-2], delta[-1], delta[-2]))):
+        s = ((2 * h0 + h1) * d0 - h0 * d1) / (h0 + h1)
+        if np.sign(s) != np.sign(d0):
+            s = 0.0
+        elif np.sign(d0) != np.sign(d1) and abs(s) > abs(3 * d0):
+            s = 3 * d0
+        d[end] = s
+    return d
+
+
+def pchip_integral(x: Sequence[float], y: Sequence[float], lo: float, hi: float) -> float:
+    """Integral over [lo, hi] (inside [x0, xn]) of the monotone piecewise-cubic interpolant of (x, y)."""
+    xs, ys = np.asarray(x, float), np.asarray(y, float)
+    d = _pchip_slopes(xs, ys)
+    total = 0.0
+    for k in range(len(xs) - 1):
+        a, b = max(lo, xs[k]), min(hi, xs[k + 1])
+        if b <= a:
+            continue
+        h = xs[k + 1] - xs[k]
+        delta = (ys[k + 1] - ys[k]) / h
+        c2 = (3 * delta - 2 * d[k] - d[k + 1]) / h
+        c3 = (d[k] + d[k + 1] - 2 * delta) / h**2
+
+        def prim(s: float, k: int = k, c2: float = c2, c3: float = c3) -> float:
+            return ys[k] * s + d[k] * s**2 / 2 + c2 * s**3 / 3 + c3 * s**4 / 4
+
+        total += prim(b - xs[k]) - prim(a - xs[k])
+    return total
+
+
+def _cubic_integral(x: Sequence[float], y: Sequence[float], lo: float, hi: float) -> float:
+    poly = np.polyint(np.polyfit(np.asarray(x, float), np.asarray(y, float), 3))
+    return float(np.polyval(poly, hi) - np.polyval(poly, lo))
+
+
+def pareto(rates: Sequence[float], psnrs: Sequence[float]) -> tuple[list[float], list[float]]:
+    """The points no other point beats on both axes, by increasing rate (rate control can repeat a rate)."""
+    keep_r: list[float] = []
+    keep_p: list[float] = []
+    for r, p in sorted(zip(rates, psnrs), key=lambda rp: (rp[0], -rp[1])):
+        if not keep_p or p > keep_p[-1] and r > keep_r[-1]:
+            keep_r.append(r)
+            keep_p.append(p)
+    return keep_r, keep_p
+
+
+def _bd(xa: Sequence[float], ya: Sequence[float], xt: Sequence[float], yt: Sequence[float],
+        method: str) -> tuple[float, float, float] | None:
+    """Mean of (yt - ya) over the overlap of the x ranges; None without an overlap or enough points."""
+    need = 4 if method == "cubic" else 2
+    if min(len(xa), len(xt)) < need:
+        return None
+    lo, hi = max(min(xa), min(xt)), min(max(xa), max(xt))
+    if hi <= lo:
+        return None
+    integral = _cubic_integral if method == "cubic" else pchip_integral
+    ia = integral(xa, ya, lo, hi)
+    it = integral(xt, yt, lo, hi)
+    return (it - ia) / (hi - lo), lo, hi
+
+
+def bd_rate(anchor_rate: Sequence[float], anchor_psnr: Sequence[float], test_rate: Sequence[float],
+            test_psnr: Sequence[float], method: str = "pchip") -> float | None:
+    """Bjontegaard delta rate (%) of the test curve against the anchor: the mean log-rate difference at
+    equal PSNR over the overlapping PSNR range; negative means the test needs fewer bits.
+
+    ``method`` is ``pchip`` (piecewise cubic, as the current VCEG/JVET tools) or ``cubic`` (one cubic fit,
+    Bjontegaard's VCEG-M33; needs 4 points per curve). Curves are reduced to their Pareto points first.
+    Returns None when the PSNR ranges do not overlap.
+    """
+    ar, ap = pareto(anchor_rate, anchor_psnr)
+    tr, tp = pareto(test_rate, test_psnr)
+    res = _bd(ap, np.log10(ar), tp, np.log10(tr), method)
+    return None if res is None else float((10 ** res[0] - 1) * 100)
+
+
+def bd_psnr(anchor_rate: Sequence[float], anchor_psnr: Sequence[float], test_rate: Sequence[float],
+            test_psnr: Sequence[float], method: str = "pchip") -> float | None:
+    """Bjontegaard delta PSNR (dB) of the test against the anchor at equal rate (overlapping log-rate
+    range); positive means the test is better. None when the rate ranges do not overlap."""
+    ar, ap = pareto(anchor_rate, anchor_psnr)
+    tr, tp = pareto(test_rate, test_psnr)
+    res = _bd(np.log10(ar), ap, np.log10(tr), tp, method)
+    return None if res is None else float(res[0])
+
+
+# -- statistics and reporting -----------------------------------------------------------------------------
+def gaussian_kde(values: Sequence[float], grid: np.ndarray) -> np.ndarray:
+    """Gaussian kernel density with Scott's bandwidth (SciPy's default), evaluated on ``grid``."""
+    v = np.asarray(values, float)
+    std = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+    bw = max(std * len(v) ** (-1 / 5), 0.05)
+    z = (grid[:, None] - v[None, :]) / bw
+    return np.exp(-0.5 * z**2).sum(axis=1) / (len(v) * bw * math.sqrt(2 * math.pi))
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    v = np.asarray(values, float)
+    return float(v.mean()), float(v.std())
+
+
+def machine() -> dict[str, object]:
+    """What the numbers were measured on."""
+    model = platform.processor() or platform.machine()
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import av
+
+    return {
+        "cpu": model,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "av": av.__version__,
+        "invrcodec": invrcodec.__version__,
+        "date": _dt.date.today().isoformat(),
+    }
+
+
+def command_line() -> str:
+    return " ".join(["python", *[a if a and " " not in a else repr(a) for a in sys.argv]])
+
+
+def fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
+    return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) \
+        else f"{value:.{digits}f}{suffix}"
