@@ -7,13 +7,18 @@ pass of the same weights, kept as the yardstick for tools/bench.py and the tests
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 
+from invrcodec import deepcabac
 from invrcodec.errors import InvrConfigError
 from invrcodec.model import INVRNet, full_encoding, to_rgb8
-from invrcodec.types import Header, Packet, Representation
+from invrcodec.types import CoderKind, Header, Packet, Representation
 from invrcodec.weights import decode_weights
+
+log = logging.getLogger(__name__)
 
 # Pixels per tile of render_reference: bounds activations to about TILE_PIXELS * hidden * 4 bytes per layer.
 TILE_PIXELS = 1 << 16
@@ -124,6 +129,9 @@ class Decoder:
     def __init__(self, header: Header, device: str | torch.device = "cpu") -> None:
         self.header = header
         self.device = resolve_device(device)
+        written = header.coder.nncodec_version
+        if header.coder.kind == CoderKind.DEEPCABAC and written.split(".")[0] != deepcabac.version().split(".")[0]:
+            log.warning("file written with nncodec %s, decoding with %s", written, deepcabac.version())
 
     def weights(self, packet: Packet) -> dict[str, np.ndarray]:
         """The chunk's reconstructed float32 weights (equal to the encoder's, bit for bit)."""
