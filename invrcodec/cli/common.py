@@ -250,6 +250,23 @@ def common_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def threads_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--threads", type=click.IntRange(min=0), default=0, metavar="N",
+                        help="CPU threads for the networks (0 = automatic).")(f)
+
+
+def apply_threads(n: int) -> None:
+    """Cap torch's CPU threads (on a shared machine one thread is often faster than two)."""
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+        try:
+            torch.set_num_interop_threads(n)
+        except RuntimeError:  # already fixed once work has started
+            pass
+
+
 def overwrite_policy(opts: dict[str, Any]) -> bool | None:
     """True for -y, False for -n, None for neither (ask a terminal user, else refuse)."""
     yes, no = opts.pop("yes"), opts.pop("no")
@@ -307,6 +324,11 @@ def check_output(path: str, overwrite: bool | None, *, stdin_in_use: bool = Fals
     try:
         st = os.stat(path)
     except FileNotFoundError:
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            raise CliError(f"{path}: cannot create: no such directory {parent}") from None
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise CliError(f"{path}: cannot create: permission denied in {parent}") from None
         return
     except OSError as exc:
         raise CliError(f"{path}: {exc.strerror}") from exc
@@ -354,8 +376,7 @@ class SafeOutput:
         try:
             fd, self.tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
         except OSError as exc:
-            where = directory if exc.errno in (errno.ENOENT, errno.EACCES, errno.EROFS) else self.path
-            raise CliError(f"{self.path}: cannot create: {exc.strerror} ({where})") from exc
+            raise CliError(f"{self.path}: cannot create: {exc.strerror} (in {directory})") from exc
         os.close(fd)
         return self
 

@@ -40,6 +40,7 @@ TOOL = "invr-dec"
 @click.option("--frames", type=click.IntRange(min=1), default=None, metavar="N", help="Decode only N frames.")
 @click.option("--device", default="cpu", show_default=True, callback=common.parse_device,
               metavar="auto|cpu|cuda[:N]", help="Where to run the networks.")
+@common.threads_option
 @common.common_options
 def command(**opts: Any) -> int:
     """Decode IN (.invr, or - for stdin) into OUT (a video file, or - for stdout)."""
@@ -61,6 +62,7 @@ def _decode(opts: dict[str, Any]) -> int:
     import invrcodec
     from invrcodec.errors import InvrError
 
+    common.apply_threads(opts["threads"])
     name = "stdin" if stdin_used else src
     source: Any = common.open_stdin("pipe an .invr stream in") if stdin_used else src
     if not stdin_used:
@@ -81,9 +83,7 @@ def _decode(opts: dict[str, Any]) -> int:
 
 
 def _total_frames(reader: Any) -> int:
-    index = getattr(reader, "index", None)
-    if index:
-        return sum(int(e.frame_count) for e in index)
+    """Frames in the file: exact once the index is known (always on a seekable input), else 0 or the header's."""
     return int(reader.header.stream.frame_count)
 
 
@@ -140,6 +140,8 @@ def _decode_from(reader: Any, name: str, fmt: Any, opts: dict[str, Any]) -> int:
                 writer.abort()
                 raise
             out.flush()
+            if written == 0:
+                raise CliError(f"{name}: no frames decoded")
         else:
             with common.SafeOutput(dst, opts["overwrite"]) as safe:
                 writer = VideoWriter(safe.target, info, fmt, pix_fmt=opts["pix_fmt"], name=dst, ext=ext)

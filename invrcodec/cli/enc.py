@@ -68,8 +68,7 @@ def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tu
 @click.option("--seek", type=click.IntRange(min=0), default=0, metavar="N", help="Skip the first N frames.")
 @click.option("--device", default="auto", show_default=True, callback=common.parse_device,
               metavar="auto|cpu|cuda[:N]", help="Where to train.")
-@click.option("--threads", type=click.IntRange(min=0), default=0, metavar="N",
-              help="CPU threads for training (0 = automatic).")
+@common.threads_option
 @click.option("--variant", type=click.Choice(VARIANTS), default="invr", show_default=True,
               help="Positional encoding / network family from the paper.")
 @click.option("--enc-dims", callback=_enc_dims, default=None, metavar="LX,LY,LT",
@@ -195,10 +194,7 @@ def _encode_from(reader: Any, opts: dict[str, Any]) -> int:
 
     from ..encoder import Encoder, EncoderConfig
 
-    if opts["threads"]:
-        import torch
-
-        torch.set_num_threads(opts["threads"])
+    common.apply_threads(opts["threads"])
 
     dst = opts["output"]
     cfg = EncoderConfig.from_preset(
@@ -232,10 +228,6 @@ def _encode_from(reader: Any, opts: dict[str, Any]) -> int:
         for pkt in pkts:
             out.mux(pkt)
             packets.append((pkt.frame_count, pkt.train_psnr, pkt.size))
-            log.debug(
-                f"chunk {pkt.index}: frames {pkt.first_frame}-{pkt.first_frame + pkt.frame_count - 1}, "
-                f"{pkt.size} bytes, PSNR {pkt.train_psnr:.2f} dB"
-            )
 
     start = time.monotonic()
     try:

@@ -1,0 +1,147 @@
+"""invr-enc end to end through the installed console script: summary, ranges, odd sizes, audio, progress,
+interruption. Encodes use a deliberately tiny network (FAST_ENC) so each takes seconds on two CPU cores."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+import invrcodec
+
+from conftest import BIN, FAST_DEC, FAST_ENC, psnr, read_rgb, run
+
+
+def test_summary_and_file(tiny_invr: Path, tiny_invr_log: str) -> None:
+    err = tiny_invr_log
+    assert re.search(r"tiny\.y4m: 32x32 yuv444p @ 25 fps", err), err
+    m = re.search(
+        r"encoded (\d+) frames in (\d+) chunks, [\d.]+ s, [\d.]+ fps, (\d+) bytes, [\d.]+ kbit/s, [\d.]+ bpp", err
+    )
+    assert m, err
+    assert int(m.group(1)) == 6
+    assert int(m.group(3)) == tiny_invr.stat().st_size
+    assert re.search(r"PSNR \(RGB\) mean [\d.]+ dB, min [\d.]+ dB, max [\d.]+ dB", err), err
+    assert "Traceback" not in err
+    with invrcodec.open(tiny_invr) as f:
+        assert (f.header.stream.width, f.header.stream.height, f.header.stream.frame_count) == (32, 32, 6)
+        assert f.header.stream.pix_fmt == "yuv444p"
+    assert sorted(p.name for p in tiny_invr.parent.iterdir()) == ["tiny.invr"]  # no temporary left
+
+
+def test_quiet_prints_nothing(bin_dir: Path, tiny_y4m: Path, tmp_path: Path) -> None:
+    out = tmp_path / "q.invr"
+    proc = run(["invr-enc", *FAST_ENC, "-q", "--frames", "2", tiny_y4m, out])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == b"" and proc.stdout == b""
+    with invrcodec.open(out) as f:
+        assert f.header.stream.frame_count == 2
+
+
+def test_odd_size_seek_frames_and_decode_back(bin_dir: Path, odd_mkv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "odd.invr"
+    proc = run(["invr-enc", *FAST_ENC, "--seek", "1", "--frames", "2", odd_mkv, out])
+    assert proc.returncode == 0, proc.stderr
+    with invrcodec.open(out) as f:
+        s = f.header.stream
+        assert (s.width, s.height, s.frame_count) == (127, 93, 2)
+    for ext in (".mp4", ".y4m"):
+        video = tmp_path / f"odd{ext}"
+        proc = run(["invr-dec", *FAST_DEC, "-q", out, video])
+        assert proc.returncode == 0, proc.stderr
+        frames = read_rgb(video)
+        assert frames.shape == (2, 93, 127, 3), ext
+    source = read_rgb(odd_mkv)[1:3]
+    assert min(psnr(a, b) for a, b in zip(source, frames)) > 15
+
+
+def test_audio_is_reported_and_progress_lines(bin_dir: Path, tiny_audio_mp4: Path, tmp_path: Path) -> None:
+    out = tmp_path / "a.invr"
+    proc = run(["invr-enc", *FAST_ENC, "--frames", "3", "--progress", "-", tiny_audio_mp4, out])
+    assert proc.returncode == 0, proc.stderr
+    err = proc.stderr.decode()
+    assert "audio stream ignored: INVR stores video only" in err
+    assert "invr-enc: warning:" in err
+    lines = proc.stdout.decode().splitlines()
+    assert lines[-1] == "progress=end"
+    keys = {ln.split("=", 1)[0] for ln in lines}
+    assert {"chunk", "step", "steps", "psnr", "fps", "eta", "frames_done", "progress"} <= keys
+    assert "frames_done=3" in lines
+
+
+def test_crop_and_scale(bin_dir: Path, make_clip, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    src = make_clip("wide.mp4", 96, 48, 2)
+    out = tmp_path / "s.invr"
+    proc = run(["invr-enc", *FAST_ENC, "--crop-square", "--scale", "24x24", src, out])
+    assert proc.returncode == 0, proc.stderr
+    assert "encoding 24x24" in proc.stderr.decode()
+    with invrcodec.open(out) as f:
+        assert (f.header.stream.width, f.header.stream.height) == (24, 24)
+
+
+def test_encode_to_stdout_then_decode(bin_dir: Path, tiny_y4m: Path, tmp_path: Path) -> None:
+    proc = run(["invr-enc", *FAST_ENC, "--frames", "2", tiny_y4m, "-"])
+    assert proc.returncode == 0, proc.stderr
+    data = proc.stdout
+    assert m_bytes(proc.stderr) == len(data)
+    path = tmp_path / "piped.invr"
+    path.write_bytes(data)
+    with invrcodec.open(path) as f:
+        assert sum(e.frame_count for e in f.index) == 2
+
+
+def m_bytes(stderr: bytes) -> int:
+    m = re.search(rb", (\d+) bytes,", stderr)
+    assert m, stderr
+    return int(m.group(1))
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_leaves_no_file(bin_dir: Path, tiny_y4m: Path, tmp_path: Path, sig: int, code: int) -> None:
+    out = tmp_path / "int.invr"
+    cmd = [str(BIN / "invr-enc"), "--preset", "ultrafast", "--steps", "100000", "--device", "cpu", "--threads", "1",
+           "--progress", str(tmp_path / "progress.txt"), str(tiny_y4m), str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    progress = tmp_path / "progress.txt"
+    while time.monotonic() < deadline:  # wait until training runs (a temporary output exists by then)
+        if progress.exists() and "step=" in progress.read_text():
+            break
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert b"Traceback" not in err
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["progress.txt"]
+
+
+def test_real_clip_with_audio(bin_dir: Path, shared_media: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bbb.invr"
+    proc = run(["invr-enc", *FAST_ENC, "--frames", "2", "--crop-square", "--scale", "32x32",
+                shared_media / "bigbuckbunny.mp4", out])
+    assert proc.returncode == 0, proc.stderr
+    err = proc.stderr.decode()
+    assert "1280x720 yuv420p @ 25 fps" in err
+    assert "audio stream ignored: INVR stores video only" in err
+    with invrcodec.open(out) as f:
+        assert (f.header.stream.width, f.header.stream.height, f.header.stream.frame_count) == (32, 32, 2)
+
+
+def test_real_clip_carphone(bin_dir: Path, shared_media: Path, tmp_path: Path) -> None:
+    out = tmp_path / "carphone.invr"
+    proc = run(["invr-enc", *FAST_ENC, "--seek", "100", "--frames", "3", "--scale", "44x36",
+                shared_media / "carphone_pristine.mp4", out])
+    assert proc.returncode == 0, proc.stderr
+    assert "176x144 yuv420p @ 30000/1001 fps, 3 frames" in proc.stderr.decode()
+    with invrcodec.open(out) as f:
+        s = f.header.stream
+        assert (s.width, s.height, s.frame_count, s.frame_rate) == (44, 36, 3, Fraction(30000, 1001))
