@@ -178,3 +178,13 @@ def test_real_clip_round_trip(tmp_path: Path) -> None:
         out_frames = np.stack(list(f.decode()))
         assert f.frame_count == 6
     assert rgb_psnr(out_frames, frames) > 20.0
+
+
+def test_mixed_precision_path_trains() -> None:
+    # The CUDA path autocasts to float16; on the CPU the same code runs with bfloat16, so CI covers it.
+    frames = synthetic_frames(16, 16, 2)
+    rep = tiny_config(hidden=32).representation
+    res = fit_chunk(frames, rep, Recipe(steps=400, lr=1e-3, batch=512, eval_every=50),
+                    device=torch.device("cpu"), psnr_target=18.0, amp=True)
+    assert res.psnr >= 18.0
+    assert all(v.dtype == np.float32 for v in res.state.values())
