@@ -178,6 +178,13 @@ def test_rd_end_to_end(small_clip: Path, tmp_path: Path) -> None:
     assert "| PSNR | INVR-C |" in table and "BD-rate" in table
     for name in ("rd_32.png", "perframe_32.png", "density_32.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # --replot recomputes the same analysis from results.json alone.
+    again = tmp_path / "again"
+    proc = run([sys.executable, TOOLS / "rd.py", "--replot", out / "results.json", "--out", again])
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    (clip2,) = json.loads((again / "results.json").read_text())["clips"]
+    assert clip2["bd"] == clip["bd"] and clip2["table1"] == clip["table1"]
+    assert (again / "table.md").read_text().split("\n")[1:] == table.split("\n")[1:]
 
 
 def test_ablation_end_to_end(small_clip: Path, tmp_path: Path) -> None:

@@ -246,6 +246,14 @@ def pareto(rates: Sequence[float], psnrs: Sequence[float]) -> tuple[list[float],
     return keep_r, keep_p
 
 
+def overlap(a: Sequence[float], b: Sequence[float]) -> tuple[float, float] | None:
+    """The common range of two sets of values, or None."""
+    if not len(a) or not len(b):
+        return None
+    lo, hi = max(min(a), min(b)), min(max(a), max(b))
+    return (float(lo), float(hi)) if hi > lo else None
+
+
 def _bd(xa: Sequence[float], ya: Sequence[float], xt: Sequence[float], yt: Sequence[float],
         method: str) -> tuple[float, float, float] | None:
     """Mean of (yt - ya) over the overlap of the x ranges; None without an overlap or enough points."""

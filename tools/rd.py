@@ -207,7 +207,8 @@ def bd_table(points: list[Point]) -> list[dict[str, object]]:
                 "bd_rate_pchip": ec.bd_rate(ar, ap, tr, tp, "pchip"),
                 "bd_rate_cubic": ec.bd_rate(ar, ap, tr, tp, "cubic"),
                 "bd_psnr_pchip": ec.bd_psnr(ar, ap, tr, tp, "pchip"),
-                "anchor_psnr_range": [min(ap), max(ap)], "test_psnr_range": [min(tp), max(tp)],
+                "psnr_overlap_db": ec.overlap(ec.pareto(ar, ap)[1], ec.pareto(tr, tp)[1]),
+                "rate_overlap_kbps": ec.overlap(ec.pareto(ar, ap)[0], ec.pareto(tr, tp)[0]),
             })
     return rows
 
@@ -251,16 +252,21 @@ def markdown(report: dict[str, object], clips: list[dict[str, object]]) -> str:
     lines.append("| | | " + " | ".join("" for _ in names) + " | | " +
                  " | ".join(f"{c['raw_bytes'] / 1000:.1f} (raw RGB)" for c in clips) + " |")
     lines += ["", "BD-rate of INVR-C against each baseline (anchor), Bjontegaard on mean RGB PSNR vs kbit/s "
-              "(positive: INVR-C needs that much more rate for the same PSNR; n/a: PSNR ranges do not "
-              "overlap). BD-PSNR: mean PSNR difference at equal rate (negative: INVR-C worse).", "",
-              "| clip | INVR-C curve | anchor | BD-rate pchip | BD-rate cubic | BD-PSNR pchip | anchor PSNR range "
-              "| INVR-C PSNR range |", "|---|---|---|---|---|---|---|---|"]
+              "(positive: INVR-C needs that much more rate for the same PSNR), averaged over the PSNR range where "
+              "both curves exist; BD-PSNR: mean PSNR difference at equal rate (negative: INVR-C worse) over the "
+              "common rate range. n/a: the ranges do not overlap. Curves are reduced to their Pareto points "
+              "(rate control can return the same or a worse point for a higher target).", "",
+              "| clip | INVR-C curve | anchor | BD-rate pchip | BD-rate cubic | over PSNR (dB) | BD-PSNR pchip "
+              "| over rate (kbit/s) |", "|---|---|---|---|---|---|---|---|"]
+
+    def span(r: object, digits: int) -> str:
+        return "none" if r is None else f"{r[0]:.{digits}f}–{r[1]:.{digits}f}"  # type: ignore[index]
+
     for c in clips:
         for r in c["bd"]:  # type: ignore[union-attr]
             lines.append(f"| {c['name']} | {r['test']} | {r['anchor']} | {ec.fmt(r['bd_rate_pchip'], 1, ' %')} "
-                         f"| {ec.fmt(r['bd_rate_cubic'], 1, ' %')} | {ec.fmt(r['bd_psnr_pchip'], 2, ' dB')} "
-                         f"| {r['anchor_psnr_range'][0]:.2f}–{r['anchor_psnr_range'][1]:.2f} "
-                         f"| {r['test_psnr_range'][0]:.2f}–{r['test_psnr_range'][1]:.2f} |")
+                         f"| {ec.fmt(r['bd_rate_cubic'], 1, ' %')} | {span(r['psnr_overlap_db'], 2)} "
+                         f"| {ec.fmt(r['bd_psnr_pchip'], 2, ' dB')} | {span(r['rate_overlap_kbps'], 0)} |")
     lines += ["", "All points (bytes: .invr file size for INVR, raw elementary-stream file size for the "
               "baselines; encode time for INVR is the shared training time plus this point's coding; "
               "wall times on a shared machine).", "",
@@ -279,7 +285,7 @@ STYLE = {"INVR-C": ("tab:red", "o"), "INVR-U": ("darkred", "*"), "MPEG-1": ("tab
          "MPEG-2": ("tab:brown", "D"), "H.264": ("tab:blue", "^"), "H.265": ("tab:green", "v")}
 
 
-def plots(outdir: Path, clip_results: list[tuple[ec.Clip, list[Point], dict[str, Point]]], tag: str,
+def plots(outdir: Path, clip_results: list[tuple[dict[str, object], list[Point], dict[str, Point]]], tag: str,
           dpi: int) -> list[str]:
     import matplotlib
 
@@ -300,7 +306,7 @@ def plots(outdir: Path, clip_results: list[tuple[ec.Clip, list[Point], dict[str,
         ax.set_xscale("log")
         ax.set_xlabel("kbit/s")
         ax.set_ylabel("RGB PSNR (dB)")
-        ax.set_title(f"{clip.name} {clip.info.width}x{clip.info.height}, {len(clip.frames)} frames", fontsize=9)
+        ax.set_title(f"{clip['name']} {clip['width']}x{clip['height']}, {clip['frames']} frames", fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=6.5)
     fig.tight_layout()
@@ -317,7 +323,7 @@ def plots(outdir: Path, clip_results: list[tuple[ec.Clip, list[Point], dict[str,
                     label=f"{codec} ({p.kbps:.0f} kbit/s)")
         ax.set_xlabel("frame")
         ax.set_ylabel("RGB PSNR (dB)")
-        ax.set_title(f"{clip.name}: per-frame PSNR", fontsize=9)
+        ax.set_title(f"{clip['name']}: per-frame PSNR", fontsize=9)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=6.5)
     fig.tight_layout()
@@ -335,7 +341,7 @@ def plots(outdir: Path, clip_results: list[tuple[ec.Clip, list[Point], dict[str,
             ax.plot(grid, ec.gaussian_kde(p.psnr, grid), color=color, lw=1.2, label=codec)
         ax.set_xlabel("RGB PSNR (dB)")
         ax.set_ylabel("density")
-        ax.set_title(f"{clip.name}: PSNR density over frames", fontsize=9)
+        ax.set_title(f"{clip['name']}: PSNR density over frames", fontsize=9)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=6.5)
     fig.tight_layout()
@@ -358,7 +364,9 @@ def _ints(text: str) -> list[int]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("clips", nargs="+", help="video files")
+    ap.add_argument("clips", nargs="*", help="video files")
+    ap.add_argument("--replot", default=None, metavar="RESULTS_JSON",
+                    help="only recompute BD-rates, tables and plots from an earlier results.json")
     ap.add_argument("--size", default="128", help="N: centre square crop, area-scaled to NxN; or 'native'")
     ap.add_argument("--frames", type=int, default=45, help="frames per clip")
     ap.add_argument("--seek", type=int, default=0, help="skip this many frames first")
@@ -385,8 +393,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="torch CPU threads (default: torch's); 1 is far faster on a CPU shared with other jobs")
     ap.add_argument("--tag", default=None, help="suffix of the plot names (default: the size)")
     ap.add_argument("--dpi", type=int, default=90)
-    ap.add_argument("--out", type=Path, default=Path("out/rd"), help="output folder")
+    ap.add_argument("--out", type=Path, default=None, help="output folder (default: out/rd; with --replot: "
+                    "the folder of RESULTS_JSON)")
     args = ap.parse_args(argv)
+    args.out_given = args.out is not None
+    if args.out is None:
+        args.out = Path("out/rd")
+    if not args.clips and not args.replot:
+        ap.error("give at least one clip (or --replot RESULTS_JSON)")
     args.baselines = [b for b in args.baselines.split(",") if b]
     for b in args.baselines:
         if b not in BASELINES:
@@ -396,16 +410,76 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def point_from_row(row: dict[str, object], seconds: float) -> Point:
+    return Point(str(row["codec"]), str(row["curve"]), str(row["setting"]), str(row["file"]),
+                 int(row["bytes"]), str(row["bytes_kind"]), int(row["frames"]), seconds,  # type: ignore[arg-type]
+                 int(row["width"]), int(row["height"]), list(row["psnr_per_frame"]),  # type: ignore[arg-type]
+                 float(row["encode_s"]), float(row["decode_s"]), row.get("params"))  # type: ignore[arg-type]
+
+
+def write_outputs(out: Path, report: dict[str, object], measured: list[tuple[dict[str, object], list[Point]]],
+                  main_curve: str, ref_qp: int, tag: str, dpi: int) -> list[Path]:
+    """BD-rates, Table 1 choice, JSON, CSV, markdown and plots from measured points."""
+    clip_results = []
+    clips_json = []
+    for meta, points in measured:
+        chosen = table1_points(points, main_curve, ref_qp)
+        clip_results.append((meta, points, chosen))
+        clips_json.append({
+            **meta,
+            "points": [dict(p.row(), psnr_per_frame=[round(v, 4) for v in p.psnr]) for p in points],
+            "bd": bd_table(points),
+            "table1": {k: p.row() for k, p in chosen.items()},
+        })
+    report = {**report, "clips": clips_json}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(report, indent=1))
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        header_written = False
+        for meta, points, _ in clip_results:
+            for p in points:
+                row = p.row()
+                if not header_written:
+                    writer.writerow(["clip", *row])
+                    header_written = True
+                writer.writerow([meta["name"], *row.values()])
+    (out / "table.md").write_text(markdown(report, clips_json))
+    written = [out / "results.json", out / "results.csv", out / "table.md"]
+    if any(points for _, points, _ in clip_results):
+        written += [Path(w) for w in plots(out, clip_results, tag, dpi)]
+    return written
+
+
+def replot(args: argparse.Namespace) -> int:
+    """Recompute BD-rates, tables and plots from an earlier results.json (no encoding)."""
+    report = json.loads(Path(args.replot).read_text())
+    measured = []
+    for c in report.pop("clips"):
+        meta = {k: v for k, v in c.items() if k not in ("points", "bd", "table1")}
+        seconds = float(c["frames"]) / float(c["fps"])
+        measured.append((meta, [point_from_row(r, seconds) for r in c["points"]]))
+    settings = report["settings"]
+    report["replotted_with"] = ec.command_line()
+    out = args.out if args.out_given else Path(args.replot).parent
+    tag = args.tag or ("native" if settings["size"] == "native" else str(settings["size"]))
+    main_curve = f"INVR-C h{settings['hidden'][0]} c{settings['chunk_frames'][0]}"
+    written = write_outputs(out, report, measured, main_curve, settings.get("ref_qp", DEFAULT_QP), tag, args.dpi)
+    print("wrote " + ", ".join(str(w) for w in written))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.replot:
+        return replot(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     size = ec.parse_size(args.size)
     tag = args.tag or ("native" if size is None else str(size))
     args.out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    clip_results: list[tuple[ec.Clip, list[Point], dict[str, Point]]] = []
-    clips_json: list[dict[str, object]] = []
+    measured: list[tuple[dict[str, object], list[Point]]] = []
     for path in args.clips:
         clip = ec.load_clip(path, size, args.frames, args.seek)
         outdir = args.out / clip.name
@@ -426,34 +500,20 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {base.label} target {kbps:.1f}: {p.bytes} B, {p.kbps:.1f} kbit/s, "
                       f"{p.psnr_mean:.2f} ± {p.psnr_std:.2f} dB", flush=True)
                 points.append(p)
-        main_curve = f"INVR-C h{args.hidden[0]} c{args.chunk_frames[0]}"
-        chosen = table1_points(points, main_curve, args.ref_qp)
-        clip_results.append((clip, points, chosen))
-        clips_json.append({
+        meta: dict[str, object] = {
             "name": clip.name, "path": clip.path, "width": clip.info.width, "height": clip.info.height,
             "source_width": clip.source_size[0], "source_height": clip.source_size[1],
             "frames": len(clip.frames), "fps": clip.fps, "seek": args.seek, "raw_bytes": clip.raw_bytes,
-            "points": [dict(p.row(), psnr_per_frame=[round(v, 4) for v in p.psnr]) for p in points],
-            "bd": bd_table(points),
-            "table1": {k: p.row() for k, p in chosen.items()},
-        })
+        }
+        measured.append((meta, points))
     report: dict[str, object] = {
         "tool": "rd", "command": ec.command_line(), "machine": ec.machine(),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "wall_s": round(time.perf_counter() - t_start, 1), "clips": clips_json,
+        "wall_s": round(time.perf_counter() - t_start, 1),
     }
-    (args.out / "results.json").write_text(json.dumps(report, indent=1))
-    with open(args.out / "results.csv", "w", newline="") as f:
-        fields = ["clip", *clip_results[0][1][0].row().keys()] if clip_results and clip_results[0][1] else ["clip"]
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        for clip, pts, _ in clip_results:
-            for p in pts:
-                writer.writerow({"clip": clip.name, **p.row()})
-    (args.out / "table.md").write_text(markdown(report, clips_json))
-    written = plots(args.out, clip_results, tag, args.dpi)
-    print(f"wrote {args.out / 'results.json'}, results.csv, table.md, {', '.join(Path(w).name for w in written)} "
-          f"in {time.perf_counter() - t_start:.0f} s")
+    written = write_outputs(args.out, report, measured, f"INVR-C h{args.hidden[0]} c{args.chunk_frames[0]}",
+                            args.ref_qp, tag, args.dpi)
+    print(f"wrote {', '.join(str(w) for w in written)} in {time.perf_counter() - t_start:.0f} s")
     return 0
 
 
