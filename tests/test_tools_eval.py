@@ -201,8 +201,9 @@ def test_ablation_end_to_end(small_clip: Path, tmp_path: Path) -> None:
         elapsed = [c["elapsed_s"] for c in v["curve"]]
         assert elapsed == sorted(elapsed)
         assert v["curve"][-1]["psnr"] == pytest.approx(v["final_psnr"], abs=1e-3)
-        # INVR-U decodes to exactly what training measured (float weights, 8-bit rounded).
-        assert v["INVR-U"]["psnr_mean"] == pytest.approx(v["final_psnr"], abs=0.05)
+        # INVR-U decodes to what training measured (float weights, 8-bit rounded), pooled over the chunk.
+        assert v["INVR-U"]["psnr_chunk"] == pytest.approx(v["final_psnr"], abs=0.02)
+        assert v["INVR-U"]["psnr_mean"] >= v["INVR-U"]["psnr_chunk"] - 1e-9
         assert v["INVR-C"]["bytes"] < v["INVR-U"]["bytes"]
         with invrcodec.open(v["INVR-U"]["file"]) as f:
             assert f.frame_count == 3

@@ -309,6 +309,13 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(v.mean()), float(v.std())
 
 
+def pooled_psnr(per_frame: Sequence[float]) -> float:
+    """PSNR of the mean MSE of equally sized frames (what fit_chunk reports for a chunk); the mean of the
+    per-frame PSNRs (the paper's average) is never below it."""
+    mse = np.mean([10 ** (-p / 10) for p in per_frame])
+    return float(-10 * math.log10(mse)) if mse > 0 else math.inf
+
+
 def machine() -> dict[str, object]:
     """What the numbers were measured on."""
     model = platform.processor() or platform.machine()

@@ -71,6 +71,7 @@ def run_variant(clip: ec.Clip, name: str, args: argparse.Namespace, outdir: Path
         psnrs, decode_s = ec.decode_invr_psnr(path, clip.frames)
         mean, std = ec.mean_std(psnrs)
         files[tag] = {"file": str(path), "bytes": path.stat().st_size, "psnr_mean": mean, "psnr_std": std,
+                      "psnr_chunk": ec.pooled_psnr(psnrs),
                       "psnr_per_frame": [round(v, 4) for v in psnrs], "decode_s": round(decode_s, 2)}
         print(f"  {tag}: {files[tag]['bytes']} B, {mean:.2f} ± {std:.2f} dB", flush=True)
     return {
