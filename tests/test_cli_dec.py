@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FAST_DEC, ROOT, psnr, read_rgb, run
 
 import invrcodec
-
-from conftest import FAST_DEC, ROOT, psnr, read_rgb, run
 
 
 def _reference(tiny_invr: Path) -> np.ndarray:
@@ -109,8 +108,6 @@ def test_flipped_bit_is_reported(tiny_invr: Path, tmp_path: Path) -> None:
 
 def test_committed_sample_decodes(bin_dir: Path, tmp_path: Path) -> None:
     sample = ROOT / "samples" / "tiny.invr"
-    if not sample.exists():
-        pytest.skip("samples/tiny.invr is not committed yet")
     out = tmp_path / "sample.y4m"
     proc = run(["invr-dec", *FAST_DEC, sample, out])
     assert proc.returncode == 0, proc.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import synthetic_frames
 
 import invrcodec
 from invrcodec.decoder import Decoder, build_network, render, render_reference
@@ -17,8 +18,6 @@ from invrcodec.fit import Recipe, fit_chunk, rgb_psnr
 from invrcodec.presets import PRESETS
 from invrcodec.types import CoderKind, StreamInfo
 from invrcodec.weights import decode_weights, encode_weights, qp_plan
-
-from conftest import SHARED_MEDIA, synthetic_frames
 
 
 def tiny_config(**kw: object) -> EncoderConfig:
@@ -164,11 +163,10 @@ def test_paper_preset_is_the_papers_recipe() -> None:
     assert paper.arithmetic == "reference"
 
 
-@pytest.mark.skipif(not (SHARED_MEDIA / "carphone_pristine.mp4").exists(), reason="../shared/media absent")
-def test_real_clip_round_trip(tmp_path: Path) -> None:
+def test_real_clip_round_trip(shared_media: Path, tmp_path: Path) -> None:
     from invrcodec.media import VideoReader
 
-    with VideoReader(SHARED_MEDIA / "carphone_pristine.mp4", frames=6, crop_square=True, scale=(48, 48)) as r:
+    with VideoReader(shared_media / "carphone_pristine.mp4", frames=6, crop_square=True, scale=(48, 48)) as r:
         frames = np.stack(list(r))
     cfg = EncoderConfig.from_preset("ultrafast", chunk_frames=3, steps=150, hidden=64, device="cpu")
     enc, packets = encode_all(frames, cfg)
