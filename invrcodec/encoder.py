@@ -17,11 +17,19 @@ import numpy as np
 from invrcodec import __version__, deepcabac
 from invrcodec.decoder import build_network, render, resolve_device
 from invrcodec.errors import InvrConfigError, InvrMediaError
-from invrcodec.format import LIMITS
 from invrcodec.fit import FitProgress, Recipe, fit_chunk, rgb_psnr
+from invrcodec.format import LIMITS
 from invrcodec.presets import DEFAULT_PRESET, PRESETS, VARIANTS, make_variant
-from invrcodec.types import (CoderKind, CoderParams, EncodingKind, Header, Metadata, Packet, Representation,
-                             StreamInfo)
+from invrcodec.types import (
+    CoderKind,
+    CoderParams,
+    EncodingKind,
+    Header,
+    Metadata,
+    Packet,
+    Representation,
+    StreamInfo,
+)
 from invrcodec.weights import QP_ORIGIN, encode_weights, qp_plan
 
 log = logging.getLogger(__name__)
@@ -44,7 +52,7 @@ class EncoderConfig:
     psnr: float | None = None  # stop a chunk's training once its PSNR reaches this (dB)
     device: str = "auto"
     seed: int = 0
-    amp: bool | None = None  # mixed precision; None = on for CUDA, bfloat16 on CPUs that have it natively
+    amp: bool | None = None  # mixed precision; None = on for CUDA (float16), off on the CPU (True there: bfloat16)
 
     @classmethod
     def from_preset(cls, preset: str = DEFAULT_PRESET, *, variant: str = "invr", psnr: float | None = None,
@@ -188,4 +196,4 @@ class Encoder:
         return Packet(index, first, len(frames), tensors, psnr)
 
 
-__all__ = ["Encoder", "EncoderConfig", "TrainProgress", "QP_ORIGIN", "CODERS", "DEFAULT_QP"]
+__all__ = ["CODERS", "DEFAULT_QP", "QP_ORIGIN", "Encoder", "EncoderConfig", "TrainProgress"]

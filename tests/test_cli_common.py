@@ -7,10 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import run
 
 from invrcodec.cli import common
-
-from conftest import run
 
 
 @pytest.mark.parametrize("tool", ["invr-enc", "invr-dec"])
@@ -147,10 +146,9 @@ def test_safe_output_commits_or_leaves_nothing(tmp_path: Path) -> None:
         safe.commit()
     assert target.read_bytes() == b"done"
     assert oct(target.stat().st_mode & 0o777) != oct(0o600)  # not mkstemp's private mode
-    with pytest.raises(RuntimeError):
-        with common.SafeOutput(str(tmp_path / "failed.bin"), None) as safe:
-            Path(safe.target).write_bytes(b"half")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), common.SafeOutput(str(tmp_path / "failed.bin"), None) as safe:
+        Path(safe.target).write_bytes(b"half")
+        raise RuntimeError("boom")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
 
 

@@ -11,10 +11,9 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from conftest import BIN, FAST_DEC, FAST_ENC, psnr, read_rgb, run
 
 import invrcodec
-
-from conftest import BIN, FAST_DEC, FAST_ENC, psnr, read_rgb, run
 
 
 def test_summary_and_file(tiny_invr: Path, tiny_invr_log: str) -> None:

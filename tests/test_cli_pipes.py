@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from conftest import BIN, FAST_DEC, FAST_ENC, psnr, read_rgb
 
 import invrcodec
-
-from conftest import BIN, FAST_DEC, FAST_ENC, psnr, read_rgb
 
 HEADLESS = {"SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
 

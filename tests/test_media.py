@@ -10,12 +10,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import psnr, read_rgb, synthetic_frames, write_clip
 
 from invrcodec.errors import InvrMediaError
 from invrcodec.media import VideoReader, VideoWriter, choose_output_format, parse_size
 from invrcodec.types import StreamInfo
-
-from conftest import psnr, read_rgb, synthetic_frames, write_clip
 
 
 def test_reads_y4m_file_with_stream_facts(tiny_y4m: Path, tiny_frames: np.ndarray) -> None:

@@ -24,13 +24,13 @@ import torch
 import invrcodec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _evalcommon as ec  # noqa: E402
+import _evalcommon as ec
 
-from invrcodec.decoder import resolve_device  # noqa: E402
-from invrcodec.encoder import DEFAULT_QP, Encoder, EncoderConfig  # noqa: E402
-from invrcodec.errors import InvrError  # noqa: E402
-from invrcodec.fit import FitProgress, fit_chunk  # noqa: E402
-from invrcodec.presets import VARIANTS  # noqa: E402
+from invrcodec.decoder import resolve_device
+from invrcodec.encoder import DEFAULT_QP, Encoder, EncoderConfig
+from invrcodec.errors import InvrError
+from invrcodec.fit import FitProgress, fit_chunk
+from invrcodec.presets import VARIANTS
 
 LABELS = {"invr": "INVR", "even": "INVR-Even", "none": "INVR-None", "gaussian": "INVR-Gaussian",
           "relu": "ReLU-Sin"}

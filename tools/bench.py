@@ -63,12 +63,12 @@ import invrcodec
 import invrcodec.fit as fit_module
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _evalcommon as ec  # noqa: E402
+import _evalcommon as ec
 
-from invrcodec.decoder import build_network, render, render_reference  # noqa: E402
-from invrcodec.fit import FitProgress, Recipe, fit_chunk  # noqa: E402
-from invrcodec.presets import PRESETS  # noqa: E402
-from invrcodec.types import Representation  # noqa: E402
+from invrcodec.decoder import build_network, render, render_reference
+from invrcodec.fit import FitProgress, Recipe, fit_chunk
+from invrcodec.presets import PRESETS
+from invrcodec.types import Representation
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = "invrcodec-bench/1"

@@ -30,11 +30,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _evalcommon as ec  # noqa: E402
+import _evalcommon as ec
 
-from invrcodec.encoder import DEFAULT_QP, EncoderConfig  # noqa: E402
-from invrcodec.errors import InvrError  # noqa: E402
-from invrcodec.fit import rgb_psnr  # noqa: E402
+from invrcodec.encoder import DEFAULT_QP, EncoderConfig
+from invrcodec.errors import InvrError
+from invrcodec.fit import rgb_psnr
 
 
 @dataclass(frozen=True)

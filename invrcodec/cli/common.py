@@ -26,9 +26,9 @@ import click
 from ..errors import InvrError
 
 __all__ = [
+    "LOG_LEVELS",
     "CliError",
     "Interrupted",
-    "LOG_LEVELS",
     "ProgressOutput",
     "SafeOutput",
     "StatusLine",
