@@ -21,6 +21,7 @@ from invrcodec.fit import FitProgress, Recipe, fit_chunk, rgb_psnr
 from invrcodec.format import LIMITS
 from invrcodec.presets import DEFAULT_PRESET, PRESETS, VARIANTS, make_variant
 from invrcodec.types import (
+    CodedTensor,
     CoderKind,
     CoderParams,
     EncodingKind,
@@ -52,7 +53,7 @@ class EncoderConfig:
     psnr: float | None = None  # stop a chunk's training once its PSNR reaches this (dB)
     device: str = "auto"
     seed: int = 0
-    amp: bool | None = None  # mixed precision; None = on for CUDA (float16), off on the CPU (True there: bfloat16)
+    amp: bool | None = None  # mixed precision; None = CUDA float16 always, CPU bfloat16 per recipe.cpu_bf16
 
     @classmethod
     def from_preset(cls, preset: str = DEFAULT_PRESET, *, variant: str = "invr", psnr: float | None = None,
@@ -113,7 +114,8 @@ class EncoderConfig:
             "layers": rep.layers, "w0": rep.w0, "encoding": rep.encoding.name.lower(),
             "enc_dims": ",".join(map(str, rep.enc_dims)), "sigma": rep.sigma, "chunk_frames": rep.chunk_frames,
             "steps": r.steps, "lr": r.lr, "schedule": r.schedule, "batch": r.batch, "l1": r.l1,
-            "arithmetic": r.arithmetic, "coder": self.coder.name.lower(), "qp": self.qp,
+            "arithmetic": r.arithmetic, "cpu_bf16": int(r.cpu_bf16), "refine": r.refine,
+            "coder": self.coder.name.lower(), "qp": self.qp,
             "dq": int(self.dependent_quantization), "psnr": self.psnr if self.psnr is not None else "off",
             "seed": self.seed,
         }
@@ -183,17 +185,54 @@ class Encoder:
 
         fit = fit_chunk(frames, cfg.representation, cfg.recipe, device=self.device, seed=cfg.seed + index,
                         psnr_target=cfg.psnr, amp=cfg.amp, progress=report)
-        plan = qp_plan(cfg.qp, cfg.representation) if cfg.coder == CoderKind.DEEPCABAC else None
-        tensors, recon = encode_weights(fit.state, cfg.representation, self.header.coder, plan)
-        net = build_network(cfg.representation, recon, self.device)
-        decoded = render(net, (len(frames), self.stream.height, self.stream.width))
-        psnr = rgb_psnr(decoded, frames)
+        packet = self.pack(frames, fit.state, index, first)
         log.info("chunk %d: frames %d-%d, %d steps in %.1f s, PSNR %.2f dB trained, %.2f dB coded, %d bytes",
-                 index, first, first + len(frames) - 1, fit.steps, fit.seconds, fit.psnr, psnr,
-                 sum(len(t.data) for t in tensors))
+                 index, first, first + len(frames) - 1, fit.steps, fit.seconds, fit.psnr, packet.train_psnr,
+                 packet.size)
         self._chunk += 1
         self._frames_done += len(frames)
-        return Packet(index, first, len(frames), tensors, psnr)
+        return packet
+
+    def pack(self, frames: np.ndarray, state: dict[str, np.ndarray], index: int, first: int) -> Packet:
+        """The packet of a trained chunk: its coded weights and the PSNR a decoder of them will see."""
+        tensors, recon = self._code(frames, state, index)
+        net = build_network(self.config.representation, recon, self.device)
+        decoded = render(net, (len(frames), self.stream.height, self.stream.width))
+        return Packet(index, first, len(frames), tensors, rgb_psnr(decoded, frames))
+
+    def _code(self, frames: np.ndarray, state: dict[str, np.ndarray],
+              index: int) -> tuple[tuple[CodedTensor, ...], dict[str, np.ndarray]]:
+        """Code a trained chunk's weights; with ``recipe.refine``, in stages with refinement between.
+
+        Stages: the first layer's weights (the most sensitive tensor and nearly half the parameters), then the
+        other activated layers' weights, then the biases and the output layer. After each stage but the last,
+        the tensors not coded yet are trained with the coded ones frozen at their decoded values, so they
+        absorb the quantisation error. The bytes of every stage are kept as coded: the decoder's weights stay
+        exactly the encoder's reconstruction.
+        """
+        cfg, rep, coder = self.config, self.config.representation, self.header.coder
+        if cfg.coder != CoderKind.DEEPCABAC:
+            return encode_weights(state, rep, coder, None)
+        plan = qp_plan(cfg.qp, rep)
+        refine_steps = round(cfg.recipe.refine * cfg.recipe.steps)
+        if refine_steps <= 0:
+            return encode_weights(state, rep, coder, plan)
+        names = [name for name, _ in rep.tensor_shapes()]
+        hidden = [n for n in names if n.startswith("layers.") and n.endswith(".weight") and n != "layers.0.weight"]
+        stages = [["layers.0.weight"], hidden, [n for n in names if n != "layers.0.weight" and n not in hidden]]
+        stages = [s for s in stages if s]
+        refine = replace(cfg.recipe, steps=refine_steps, lr=cfg.recipe.refine_lr, warmup=0,
+                         eval_every=refine_steps)
+        coded: dict[str, CodedTensor] = {}
+        recon: dict[str, np.ndarray] = {}
+        for i, stage in enumerate(stages):
+            if i > 0:
+                state = fit_chunk(frames, rep, refine, device=self.device, seed=cfg.seed + index + 1000 * i,
+                                  amp=cfg.amp, init=state, frozen=recon).state
+            tensors, values = encode_weights(state, rep, coder, plan, names=stage)
+            coded.update(zip([n for n in names if n in stage], tensors))
+            recon.update(values)
+        return tuple(coded[n] for n in names), recon
 
 
 __all__ = ["CODERS", "DEFAULT_QP", "QP_ORIGIN", "Encoder", "EncoderConfig", "TrainProgress"]

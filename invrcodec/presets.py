@@ -10,10 +10,14 @@ from invrcodec.types import EncodingKind, NetworkKind, Representation
 # Our recipe: random k x m x n pixel grids from the whole chunk, per-axis first-layer tables, Adam with
 # cosine decay. Measured against the paper's recipe in tools/bench.py (docs/results.md).
 PRESETS: dict[str, Recipe] = {
-    "ultrafast": Recipe(steps=300, lr=1e-3, batch=8192, grid_frames=15, eval_every=100),
-    "fast": Recipe(steps=1000, lr=1e-3, batch=8192, grid_frames=15, eval_every=200, compile=True),
-    "medium": Recipe(steps=3000, lr=1e-3, batch=16384, grid_frames=15, eval_every=250, compile=True),
-    "slow": Recipe(steps=10000, lr=5e-4, batch=16384, grid_frames=15, eval_every=500, compile=True),
+    "ultrafast": Recipe(steps=500, lr=1e-3, batch=8192, grid_frames=15, eval_every=100, cpu_bf16=True,
+                        refine=0.15),
+    "fast": Recipe(steps=1000, lr=1e-3, batch=8192, grid_frames=15, eval_every=200, compile=True, cpu_bf16=True,
+                   refine=0.15),
+    "medium": Recipe(steps=3000, lr=1e-3, batch=16384, grid_frames=15, eval_every=250, compile=True,
+                     refine=0.1),
+    "slow": Recipe(steps=10000, lr=5e-4, batch=16384, grid_frames=15, eval_every=500, compile=True,
+                   refine=0.05),
     # The paper (sec. 3.1.2, 3.3): one whole random frame per step, Adam at 2e-5, 25,000 steps per chunk,
     # the textbook forward pass on memoised encodings.
     "paper": Recipe(steps=25000, lr=2e-5, schedule="constant", batch=0, arithmetic="reference",

@@ -8,6 +8,7 @@ layer's weights and biases but not of the linear output layer (spec: "Quantisati
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,12 +60,15 @@ def qp_plan(user_qp: int, rep: Representation) -> QPPlan:
 
 
 def encode_weights(state: dict[str, np.ndarray], rep: Representation, coder: CoderParams,
-                   plan: QPPlan | None) -> tuple[tuple[CodedTensor, ...], dict[str, np.ndarray]]:
-    """Code every tensor in the order of ``rep.tensor_shapes()``; return the coded tensors and the weights
-    a decoder reconstructs from them."""
+                   plan: QPPlan | None, names: Collection[str] | None = None,
+                   ) -> tuple[tuple[CodedTensor, ...], dict[str, np.ndarray]]:
+    """Code every tensor (or only those in ``names``) in the order of ``rep.tensor_shapes()``; return the
+    coded tensors and the weights a decoder reconstructs from them."""
     coded: list[CodedTensor] = []
     recon: dict[str, np.ndarray] = {}
     for name, shape in rep.tensor_shapes():
+        if names is not None and name not in names:
+            continue
         w = np.ascontiguousarray(state[name], dtype=np.float32).reshape(shape)
         if coder.kind == CoderKind.RAW_FLOAT32:
             data = w.astype("<f4").tobytes()

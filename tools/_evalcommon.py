@@ -24,12 +24,11 @@ import numpy as np
 import torch
 
 import invrcodec
-from invrcodec.decoder import build_network, render, resolve_device
+from invrcodec.decoder import resolve_device
 from invrcodec.encoder import Encoder, EncoderConfig
 from invrcodec.fit import FitProgress, FitResult, fit_chunk, rgb_psnr
 from invrcodec.media import VideoReader
-from invrcodec.types import CoderKind, Header, Packet, StreamInfo
-from invrcodec.weights import encode_weights, qp_plan
+from invrcodec.types import Packet, StreamInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MEDIA = ROOT.parent / "shared" / "media"
@@ -93,17 +92,6 @@ class InvrPoint:
     code_seconds: float = 0.0  # weight coding + the encoder's PSNR render, summed over chunks
 
 
-def code_chunk(state: dict[str, np.ndarray], frames: np.ndarray, cfg: EncoderConfig, header: Header,
-               index: int, first: int, device: torch.device) -> Packet:
-    """One packet from trained float weights, exactly as :class:`Encoder` makes it after training."""
-    rep = cfg.representation
-    plan = qp_plan(cfg.qp, rep) if cfg.coder == CoderKind.DEEPCABAC else None
-    tensors, recon = encode_weights(state, rep, header.coder, plan)
-    net = build_network(rep, recon, device)
-    decoded = render(net, (len(frames), frames.shape[1], frames.shape[2]))
-    return Packet(index, first, len(frames), tensors, rgb_psnr(decoded, frames))
-
-
 def _training_key(cfg: EncoderConfig) -> tuple[object, ...]:
     return (cfg.representation, cfg.recipe, cfg.seed, cfg.psnr, cfg.device, cfg.amp)
 
@@ -127,7 +115,7 @@ def encode_invr_points(frames: np.ndarray, info: StreamInfo, points: Sequence[tu
     if base.psnr is None:
         recipe = replace(recipe, eval_every=recipe.steps)
     out = [InvrPoint(label, cfg, path) for label, cfg, path in points]
-    headers = [Encoder(info, p.config).header for p in out]
+    encoders = [Encoder(info, p.config) for p in out]
     fits: list[FitResult] = []
     train_seconds = 0.0
     n = len(frames)
@@ -140,13 +128,13 @@ def encode_invr_points(frames: np.ndarray, info: StreamInfo, points: Sequence[tu
         fits.append(fit)
         log(f"  chunk {index}: frames {first}-{first + len(chunk) - 1}, {fit.steps} steps, "
             f"{fit.seconds:.1f} s, float PSNR {fit.psnr:.2f} dB")
-        for point, header in zip(out, headers):
+        for point, encoder in zip(out, encoders):
             t0 = time.perf_counter()
-            point.packets.append(code_chunk(fit.state, chunk, point.config, header, index, first, device))
+            point.packets.append(encoder.pack(chunk, fit.state, index, first))
             point.code_seconds += time.perf_counter() - t0
-    for point, header in zip(out, headers):
+    for point, encoder in zip(out, encoders):
         point.path.parent.mkdir(parents=True, exist_ok=True)
-        with invrcodec.open(point.path, "w", header=header) as container:
+        with invrcodec.open(point.path, "w", header=encoder.header) as container:
             for packet in point.packets:
                 container.mux(packet)
     return out, train_seconds, fits

@@ -63,10 +63,10 @@ def run_variant(clip: ec.Clip, name: str, args: argparse.Namespace, outdir: Path
     fit = fit_chunk(clip.frames, rep, recipe, device=device, seed=args.seed, amp=cfg_u.amp, progress=record)
     files = {}
     for tag, cfg in (("INVR-U", cfg_u), ("INVR-C", cfg_c)):
-        header = Encoder(clip.info, cfg).header
+        encoder = Encoder(clip.info, cfg)
         path = outdir / f"{name}_{'u' if tag == 'INVR-U' else f'c_qp{cfg.qp}'}.invr"
-        packet = ec.code_chunk(fit.state, clip.frames, cfg, header, 0, 0, device)
-        with invrcodec.open(path, "w", header=header) as container:
+        packet = encoder.pack(clip.frames, fit.state, 0, 0)
+        with invrcodec.open(path, "w", header=encoder.header) as container:
             container.mux(packet)
         psnrs, decode_s = ec.decode_invr_psnr(path, clip.frames)
         mean, std = ec.mean_std(psnrs)
