@@ -219,10 +219,16 @@ def test_rd_on_real_clip(shared_media: Path, tmp_path: Path) -> None:
     out = tmp_path / "rd"
     proc = run([sys.executable, TOOLS / "rd.py", shared_media / "carphone_pristine.mp4", "--size", "32",
                 "--frames", "4", "--steps", "20", "--hidden", "16", "--chunk-frames", "4", "--qp", "38",
-                "--baselines", "h264", "--bitrates", "60", "--threads", "1", "--out", out], timeout=300)
+                "--compare-refine", "--baselines", "h264", "--bitrates", "60", "--threads", "1", "--out", out],
+               timeout=300)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     (clip,) = json.loads((out / "results.json").read_text())["clips"]
     assert (clip["source_width"], clip["source_height"]) == (176, 144)
     assert {p["codec"] for p in clip["points"]} == {"INVR-C", "INVR-U", "H.264"}
+    # --compare-refine: the same training coded with and without refinement, as two curves of one size each.
+    invr_c = {p["curve"]: p for p in clip["points"] if p["codec"] == "INVR-C"}
+    assert set(invr_c) == {"INVR-C h16 c4", "INVR-C h16 c4 no-refine"}
+    sizes = [invr_c[c]["bytes"] for c in ("INVR-C h16 c4", "INVR-C h16 c4 no-refine")]
+    assert abs(sizes[0] - sizes[1]) < 0.1 * sizes[1]  # refinement moves values, not the step sizes
     h264 = next(p for p in clip["points"] if p["codec"] == "H.264")
     assert h264["psnr_mean"] > 20

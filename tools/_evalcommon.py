@@ -93,14 +93,17 @@ class InvrPoint:
 
 
 def _training_key(cfg: EncoderConfig) -> tuple[object, ...]:
-    return (cfg.representation, cfg.recipe, cfg.seed, cfg.psnr, cfg.device, cfg.amp)
+    # Refinement happens while coding (Encoder.pack), after the shared training: it may differ per point.
+    return (cfg.representation, replace(cfg.recipe, refine=0.0, refine_lr=0.0), cfg.seed, cfg.psnr, cfg.device,
+            cfg.amp)
 
 
 def encode_invr_points(frames: np.ndarray, info: StreamInfo, points: Sequence[tuple[str, EncoderConfig, Path]],
                        log: Callable[[str], None] = print) -> tuple[list[InvrPoint], float, list[FitResult]]:
     """Train every chunk once, code it for every point, mux each point into its own .invr file.
 
-    All configs must share the representation, recipe, seed and PSNR target (only coder and QP differ).
+    All configs must share the representation, recipe, seed and PSNR target (only coder, QP and the
+    refinement differ).
     Returns the points, the training wall time (shared by all points) and the per-chunk fit results.
     """
     if not points:

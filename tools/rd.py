@@ -21,7 +21,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -149,9 +149,16 @@ def run_invr(clip: ec.Clip, args: argparse.Namespace, outdir: Path) -> list[Poin
                       lr=args.lr)
         curve = f"INVR-C h{hidden} c{chunk}"
         todo: list[tuple[str, EncoderConfig, Path]] = []
+        curve_of: dict[str, str] = {}
         for qp in args.qp:
             cfg = EncoderConfig.from_preset(args.preset, qp=qp, **common)  # type: ignore[arg-type]
             todo.append((f"{curve} qp{qp}", cfg, outdir / f"invr-c_h{hidden}_c{chunk}_qp{qp}.invr"))
+            curve_of[todo[-1][0]] = curve
+            if m == 0 and args.compare_refine and cfg.recipe.refine > 0:
+                plain = replace(cfg, recipe=replace(cfg.recipe, refine=0.0))
+                todo.append((f"{curve} no-refine qp{qp}", plain,
+                             outdir / f"invr-c_h{hidden}_c{chunk}_qp{qp}_norefine.invr"))
+                curve_of[todo[-1][0]] = f"{curve} no-refine"
         if m == 0 and not args.no_invr_u:
             cfg = EncoderConfig.from_preset(args.preset, coder="raw32", **common)  # type: ignore[arg-type]
             todo.append((f"INVR-U h{hidden} c{chunk}", cfg, outdir / f"invr-u_h{hidden}_c{chunk}.invr"))
@@ -170,7 +177,7 @@ def run_invr(clip: ec.Clip, args: argparse.Namespace, outdir: Path) -> list[Poin
         for label, cfg, path, seconds in coded:
             psnrs, decode_s = ec.decode_invr_psnr(path, clip.frames)
             raw = cfg.coder.name != "DEEPCABAC"
-            point = Point("INVR-U" if raw else "INVR-C", f"INVR-U h{hidden} c{chunk}" if raw else curve,
+            point = Point("INVR-U" if raw else "INVR-C", f"INVR-U h{hidden} c{chunk}" if raw else curve_of[label],
                           "raw32" if raw else f"qp={cfg.qp}", str(path), path.stat().st_size, ".invr file",
                           len(clip.frames), clip.seconds, clip.info.width, clip.info.height, psnrs, seconds,
                           decode_s, params)
@@ -377,6 +384,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--hidden", type=_ints, default=[128], help="hidden widths (model sizes), comma-separated")
     ap.add_argument("--chunk-frames", type=_ints, default=[15], help="chunk lengths, comma-separated")
     ap.add_argument("--no-invr-u", action="store_true", help="skip INVR-U (raw32)")
+    ap.add_argument("--compare-refine", action="store_true",
+                    help="also code the first model size without quantisation-aware refinement (same training)")
     ap.add_argument("--baselines", default="mpeg1,mpeg2,h264,h265",
                     help=f"comma-separated, from {','.join(BASELINES)}; empty for none")
     ap.add_argument("--bitrates", type=_floats, default=None,
