@@ -47,6 +47,12 @@ def run_variant(clip: ec.Clip, name: str, args: argparse.Namespace, outdir: Path
     recipe = cfg_u.recipe
     eval_every = args.eval_every or recipe.eval_every
     recipe = replace(recipe, eval_every=eval_every)
+    if not args.no_warmup:
+        # Untimed: torch.compile's traces for this variant's shapes (training and the PSNR checks), from a fresh
+        # cache so that earlier variants' traces neither help nor exhaust the recompile limit.
+        torch._dynamo.reset()
+        fit_chunk(clip.frames, cfg_u.representation, replace(recipe, steps=3, eval_every=3),
+                  device=resolve_device(args.device), amp=cfg_u.amp)
     curve: list[tuple[int, float, float]] = []
 
     def record(p: FitProgress) -> None:
@@ -137,7 +143,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (default: torch's); 1 is far faster on a CPU shared with other jobs")
     ap.add_argument("--print-every", type=int, default=5, help="print every Nth PSNR check")
-    ap.add_argument("--no-warmup", action="store_true", help="skip the untimed 3-step warm-up training")
+    ap.add_argument("--no-warmup", action="store_true", help="skip the untimed 3-step warm-up (compile) of each variant")
     ap.add_argument("--dpi", type=int, default=90)
     ap.add_argument("--out", type=Path, default=Path("out/ablation"), help="output folder")
     args = ap.parse_args(argv)
@@ -157,11 +163,6 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"{clip.name}: frames {args.seek}-{args.seek + len(clip.frames) - 1}, "
           f"{clip.info.width}x{clip.info.height}", flush=True)
-    if not args.no_warmup:
-        # The first training in a process pays one-off start-up costs; keep them off the first variant's clock.
-        warm = EncoderConfig.from_preset(args.preset, steps=3, hidden=args.hidden, device=args.device)
-        fit_chunk(clip.frames[:2], warm.representation, replace(warm.recipe, eval_every=3),
-                  device=resolve_device(args.device))
     results = [run_variant(clip, v, args, args.out) for v in args.variants]
     ranking = sorted(results, key=lambda r: -float(r["final_psnr"]))  # type: ignore[arg-type]
     report = {
