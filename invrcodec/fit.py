@@ -35,7 +35,7 @@ class Recipe:
     l1: float = 1e-6  # lambda of eq. 5
     arithmetic: Literal["tables", "reference"] = "tables"  # per-axis tables, or the textbook forward pass
     eval_every: int = 250  # full-chunk PSNR check interval (also when the running estimate meets the target)
-    warmup: int = 0  # linear learning-rate warm-up steps
+    warmup: int = 0  # linear learning-rate warm-up steps (at most a tenth of the steps)
     grid_frames: int = 4  # "tables" batches are k frames x m random rows x n random columns, k*m*n ~= batch
     compile: bool = False  # torch.compile the trunk (fuses the sine with its scaling; pays off over many steps)
     # Quantisation-aware refinement (see invrcodec.encoder): after training, the tensors are coded in stages
@@ -113,11 +113,13 @@ def _grid_batch(sizes: tuple[int, int, int], recipe: Recipe, gen: torch.Generato
 
 
 def _lr_at(step: int, recipe: Recipe) -> float:
-    if recipe.warmup and step < recipe.warmup:
-        return recipe.lr * (step + 1) / recipe.warmup
+    # The warm-up is at most a tenth of the steps, so that a short --steps run still spends its steps learning.
+    warmup = min(recipe.warmup, recipe.steps // 10)
+    if warmup and step < warmup:
+        return recipe.lr * (step + 1) / warmup
     if recipe.schedule == "constant":
         return recipe.lr
-    progress = (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup)
+    progress = (step - warmup) / max(1, recipe.steps - warmup)
     return recipe.lr * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
 
 
