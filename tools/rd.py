@@ -436,7 +436,8 @@ def write_outputs(out: Path, report: dict[str, object], measured: list[tuple[dic
         clip_results.append((meta, points, chosen))
         clips_json.append({
             **meta,
-            "points": [dict(p.row(), psnr_per_frame=[round(v, 4) for v in p.psnr]) for p in points],
+            # Per-frame PSNR at full precision: --replot recomputes every mean and BD figure from these.
+            "points": [dict(p.row(), psnr_per_frame=[float(v) for v in p.psnr]) for p in points],
             "bd": bd_table(points),
             "table1": {k: p.row() for k, p in chosen.items()},
         })
