@@ -169,3 +169,28 @@ def test_check_output_policy(tmp_path: Path) -> None:
     with pytest.raises(common.CliError, match="is a directory"):
         common.check_output(str(tmp_path), True)
     common.check_output(os.devnull, None)
+
+
+@pytest.mark.parametrize(("sig", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_swallowed_interrupt_is_raised_again(sig: str, code: int) -> None:
+    """A library's bare ``except:`` can eat the exception a signal raises; the next raise_pending_signal()
+    (which the encoder's progress callback calls every few steps) ends the run all the same."""
+    import signal
+
+    reached = []
+
+    def body() -> int:
+        try:
+            os.kill(os.getpid(), getattr(signal, sig))
+            for _ in range(1000):  # the handler runs at the next bytecode
+                pass
+        except BaseException:  # noqa: BLE001, S110 - the library that swallows it
+            pass
+        reached.append("after the swallow")
+        common.raise_pending_signal()
+        reached.append("never")
+        return 0
+
+    assert common.execute("invr-test", body) == code
+    assert reached == ["after the swallow"]
+    common.raise_pending_signal()  # handled: nothing is left pending after execute()

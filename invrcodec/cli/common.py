@@ -38,6 +38,7 @@ __all__ = [
     "open_stdin",
     "open_stdout",
     "parse_device",
+    "raise_pending_signal",
     "run_main",
     "version_message",
 ]
@@ -70,7 +71,8 @@ class CliError(Exception):
 
 
 class Interrupted(BaseException):
-    """SIGTERM or SIGHUP, raised where the program is so that cleanup runs as for Ctrl-C."""
+    """SIGTERM or SIGHUP, raised where the program is so that cleanup runs as for Ctrl-C (SIGINT raises
+    KeyboardInterrupt)."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -443,14 +445,34 @@ class CountingWriter:
 # -- running a command ----------------------------------------------------------------------------------
 
 
-def _signal_to_exception(signum: int, _frame: object) -> None:
+_pending_signal: int | None = None
+
+
+def _raise_for(signum: int) -> None:
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise Interrupted(signum)
+
+
+def _signal_to_exception(signum: int, _frame: object) -> None:
+    global _pending_signal
+    _pending_signal = signum
+    _raise_for(signum)
+
+
+def raise_pending_signal() -> None:
+    """Raise again for a signal already received. The handler raises wherever the program is, and a bare
+    ``except:`` in some library can swallow that; long loops call this so an interrupt is never lost."""
+    if _pending_signal is not None:
+        _raise_for(_pending_signal)
 
 
 @contextmanager
 def _signals() -> Iterator[None]:
+    global _pending_signal
+    _pending_signal = None
     previous = {}
-    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
         if sig is None:
             continue
         try:
@@ -462,6 +484,7 @@ def _signals() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        _pending_signal = None  # handled: execute() turns it into an exit status
 
 
 def _quiet_stdout() -> None:

@@ -102,6 +102,7 @@ class _Tracker:
     last_draw: float = 0.0
 
     def on_train(self, ev: Any) -> None:
+        common.raise_pending_signal()  # training calls this every few steps: an interrupt always ends it
         steps = max(int(getattr(ev, "steps", 0) or 0), 1)
         step = int(getattr(ev, "step", 0) or 0)
         first = int(getattr(ev, "first_frame", 0) or 0)
