@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -100,12 +101,21 @@ def m_bytes(stderr: bytes) -> int:
     return int(m.group(1))
 
 
+def _ignore_signal(sig: int) -> Callable[[], None]:
+    return lambda: signal.signal(sig, signal.SIG_IGN)  # type: ignore[func-returns-value]
+
+
+# ignored_on_entry: started as a background job of a non-interactive shell (as CI may run us), a process
+# inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler of its own.
+@pytest.mark.parametrize("ignored_on_entry", [False, True])
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_interrupt_leaves_no_file(bin_dir: Path, tiny_y4m: Path, tmp_path: Path, sig: int, code: int) -> None:
+def test_interrupt_leaves_no_file(bin_dir: Path, tiny_y4m: Path, tmp_path: Path, sig: int, code: int,
+                                  ignored_on_entry: bool) -> None:
     out = tmp_path / "int.invr"
     cmd = [str(BIN / "invr-enc"), "--preset", "ultrafast", "--steps", "100000", "--device", "cpu", "--threads", "1",
            "--progress", str(tmp_path / "progress.txt"), str(tiny_y4m), str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=_ignore_signal(sig) if ignored_on_entry else None)
     deadline = time.monotonic() + 240
     progress = tmp_path / "progress.txt"
     while time.monotonic() < deadline:  # wait until training runs (a temporary output exists by then)
@@ -116,7 +126,12 @@ def test_interrupt_leaves_no_file(bin_dir: Path, tiny_y4m: Path, tmp_path: Path,
         time.sleep(0.2)
     assert proc.poll() is None, proc.communicate()
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # do not leave a 100000-step encode running after the failure
+        proc.communicate()
+        raise
     assert proc.returncode == code, err
     assert b"Traceback" not in err
     assert not out.exists()

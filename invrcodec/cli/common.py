@@ -472,6 +472,8 @@ def _signals() -> Iterator[None]:
     global _pending_signal
     _pending_signal = None
     previous = {}
+    # SIGINT too, as ffmpeg does: a process started with SIGINT ignored (a background job of a non-interactive
+    # shell, as under some CI runners) gets no KeyboardInterrupt handler from Python and would ignore Ctrl-C.
     for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
         if sig is None:
             continue
