@@ -11,8 +11,9 @@ from invrcodec.types import EncodingKind, NetworkKind, Representation
 # cosine decay. Measured against the paper's recipe in tools/bench.py (docs/results.md).
 PRESETS: dict[str, Recipe] = {
     # ultrafast and fast: Adam 1.5e-3 after a 50-step linear warm-up. Without the warm-up 1.2e-3 already
-    # diverges; with it, 1.5e-3 ends 1.7-2.1 dB above the former 1e-3 (1000 steps, first chunks of both clips)
-    # and rescued a chunk where 1e-3 stalled at 15 dB (docs/results.md, Speed).
+    # collapses to a flat image (12.8 and 14.5 dB after 1000 steps); with it, 1.5e-3 ends 1.7-2.1 dB above the
+    # former 1e-3 (1000 steps, first chunks of both clips) and rescued a chunk where 1e-3 stalled at 15 dB
+    # (docs/results.md, Speed).
     "ultrafast": Recipe(steps=500, lr=1.5e-3, warmup=50, batch=8192, grid_frames=15, eval_every=100,
                         cpu_bf16=True, refine=0.15),
     "fast": Recipe(steps=800, lr=1.5e-3, warmup=50, batch=8192, grid_frames=15, eval_every=200, compile=True,
