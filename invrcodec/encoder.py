@@ -13,11 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import torch
 
 from invrcodec import __version__, deepcabac
 from invrcodec.decoder import build_network, render, resolve_device
 from invrcodec.errors import InvrConfigError, InvrMediaError
-from invrcodec.fit import FitProgress, Recipe, fit_chunk, rgb_psnr
+from invrcodec.fit import FitProgress, Recipe, fit_chunks, rgb_psnr
 from invrcodec.format import LIMITS
 from invrcodec.presets import DEFAULT_PRESET, PRESETS, VARIANTS, make_variant
 from invrcodec.types import (
@@ -54,6 +55,9 @@ class EncoderConfig:
     device: str = "auto"
     seed: int = 0
     amp: bool | None = None  # mixed precision; None = CUDA float16 always, CPU bfloat16 per recipe.cpu_bf16
+    # Chunks trained at once (one INVRBatch); 0 = auto: as many as fit on a CUDA device (up to
+    # AUTO_PARALLEL_CAP), one at a time on the CPU. Memory grows with it, not with the video's length.
+    parallel_chunks: int = 0
 
     @classmethod
     def from_preset(cls, preset: str = DEFAULT_PRESET, *, variant: str = "invr", psnr: float | None = None,
@@ -61,7 +65,7 @@ class EncoderConfig:
                     enc_dims: tuple[int, int, int] | None = None, hidden: int | None = None,
                     layers: int | None = None, steps: int | None = None, device: str = "auto", seed: int = 0,
                     coder: str = "deepcabac", dependent_quantization: bool = True,
-                    lr: float | None = None) -> EncoderConfig:
+                    lr: float | None = None, parallel_chunks: int = 0) -> EncoderConfig:
         """A config from a named preset and variant; ``None`` keeps the preset's value."""
         if preset not in PRESETS:
             raise InvrConfigError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
@@ -78,7 +82,7 @@ class EncoderConfig:
             recipe = replace(recipe, lr=lr)
         cfg = cls(preset=preset, representation=rep, recipe=recipe, coder=CODERS[coder],
                   qp=DEFAULT_QP if qp is None else qp, dependent_quantization=dependent_quantization,
-                  psnr=psnr, device=device, seed=seed)
+                  psnr=psnr, device=device, seed=seed, parallel_chunks=parallel_chunks)
         cfg.validate()
         return cfg
 
@@ -96,6 +100,7 @@ class EncoderConfig:
             (rep.parameter_count <= MAX_CHUNK_PARAMETERS,
              f"network of {rep.parameter_count} parameters exceeds the format's {MAX_CHUNK_PARAMETERS}"),
             (self.psnr is None or 0 < self.psnr < 100, "psnr target must be between 0 and 100 dB"),
+            (0 <= self.parallel_chunks <= 4096, "parallel chunks must be 0..4096"),
         ]
         for ok, message in checks:
             if not ok:
@@ -125,15 +130,16 @@ class EncoderConfig:
 
 @dataclass(frozen=True)
 class TrainProgress:
-    """Progress of the chunk being trained, for a progress display."""
+    """Progress of the chunks being trained (one, or ``chunks`` trained together), for a progress display."""
 
-    chunk: int
+    chunk: int  # index of the first chunk being trained
     first_frame: int
-    frame_count: int
+    frame_count: int  # frames of all chunks being trained
     step: int
     steps: int
     psnr: float
-    elapsed: float  # seconds spent on this chunk
+    elapsed: float  # seconds spent on these chunks
+    chunks: int = 1
 
 
 class Encoder:
@@ -149,6 +155,7 @@ class Encoder:
             raise InvrMediaError(f"frame size {stream.width}x{stream.height} exceeds 16384x16384")
         self.stream = stream
         self.device = resolve_device(self.config.device)
+        self.parallel = self.config.parallel_chunks or auto_parallel_chunks(self.config, stream, self.device)
         self.progress = progress
         self._buffer: list[np.ndarray] = []
         self._chunk = 0
@@ -162,48 +169,67 @@ class Encoder:
 
     def encode(self, frame: np.ndarray | None) -> list[Packet]:
         """Add one frame (or flush with ``None``); return the packets completed."""
+        n = self.config.representation.chunk_frames
         if frame is None:
-            return [self._encode_chunk()] if self._buffer else []
+            full = len(self._buffer) - len(self._buffer) % n
+            packets = self._encode_chunks(full) if full else []
+            return packets + (self._encode_chunks(len(self._buffer)) if self._buffer else [])
         s = self.stream
         if frame.dtype != np.uint8 or frame.shape != (s.height, s.width, 3):
             raise InvrMediaError(
                 f"frame {self._frames_done + len(self._buffer)}: expected uint8 ({s.height}, {s.width}, 3), "
                 f"got {frame.dtype} {tuple(frame.shape)}")
         self._buffer.append(frame)
-        if len(self._buffer) == self.config.representation.chunk_frames:
-            return [self._encode_chunk()]
+        if len(self._buffer) == n * self.parallel:
+            return self._encode_chunks(len(self._buffer))
         return []
 
-    def _encode_chunk(self) -> Packet:
-        frames = np.stack(self._buffer)
-        self._buffer = []
+    def _encode_chunks(self, count: int) -> list[Packet]:
+        """Train the chunks of the first ``count`` buffered frames together and code them."""
+        n = self.config.representation.chunk_frames
+        frames, self._buffer = self._buffer[:count], self._buffer[count:]
+        chunks = [np.stack(frames[i:i + n]) for i in range(0, count, n)]
         cfg = self.config
         first, index = self._frames_done, self._chunk
+        indices = list(range(index, index + len(chunks)))
+        firsts = [first + i * n for i in range(len(chunks))]
 
         def report(p: FitProgress) -> None:
             if self.progress:
-                self.progress(TrainProgress(index, first, len(frames), p.step, p.steps, p.psnr, p.elapsed))
+                self.progress(TrainProgress(index, first, count, p.step, p.steps, p.psnr, p.elapsed,
+                                            len(chunks)))
 
-        fit = fit_chunk(frames, cfg.representation, cfg.recipe, device=self.device, seed=cfg.seed + index,
-                        psnr_target=cfg.psnr, amp=cfg.amp, progress=report)
-        packet = self.pack(frames, fit.state, index, first)
-        log.info("chunk %d: frames %d-%d, %d steps in %.1f s, PSNR %.2f dB trained, %.2f dB coded, %d bytes",
-                 index, first, first + len(frames) - 1, fit.steps, fit.seconds, fit.psnr, packet.train_psnr,
-                 packet.size)
-        self._chunk += 1
-        self._frames_done += len(frames)
-        return packet
+        fits = fit_chunks(chunks, cfg.representation, cfg.recipe, device=self.device,
+                          seeds=[cfg.seed + i for i in indices], psnr_target=cfg.psnr, amp=cfg.amp,
+                          progress=report)
+        packets = self.pack_chunks(chunks, [f.state for f in fits], indices, firsts)
+        for fit, packet in zip(fits, packets):
+            last = packet.first_frame + packet.frame_count - 1
+            log.info("chunk %d: frames %d-%d, %d steps in %.1f s, PSNR %.2f dB trained, %.2f dB coded, "
+                     "%d bytes", packet.index, packet.first_frame, last, fit.steps, fit.seconds, fit.psnr,
+                     packet.train_psnr, packet.size)
+        self._chunk += len(chunks)
+        self._frames_done += count
+        return packets
 
     def pack(self, frames: np.ndarray, state: dict[str, np.ndarray], index: int, first: int) -> Packet:
         """The packet of a trained chunk: its coded weights and the PSNR a decoder of them will see."""
-        tensors, recon = self._code(frames, state, index)
-        net = build_network(self.config.representation, recon, self.device)
-        decoded = render(net, (len(frames), self.stream.height, self.stream.width))
-        return Packet(index, first, len(frames), tensors, rgb_psnr(decoded, frames))
+        return self.pack_chunks([frames], [state], [index], [first])[0]
 
-    def _code(self, frames: np.ndarray, state: dict[str, np.ndarray],
-              index: int) -> tuple[tuple[CodedTensor, ...], dict[str, np.ndarray]]:
-        """Code a trained chunk's weights; with ``recipe.refine``, in stages with refinement between.
+    def pack_chunks(self, chunks: list[np.ndarray], states: list[dict[str, np.ndarray]], indices: list[int],
+                    firsts: list[int]) -> list[Packet]:
+        """:meth:`pack` for chunks of equal size, their refinement trained together."""
+        packets = []
+        coded = self._code(chunks, states, indices)
+        for frames, (tensors, recon), index, first in zip(chunks, coded, indices, firsts):
+            net = build_network(self.config.representation, recon, self.device)
+            decoded = render(net, (len(frames), self.stream.height, self.stream.width))
+            packets.append(Packet(index, first, len(frames), tensors, rgb_psnr(decoded, frames)))
+        return packets
+
+    def _code(self, chunks: list[np.ndarray], states: list[dict[str, np.ndarray]],
+              indices: list[int]) -> list[tuple[tuple[CodedTensor, ...], dict[str, np.ndarray]]]:
+        """Code trained chunks' weights; with ``recipe.refine``, in stages with refinement between.
 
         Stages: the first layer's weights (the most sensitive tensor and nearly half the parameters), then the
         other activated layers' weights, then the biases and the output layer. After each stage but the last,
@@ -213,27 +239,51 @@ class Encoder:
         """
         cfg, rep, coder = self.config, self.config.representation, self.header.coder
         if cfg.coder != CoderKind.DEEPCABAC:
-            return encode_weights(state, rep, coder, None)
+            return [encode_weights(state, rep, coder, None) for state in states]
         plan = qp_plan(cfg.qp, rep)
         refine_steps = round(cfg.recipe.refine * cfg.recipe.steps)
         if refine_steps <= 0:
-            return encode_weights(state, rep, coder, plan)
+            return [encode_weights(state, rep, coder, plan) for state in states]
         names = [name for name, _ in rep.tensor_shapes()]
         hidden = [n for n in names if n.startswith("layers.") and n.endswith(".weight") and n != "layers.0.weight"]
         stages = [["layers.0.weight"], hidden, [n for n in names if n != "layers.0.weight" and n not in hidden]]
         stages = [s for s in stages if s]
         refine = replace(cfg.recipe, steps=refine_steps, lr=cfg.recipe.refine_lr, warmup=0,
                          eval_every=refine_steps)
-        coded: dict[str, CodedTensor] = {}
-        recon: dict[str, np.ndarray] = {}
+        coded: list[dict[str, CodedTensor]] = [{} for _ in chunks]
+        recon: list[dict[str, np.ndarray]] = [{} for _ in chunks]
         for i, stage in enumerate(stages):
             if i > 0:
-                state = fit_chunk(frames, rep, refine, device=self.device, seed=cfg.seed + index + 1000 * i,
-                                  amp=cfg.amp, init=state, frozen=recon).state
-            tensors, values = encode_weights(state, rep, coder, plan, names=stage)
-            coded.update(zip([n for n in names if n in stage], tensors))
-            recon.update(values)
-        return tuple(coded[n] for n in names), recon
+                fits = fit_chunks(chunks, rep, refine, device=self.device,
+                                  seeds=[cfg.seed + index + 1000 * i for index in indices], amp=cfg.amp,
+                                  inits=states, frozen=recon)
+                states = [f.state for f in fits]
+            for state, coded_c, recon_c in zip(states, coded, recon):
+                tensors, values = encode_weights(state, rep, coder, plan, names=stage)
+                coded_c.update(zip([n for n in names if n in stage], tensors))
+                recon_c.update(values)
+        return [(tuple(c[n] for n in names), r) for c, r in zip(coded, recon)]
 
 
-__all__ = ["CODERS", "DEFAULT_QP", "QP_ORIGIN", "Encoder", "EncoderConfig", "TrainProgress"]
+AUTO_PARALLEL_CAP = 64  # chunks trained at once when --parallel-chunks is auto (a 500-frame clip has 34)
+BUFFER_BYTES = 1 << 30  # frames held for parallel chunks: at most 1 GiB (e.g. 26 chunks of 15 720p frames)
+
+
+def auto_parallel_chunks(cfg: EncoderConfig, stream: StreamInfo, device: torch.device) -> int:
+    """Chunks to train at once: one on the CPU, where one chunk already fills the cores; on a GPU as many as
+    half its free memory holds (frames, targets and a step's activations per chunk), at most AUTO_PARALLEL_CAP
+    and at most BUFFER_BYTES of buffered frames."""
+    if device.type != "cuda":
+        return 1
+    rep, recipe = cfg.representation, cfg.recipe
+    pixels = rep.chunk_frames * stream.height * stream.width
+    step_pixels = recipe.batch or stream.height * stream.width
+    activations = step_pixels * (rep.hidden * rep.layers * 24 + rep.in_features * 4)
+    per_chunk = pixels * 3 * (1 + 4) + activations + rep.parameter_count * 4 * 4
+    free, _total = torch.cuda.mem_get_info(device)
+    fits = min(free // 2 // per_chunk, BUFFER_BYTES // (pixels * 3), AUTO_PARALLEL_CAP)
+    return max(1, int(fits))
+
+
+__all__ = ["CODERS", "DEFAULT_QP", "QP_ORIGIN", "Encoder", "EncoderConfig", "TrainProgress",
+           "auto_parallel_chunks"]

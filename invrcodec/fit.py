@@ -1,8 +1,13 @@
-"""Fitting one chunk: train an :class:`INVRNet` on T frames (paper sec. 3.1.2, "Model Training").
+"""Fitting chunks: train an :class:`INVRNet` on each chunk of T frames (paper sec. 3.1.2, "Model Training").
 
 Loss is MSE + lambda * L1(weights) (eq. 5). Two recipes share this loop: the paper's (one whole random frame
 per step, constant learning rate, textbook forward pass) and ours (random pixel batches from the whole chunk,
 per-axis first-layer tables, cosine-decayed learning rate). Mixed precision on CUDA, as the paper.
+
+Several chunks can train at once as one :class:`INVRBatch` (:func:`fit_chunks`): on a GPU one small network
+leaves most of the device idle, B of them in batched matrix products do not. Each chunk still trains exactly
+as it would alone (its own seed, pixel batches, Adam moments, early stop and divergence retry); a batch of
+one is :func:`fit_chunk`, operation for operation.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,7 +23,7 @@ import numpy as np
 import torch
 
 from invrcodec.errors import InvrEncodeError
-from invrcodec.model import INVRNet, from_rgb8, full_encoding, to_rgb8
+from invrcodec.model import INVRBatch, INVRNet, from_rgb8, full_encoding, to_rgb8
 from invrcodec.types import Representation
 
 log = logging.getLogger(__name__)
@@ -92,15 +97,23 @@ def rgb_psnr(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> floa
 
 
 @torch.no_grad()
-def render_chunk(net: INVRNet, sizes: tuple[int, int, int], frame_batch: int = 1) -> torch.Tensor:
-    """All frames of a chunk as uint8 ``(T, H, W, 3)`` using the per-axis tables."""
-    tables = net.axis_tables(sizes)
-    dev = tables[0].device
+def render_chunks(batch: INVRBatch, sizes: tuple[int, int, int], chunks: Sequence[int],
+                  max_pixels: int = 0) -> list[torch.Tensor]:
+    """Frames of each chunk ``chunks`` of a batch, uint8 ``(T, H, W, 3)`` each, through the per-axis tables,
+    ``max_pixels`` per forward pass (at least a frame)."""
+    t_n, h, w = sizes
+    dev = batch.tensors[0].device
+    frame_batch = max(1, min(t_n, max_pixels // (h * w)))
     out = []
-    for t0 in range(0, sizes[0], frame_batch):
-        idx = torch.arange(t0, min(sizes[0], t0 + frame_batch), device=dev)
-        out.append(to_rgb8(net.forward_frames(idx, sizes, tables)))
-    return torch.cat(out)
+    for i in chunks:
+        sel = None if batch.count == 1 else torch.tensor([i], device=dev)
+        tables = batch.axis_tables(sizes, sel)
+        frames = []
+        for t0 in range(0, t_n, frame_batch):
+            idx = torch.arange(t0, min(t_n, t0 + frame_batch), device=dev)[None]
+            frames.append(to_rgb8(batch.forward_frames(idx, sizes, sel, tables))[0])
+        out.append(torch.cat(frames))
+    return out
 
 
 def _grid_batch(sizes: tuple[int, int, int], recipe: Recipe, gen: torch.Generator,
@@ -137,16 +150,49 @@ def fit_chunk(frames: np.ndarray, rep: Representation, recipe: Recipe, *, device
     ``init`` starts from given weights instead of the SIREN initialisation; ``frozen`` fixes some tensors at
     given values (they are not trained, and the result holds exactly those values).
     """
+    return fit_chunks([frames], rep, recipe, device=device, seeds=[seed], psnr_target=psnr_target, amp=amp,
+                      progress=progress, max_retries=max_retries, inits=[init or {}],
+                      frozen=[frozen or {}])[0]
+
+
+def fit_chunks(chunks: Sequence[np.ndarray], rep: Representation, recipe: Recipe, *, device: torch.device,
+               seeds: Sequence[int], psnr_target: float | None = None, amp: bool | None = None,
+               progress: Callable[[FitProgress], None] | None = None, max_retries: int = 2,
+               inits: Sequence[dict[str, np.ndarray]] | None = None,
+               frozen: Sequence[dict[str, np.ndarray]] | None = None) -> list[FitResult]:
+    """Train one network per chunk, all chunks at once (:class:`INVRBatch`); chunks must have equal sizes.
+
+    Each chunk trains as :func:`fit_chunk` would train it alone, with its own seed, batches and Adam state:
+    the loss is the sum of the chunks' losses, so no chunk's gradient depends on another chunk. A chunk that
+    meets ``psnr_target`` leaves the batch; a chunk that diverges leaves it too and is retried, with the
+    other diverged chunks, at half the rate. ``frozen`` must name the same tensors for every chunk.
+    ``progress`` sees the PSNR of the batch's mean squared error.
+    """
+    n = len(chunks)
+    if n == 0:
+        return []
+    if len({c.shape for c in chunks}) != 1:
+        raise ValueError("chunks trained together must have equal sizes")
+    inits = list(inits) if inits is not None else [{}] * n
+    frozen = list(frozen) if frozen is not None else [{}] * n
+    if len({frozenset(f) for f in frozen}) != 1:
+        raise ValueError("chunks trained together must freeze the same tensors")
+    results: list[FitResult | None] = [None] * n
+    pending = list(range(n))
     lr_scale = 1.0
     for attempt in range(max_retries + 1):
-        try:
-            result = _fit_once(frames, rep, recipe, device, seed + 7919 * attempt, psnr_target, amp,
-                               progress, lr_scale, init or {}, frozen or {})
+        done, diverged = _fit_batch([chunks[i] for i in pending], rep, recipe, device,
+                                    [seeds[i] + 7919 * attempt for i in pending], psnr_target, amp, progress,
+                                    lr_scale, [inits[i] for i in pending], [frozen[i] for i in pending])
+        for j, result in done.items():
             result.retries = attempt
-            return result
-        except _Diverged as exc:
+            results[pending[j]] = result
+        for j, exc in diverged.items():
             log.warning("training diverged at step %d (%s); retrying at half the learning rate", exc.step, exc)
-            lr_scale *= 0.5
+        pending = [pending[j] for j in sorted(diverged)]
+        if not pending:
+            return [r for r in results if r is not None]
+        lr_scale *= 0.5
     raise InvrEncodeError(f"training diverged {max_retries + 1} times; chunk not written")
 
 
@@ -156,92 +202,184 @@ class _Diverged(Exception):
         self.step = step
 
 
-def _fit_once(frames: np.ndarray, rep: Representation, recipe: Recipe, device: torch.device, seed: int,
-              psnr_target: float | None, amp: bool | None, progress: Callable[[FitProgress], None] | None,
-              lr_scale: float, init: dict[str, np.ndarray], frozen: dict[str, np.ndarray]) -> FitResult:
+def _init_batch(rep: Representation, seeds: Sequence[int], inits: Sequence[dict[str, np.ndarray]],
+                frozen: Sequence[dict[str, np.ndarray]], device: torch.device) -> INVRBatch:
+    """Each chunk's network initialised as :func:`fit_chunk` initialises it alone, then stacked."""
+    nets = []
+    for seed, init, frz in zip(seeds, inits, frozen):
+        torch.manual_seed(seed)
+        net = INVRNet(rep)
+        with torch.no_grad():
+            for name, p in net.named_parameters():
+                value = frz.get(name, init.get(name))
+                if value is not None:
+                    p.copy_(torch.from_numpy(np.asarray(value, dtype=np.float32)).reshape(p.shape))
+        nets.append(net)
+    batch = INVRBatch.stack(nets).to(device)
+    for name, t in zip(batch.names, batch.tensors):
+        t.requires_grad_(name not in frozen[0])
+    return batch
+
+
+def _compact(batch: INVRBatch, opt: torch.optim.Optimizer, keep: list[int], recipe: Recipe,
+             lr: float) -> tuple[INVRBatch, torch.optim.Optimizer]:
+    """The batch and optimiser restricted to chunks ``keep``, each chunk's Adam moments carried over."""
+    new = batch.select(keep)
+    idx = torch.tensor(keep, device=batch.tensors[0].device)
+    new_params = [t for t in new.tensors if t.requires_grad]
+    new_opt = torch.optim.Adam(new_params, lr=lr, fused=opt.defaults.get("fused"))
+    old_params = [t for t in batch.tensors if t.requires_grad]
+    for old, fresh in zip(old_params, new_params):
+        state = opt.state.get(old)
+        if state:
+            new_opt.state[fresh] = {k: (v.index_select(0, idx) if k != "step" else v.clone())
+                                    for k, v in state.items()}
+    if recipe.compile:
+        new.trunk = torch.compile(new.trunk)  # type: ignore[method-assign]
+    return new, new_opt
+
+
+def _fit_batch(chunks: list[np.ndarray], rep: Representation, recipe: Recipe, device: torch.device,
+               seeds: list[int], psnr_target: float | None, amp: bool | None,
+               progress: Callable[[FitProgress], None] | None, lr_scale: float,
+               inits: list[dict[str, np.ndarray]],
+               frozen: list[dict[str, np.ndarray]]) -> tuple[dict[int, FitResult], dict[int, _Diverged]]:
+    """One attempt at training the chunks together: results of the chunks that finished, and those that
+    diverged, both by position in ``chunks``."""
     start = time.perf_counter()
-    t_n, h, w, _ = frames.shape
+    t_n, h, w, _ = chunks[0].shape
     sizes = (t_n, h, w)
-    torch.manual_seed(seed)
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    net = INVRNet(rep).to(device)
-    with torch.no_grad():
-        for name, p in net.named_parameters():
-            value = frozen.get(name, init.get(name))
-            if value is not None:
-                p.copy_(torch.from_numpy(np.asarray(value, dtype=np.float32)).reshape(p.shape))
-            p.requires_grad_(name not in frozen)
-    target_u8 = torch.from_numpy(np.ascontiguousarray(frames)).to(device)
-    target = from_rgb8(target_u8)  # (T, H, W, 3) in [-1, 1]
-    flat_target = target.reshape(-1, 3)
+    batch = _init_batch(rep, seeds, inits, frozen, device)
+    gens = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
+    target_u8 = torch.from_numpy(np.ascontiguousarray(np.stack(chunks))).to(device)  # (B, T, H, W, 3)
+    target = from_rgb8(target_u8)
     use_amp = (device.type == "cuda" or (recipe.cpu_bf16 and cpu_has_native_bf16())) if amp is None else amp
     amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16)
-    fused = device.type in ("cuda", "cpu")
-    params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=recipe.lr * lr_scale, fused=fused)
+    params = [t for t in batch.tensors if t.requires_grad]
+    opt = torch.optim.Adam(params, lr=recipe.lr * lr_scale, fused=device.type in ("cuda", "cpu"))
     if recipe.compile:
-        net.trunk = torch.compile(net.trunk, dynamic=False)  # type: ignore[method-assign]
+        # One network: shapes never change, so no dynamic shapes. A batch's chunk count shrinks as chunks
+        # finish; the default then recompiles once with that dimension dynamic.
+        dynamic = False if len(chunks) == 1 else None
+        batch.trunk = torch.compile(batch.trunk, dynamic=dynamic)  # type: ignore[method-assign]
+    # On the CPU every step reads its loss back anyway; on a GPU reading it back stalls the queue.
+    poll = 1 if device.type == "cpu" else 10
+    check_pixels = 0 if device.type == "cpu" else 1 << 20
 
     gamma_all: torch.Tensor | None = None
     if recipe.arithmetic == "reference" and recipe.batch == 0:
-        # The paper memoises the encoded coordinates of the chunk (sec. 3.1.2).
+        # The paper memoises the encoded coordinates of the chunk (sec. 3.1.2); chunks of one size share them.
         yy, xx = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
         gamma_all = torch.stack([
             full_encoding(torch.full((h * w,), t, device=device), yy.reshape(-1), xx.reshape(-1), sizes, rep)
             for t in range(t_n)])
 
-    best_psnr = -1.0
-    est_mse = None
+    active = list(range(len(chunks)))  # positions in `chunks` of the batch's rows
+    best_psnr = [-1.0] * len(chunks)
+    done: dict[int, FitResult] = {}
+    diverged: dict[int, _Diverged] = {}
+    est_mse: torch.Tensor | None = None
+    mse_sum = None
     step = 0
     for step in range(1, recipe.steps + 1):
+        lr = _lr_at(step - 1, recipe) * lr_scale
         for group in opt.param_groups:
-            group["lr"] = _lr_at(step - 1, recipe) * lr_scale
+            group["lr"] = lr
+        gens_now = [gens[j] for j in active]
+        rows = torch.tensor(active, device=device) if len(active) < len(chunks) else None
+        tgt = target if rows is None else target.index_select(0, rows)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            if recipe.batch == 0:
-                t = int(torch.randint(0, t_n, (1,), generator=gen))
-                if gamma_all is not None:
-                    pred = net.forward_reference(gamma_all[t]).reshape(h, w, 3)
-                else:
-                    pred = net.forward_frames(torch.tensor([t], device=device), sizes)[0]
-                truth = target[t]
-            elif recipe.arithmetic == "tables":
-                ti, yi, xi = _grid_batch(sizes, recipe, gen, device)
-                pred = net.forward_grid(ti, yi, xi, sizes)
-                truth = target[ti[:, None, None], yi[:, :, None], xi[:, None, :]]
-            else:
-                flat = torch.randint(0, t_n * h * w, (recipe.batch,), generator=gen).to(device)
-                ti, rem = flat // (h * w), flat % (h * w)
-                yi, xi = rem // w, rem % w
-                pred = net.forward_reference(full_encoding(ti, yi, xi, sizes, rep))
-                truth = flat_target[flat]
-            mse = torch.mean((pred.float() - truth) ** 2)
-            loss = mse + recipe.l1 * sum(p.abs().sum() for p in params)
-        if not torch.isfinite(loss):
-            raise _Diverged(step, f"loss {float(loss.detach())}")
+            pred, truth = _step_batch(batch, tgt, sizes, recipe, gens_now, gamma_all, rep, device)
+            mse = ((pred.float() - truth) ** 2).flatten(1).mean(dim=1)  # (B,): each chunk's own MSE
+            mse_sum = mse.sum()
+            loss = mse_sum + recipe.l1 * sum(p.abs().sum() for p in params)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
 
-        m = float(mse.detach())
+        m = mse.detach().float()
         est_mse = m if est_mse is None else 0.9 * est_mse + 0.1 * m
-        est_psnr = psnr_from_mse(est_mse / 4.0)
-        check = step % recipe.eval_every == 0 or step == recipe.steps
-        if psnr_target is not None and est_psnr >= psnr_target:
-            check = True
-        if check:
-            best_psnr = rgb_psnr(render_chunk(net, sizes), target_u8)
-            if progress:
-                progress(FitProgress(step, recipe.steps, best_psnr, time.perf_counter() - start))
-            if psnr_target is not None and best_psnr >= psnr_target:
-                break
-            if best_psnr < 3.0 and step >= 2 * recipe.eval_every:
-                raise _Diverged(step, f"PSNR {best_psnr:.1f} dB")
-        elif progress and step % 25 == 0:
-            progress(FitProgress(step, recipe.steps, est_psnr, time.perf_counter() - start))
+        if step % poll and step != recipe.steps:
+            continue
+        mse_now, est_now = m.cpu().tolist(), est_mse.cpu().tolist()
+        est_psnr = [psnr_from_mse(e / 4.0) for e in est_now]
+        leaving: dict[int, _Diverged | None] = {}
+        for row, j in enumerate(active):
+            if not math.isfinite(mse_now[row]):
+                leaving[row] = _Diverged(step, f"loss {mse_now[row]}")
+        scheduled = step % recipe.eval_every == 0 or step == recipe.steps
+        to_check = [row for row in range(len(active)) if row not in leaving and (
+            scheduled or (psnr_target is not None and est_psnr[row] >= psnr_target))]
+        if to_check:
+            rendered = render_chunks(batch, sizes, to_check, check_pixels)
+            for row, frames in zip(to_check, rendered):
+                j = active[row]
+                best_psnr[j] = rgb_psnr(frames, target_u8[j])
+                if psnr_target is not None and best_psnr[j] >= psnr_target:
+                    leaving[row] = None
+                elif best_psnr[j] < 3.0 and step >= 2 * recipe.eval_every:
+                    leaving[row] = _Diverged(step, f"PSNR {best_psnr[j]:.1f} dB")
+        if progress and (to_check or step % 25 == 0):
+            shown = [best_psnr[j] if row in to_check else est_psnr[row] for row, j in enumerate(active)]
+            progress(FitProgress(step, recipe.steps, _mean_psnr(shown), time.perf_counter() - start))
+        for row, why in leaving.items():
+            j = active[row]
+            if why is not None:
+                diverged[j] = why
+            else:
+                done[j] = _result(batch, row, best_psnr[j], step, start)
+        if len(leaving) == len(active):
+            active = []
+            break
+        if leaving:
+            keep = [row for row in range(len(active)) if row not in leaving]
+            batch, opt = _compact(batch, opt, keep, recipe, lr)
+            params = [t for t in batch.tensors if t.requires_grad]
+            active = [active[row] for row in keep]
+            est_mse = est_mse.index_select(0, torch.tensor(keep, device=est_mse.device))
 
-    state = {name: p.detach().float().cpu().numpy().copy() for name, p in net.named_parameters()}
-    if not all(np.isfinite(v).all() for v in state.values()):
-        raise _Diverged(step, "non-finite weights")
-    return FitResult(state, best_psnr, step, time.perf_counter() - start, 0)
+    for row, j in enumerate(active):
+        result = _result(batch, row, best_psnr[j], step, start)
+        if not all(np.isfinite(v).all() for v in result.state.values()):
+            diverged[j] = _Diverged(step, "non-finite weights")
+        else:
+            done[j] = result
+    return done, diverged
+
+
+def _result(batch: INVRBatch, row: int, psnr: float, step: int, start: float) -> FitResult:
+    return FitResult(batch.state(row), psnr, step, time.perf_counter() - start, 0)
+
+
+def _mean_psnr(psnrs: Sequence[float]) -> float:
+    """PSNR of the mean MSE of equally sized chunks given by their PSNRs."""
+    return psnr_from_mse(sum(10.0 ** (-p / 10.0) for p in psnrs) / len(psnrs))
+
+
+def _step_batch(batch: INVRBatch, target: torch.Tensor, sizes: tuple[int, int, int], recipe: Recipe,
+                gens: list[torch.Generator], gamma_all: torch.Tensor | None, rep: Representation,
+                device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predictions and targets of one training step, each chunk's pixels drawn from its own generator."""
+    t_n, h, w = sizes
+    b = torch.arange(len(gens), device=device)
+    if recipe.batch == 0:  # one whole random frame per chunk
+        t = torch.cat([torch.randint(0, t_n, (1,), generator=g) for g in gens]).to(device)
+        if gamma_all is not None:
+            pred = batch.forward_reference(gamma_all[t]).reshape(len(gens), h, w, 3)
+        else:
+            pred = batch.forward_frames(t[:, None], sizes)[:, 0]
+        return pred, target[b, t]
+    if recipe.arithmetic == "tables":
+        grids = [_grid_batch(sizes, recipe, g, device) for g in gens]
+        ti, yi, xi = (torch.stack(parts) for parts in zip(*grids))
+        pred = batch.forward_grid(ti, yi, xi, sizes)
+        truth = target[b[:, None, None, None], ti[:, :, None, None], yi[:, :, :, None], xi[:, :, None, :]]
+        return pred, truth
+    flat = torch.stack([torch.randint(0, t_n * h * w, (recipe.batch,), generator=g) for g in gens]).to(device)
+    ti, rem = flat // (h * w), flat % (h * w)
+    yi, xi = rem // w, rem % w
+    gamma = full_encoding(ti.reshape(-1), yi.reshape(-1), xi.reshape(-1), sizes, rep)
+    gamma = gamma.reshape(len(gens), -1, rep.in_features)
+    return batch.forward_reference(gamma), target.reshape(len(gens), -1, 3)[b[:, None], flat]

@@ -11,9 +11,12 @@ multiplies. Tensor names and order follow :meth:`Representation.tensor_shapes` (
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from invrcodec.types import EncodingKind, NetworkKind, Representation
 
@@ -78,6 +81,17 @@ def full_encoding(t_idx: torch.Tensor, y_idx: torch.Tensor, x_idx: torch.Tensor,
     return torch.cat(parts, dim=1)
 
 
+def activate(z: torch.Tensor, siren: bool, w0: float) -> torch.Tensor:
+    """``sin(w0 * z)`` for SIREN, ``relu(z)`` otherwise.
+
+    The sine is taken in float32 even under autocast: w0 * z reaches tens of radians, where float16 would lose
+    most of the phase.
+    """
+    if siren:
+        return torch.sin(w0 * z.to(torch.promote_types(z.dtype, torch.float32)))
+    return torch.relu(z)
+
+
 class INVRNet(nn.Module):
     """An MLP of ``rep.layers`` activated layers of ``rep.hidden`` units and a linear RGB output."""
 
@@ -106,11 +120,7 @@ class INVRNet(nn.Module):
             layer.weight.uniform_(-bound, bound)
 
     def activation(self, z: torch.Tensor) -> torch.Tensor:
-        # The sine is taken in float32 even under autocast: w0 * z reaches tens of radians, where float16
-        # would lose most of the phase.
-        if self.siren:
-            return torch.sin(self.w0 * z.to(torch.promote_types(z.dtype, torch.float32)))
-        return torch.relu(z)
+        return activate(z, self.siren, self.w0)
 
     def axis_tables(self, sizes: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """First-layer pre-activation contributions per axis value; the bias is folded into the t table."""
@@ -162,6 +172,116 @@ class INVRNet(nn.Module):
         for layer in self.layers[1:]:
             h = self.activation(layer(h))
         return self.out(h)
+
+
+Tables = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class INVRBatch(nn.Module):
+    """B independent :class:`INVRNet` of one representation, held and run as one module.
+
+    Every tensor of :class:`INVRNet` gets a leading chunk dimension and every linear layer becomes one batched
+    matrix product, so B small networks (one per chunk) keep a GPU as busy as one large one. The networks
+    never mix: chunk b's outputs depend only on chunk b's tensors, so training the batch on the sum of the
+    chunks' losses gives every chunk the gradient it would get alone. With B = 1 the arithmetic is
+    :class:`INVRNet`'s, operation for operation. Index arguments carry the chunk dimension first.
+    """
+
+    def __init__(self, rep: Representation, tensors: Sequence[torch.Tensor]) -> None:
+        super().__init__()
+        self.rep = rep
+        self.names = [name for name, _ in rep.tensor_shapes()]  # INVRNet's names, in coded order
+        self.tensors = nn.ParameterList(nn.Parameter(t) for t in tensors)
+        self.siren = rep.network == NetworkKind.SIREN
+        self.w0 = float(rep.w0)
+        self.cols = _axis_columns(rep)
+
+    @classmethod
+    def stack(cls, nets: Sequence[INVRNet]) -> INVRBatch:
+        """One batch holding copies of the given networks' tensors, in order."""
+        rep = nets[0].rep
+        params = [dict(net.named_parameters()) for net in nets]
+        names = [name for name, _ in rep.tensor_shapes()]
+        return cls(rep, [torch.stack([p[name].detach() for p in params]) for name in names])
+
+    @property
+    def count(self) -> int:
+        return self.tensors[0].shape[0]
+
+    def select(self, keep: Sequence[int]) -> INVRBatch:
+        """A new batch holding copies of chunks ``keep``'s tensors (trainability kept)."""
+        idx = torch.tensor(list(keep), device=self.tensors[0].device)
+        batch = INVRBatch(self.rep, [t.detach().index_select(0, idx) for t in self.tensors])
+        for new, old in zip(batch.tensors, self.tensors):
+            new.requires_grad_(old.requires_grad)
+        return batch
+
+    def state(self, chunk: int) -> dict[str, np.ndarray]:
+        """Chunk ``chunk``'s float32 weights under :class:`INVRNet`'s names."""
+        return {name: t[chunk].detach().float().cpu().numpy().copy()
+                for name, t in zip(self.names, self.tensors)}
+
+    def _weights(self, chunks: torch.Tensor | None) -> list[torch.Tensor]:
+        # chunks: indices as a tensor, so that a compiled trunk sees one shape for any choice of chunks.
+        if chunks is None:
+            return list(self.tensors)
+        return [t.index_select(0, chunks) for t in self.tensors]
+
+    @staticmethod
+    def _linear(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """``h (B, P, in)`` through B layers; B = 1 takes nn.Linear's path (INVRNet's arithmetic)."""
+        if weight.shape[0] == 1:
+            return F.linear(h[0], weight[0], bias[0])[None]
+        return torch.baddbmm(bias[:, None, :], h, weight.transpose(1, 2))
+
+    def axis_tables(self, sizes: tuple[int, int, int], chunks: torch.Tensor | None = None) -> Tables:
+        """:meth:`INVRNet.axis_tables` of every chunk (or of ``chunks``): ``(B, W, hidden)``,
+        ``(B, H, hidden)``, ``(B, T, hidden)``."""
+        t_n, h, w = sizes
+        weights = self._weights(chunks)
+        weight, bias = weights[0], weights[1]
+        tables = []
+        for axis, n in ((0, w), (1, h), (2, t_n)):
+            feats = axis_features(n, axis, self.rep, weight.device).to(weight.dtype)
+            part = weight[:, :, self.cols[axis]]
+            if part.shape[0] == 1:
+                tables.append((feats @ part[0].t())[None])
+            else:
+                tables.append(feats @ part.transpose(1, 2))
+        tx, ty, tt = tables
+        return tx, ty, tt + bias[:, None, :]
+
+    def trunk(self, pre: torch.Tensor, chunks: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`INVRNet.trunk` of every chunk on first-layer pre-activations ``(B, ..., hidden)``."""
+        weights = self._weights(chunks)
+        shape = pre.shape
+        h = activate(pre.reshape(shape[0], -1, shape[-1]), self.siren, self.w0)
+        for i in range(1, self.rep.layers):
+            h = activate(self._linear(h, weights[2 * i], weights[2 * i + 1]), self.siren, self.w0)
+        return self._linear(h, weights[-2], weights[-1]).reshape(*shape[:-1], 3)
+
+    def forward_grid(self, t_idx: torch.Tensor, y_idx: torch.Tensor, x_idx: torch.Tensor,
+                     sizes: tuple[int, int, int]) -> torch.Tensor:
+        """:meth:`INVRNet.forward_grid` per chunk: ``(B, k)``, ``(B, k, m)``, ``(B, k, n)`` give
+        ``(B, k, m, n, 3)``."""
+        tx, ty, tt = self.axis_tables(sizes)
+        b = torch.arange(tx.shape[0], device=tx.device)
+        pre = (tt[b[:, None], t_idx][:, :, None, None, :] + ty[b[:, None, None], y_idx][:, :, :, None, :]
+               + tx[b[:, None, None], x_idx][:, :, None, :, :])
+        return self.trunk(pre)
+
+    def forward_frames(self, t_idx: torch.Tensor, sizes: tuple[int, int, int],
+                       chunks: torch.Tensor | None = None, tables: Tables | None = None) -> torch.Tensor:
+        """Whole frames ``t_idx (B, k)`` of every chunk (or of ``chunks``): ``(B, k, H, W, 3)``."""
+        tx, ty, tt = tables if tables is not None else self.axis_tables(sizes, chunks)
+        b = torch.arange(tx.shape[0], device=tx.device)
+        pre = tt[b[:, None], t_idx][:, :, None, None, :] + ty[:, None, :, None, :] + tx[:, None, None, :, :]
+        return self.trunk(pre, chunks)
+
+    def forward_reference(self, gamma: torch.Tensor) -> torch.Tensor:
+        """:meth:`INVRNet.forward_reference` per chunk: full input vectors ``(B, P, in)`` -> ``(B, P, 3)``."""
+        weights = list(self.tensors)
+        return self.trunk(self._linear(gamma, weights[0], weights[1]))
 
 
 def to_rgb8(v: torch.Tensor) -> torch.Tensor:

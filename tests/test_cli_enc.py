@@ -74,6 +74,21 @@ def test_audio_is_reported_and_progress_lines(bin_dir: Path, tiny_audio_mp4: Pat
     assert "frames_done=3" in lines
 
 
+def test_parallel_chunks_trains_several_at_once(bin_dir: Path, tiny_y4m: Path, tmp_path: Path) -> None:
+    out = tmp_path / "p.invr"
+    proc = run(["invr-enc", *FAST_ENC, "--chunk-frames", "2", "--parallel-chunks", "2", "--progress", "-",
+                tiny_y4m, out])
+    assert proc.returncode == 0, proc.stderr
+    assert "training 2 chunks at once on cpu" in proc.stderr.decode()
+    lines = proc.stdout.decode().splitlines()
+    assert "chunks_training=2" in lines and "chunk=2" in lines  # chunks 0-1 together, then chunk 2 (flush)
+    with invrcodec.open(out) as f:
+        assert [(e.first_frame, e.frame_count) for e in f.index] == [(0, 2), (2, 2), (4, 2)]
+    proc = run(["invr-enc", *FAST_ENC, "--parallel-chunks", "-1", tiny_y4m, tmp_path / "bad.invr"])
+    assert proc.returncode == 2 and b"--parallel-chunks" in proc.stderr
+    assert not (tmp_path / "bad.invr").exists()
+
+
 def test_crop_and_scale(bin_dir: Path, make_clip, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     src = make_clip("wide.mp4", 96, 48, 2)
     out = tmp_path / "s.invr"

@@ -11,7 +11,7 @@ trained with the paper's recipe (sec. 3.1.2: one whole random frame per step, Ad
 pass) and with each preset, up to the highest target (default 35 dB); the time at which every lower target
 (30 dB) is first met is read from the same run. PSNR is the full-chunk check that ``fit_chunk`` itself makes
 (every ``--eval-every`` steps, and whenever its running estimate meets the target); the bench observes those
-checks by timing ``invrcodec.fit.render_chunk``, and reports
+checks by timing ``invrcodec.fit.render_chunks``, and reports
 
 * ``seconds`` (the headline): training time to the target, i.e. wall time minus the time spent in those
   checks (how often the bench checks is a measuring choice, 25 steps for the presets and 100 for the paper,
@@ -88,7 +88,7 @@ class _Capped(Exception):
 
 
 class _Checks:
-    """Counts and times the full-chunk PSNR checks of ``fit_chunk`` (its calls of ``render_chunk``)."""
+    """Counts and times the full-chunk PSNR checks of ``fit_chunk`` (its calls of ``render_chunks``)."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
@@ -97,7 +97,7 @@ class _Checks:
 
     @contextlib.contextmanager
     def observe(self) -> Iterator[None]:
-        original = fit_module.render_chunk
+        original = fit_module.render_chunks
 
         def timed(*args: Any, **kwargs: Any) -> torch.Tensor:
             t0 = time.perf_counter()
@@ -108,11 +108,11 @@ class _Checks:
                 self.count += 1
                 self.fresh = True
 
-        fit_module.render_chunk = timed  # type: ignore[assignment]
+        fit_module.render_chunks = timed  # type: ignore[assignment]
         try:
             yield
         finally:
-            fit_module.render_chunk = original  # type: ignore[assignment]
+            fit_module.render_chunks = original  # type: ignore[assignment]
 
 
 def run_to_targets(frames: np.ndarray, rep: Representation, recipe: Recipe, targets: Sequence[float],

@@ -68,6 +68,8 @@ def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tu
 @click.option("--seek", type=click.IntRange(min=0), default=0, metavar="N", help="Skip the first N frames.")
 @click.option("--device", default="auto", show_default=True, callback=common.parse_device,
               metavar="auto|cpu|cuda[:N]", help="Where to train.")
+@click.option("--parallel-chunks", type=click.IntRange(min=0, max=4096), default=0, metavar="N",
+              help="Chunks trained at once [default: 0 = auto: as many as fit on a GPU, 1 on the CPU].")
 @common.threads_option
 @click.option("--variant", type=click.Choice(VARIANTS), default="invr", show_default=True,
               help="Positional encoding / network family from the paper.")
@@ -113,11 +115,13 @@ class _Tracker:
         eta = (self.total - self.frames_done) / fps if (fps > 0 and self.total) else None
         psnr = getattr(ev, "psnr", None)
         chunk = int(getattr(ev, "chunk", 0) or 0)
+        together = max(int(getattr(ev, "chunks", 1) or 1), 1)
         nchunks = math.ceil(self.total / self.chunk_frames) if self.total and self.chunk_frames else 0
         if self.machine is not None:
             self.machine.report(
                 {
                     "chunk": chunk,
+                    "chunks_training": together,
                     "chunks": nchunks,
                     "first_frame": first,
                     "frame_count": count,
@@ -138,7 +142,7 @@ class _Tracker:
             of = f"/{nchunks}" if nchunks else ""
             tot = f"/{self.total}" if self.total else ""
             parts = [
-                f"chunk {chunk + 1}{of}",
+                f"chunk {chunk + 1}{of}" if together == 1 else f"chunks {chunk + 1}-{chunk + together}{of}",
                 f"frames {self.frames_done:.0f}{tot}",
                 f"step {step}/{steps}",
                 f"PSNR {psnr:.2f} dB" if psnr is not None else "PSNR -",
@@ -210,6 +214,7 @@ def _encode_from(reader: Any, opts: dict[str, Any]) -> int:
         steps=opts["steps"],
         device=opts["device"],
         seed=opts["seed"],
+        parallel_chunks=opts["parallel_chunks"],
     )
     status = common.status_line(not opts["no_progress"] and logging.getLogger("invrcodec").isEnabledFor(logging.INFO))
     machine = common.ProgressOutput(opts["progress_target"], stdout_busy=dst == "-") if opts["progress_target"] else None
@@ -222,6 +227,8 @@ def _encode_from(reader: Any, opts: dict[str, Any]) -> int:
     if settings:
         log.info(f"settings: {settings}")
     log.debug(f"representation: {header.representation}")
+    if encoder.parallel > 1:
+        log.info(f"training {encoder.parallel} chunks at once on {encoder.device}")
 
     packets: list[tuple[int, float, int]] = []  # (frame_count, train_psnr, size) per chunk
 
