@@ -215,21 +215,21 @@ def _init_batch(rep: Representation, seeds: Sequence[int], inits: Sequence[dict[
                 if value is not None:
                     p.copy_(torch.from_numpy(np.asarray(value, dtype=np.float32)).reshape(p.shape))
         nets.append(net)
-    batch = INVRBatch.stack(nets).to(device)
-    for name, t in zip(batch.names, batch.tensors):
-        t.requires_grad_(name not in frozen[0])
-    return batch
+    return INVRBatch.stack(nets).to(device)
 
 
-def _compact(batch: INVRBatch, opt: torch.optim.Optimizer, keep: list[int], recipe: Recipe,
-             lr: float) -> tuple[INVRBatch, torch.optim.Optimizer]:
+def _trained(batch: INVRBatch, trainable: list[bool]) -> list[torch.Tensor]:
+    return [t for t, train in zip(batch.tensors, trainable) if train]
+
+
+def _compact(batch: INVRBatch, opt: torch.optim.Optimizer, keep: list[int], trainable: list[bool],
+             recipe: Recipe, lr: float) -> tuple[INVRBatch, torch.optim.Optimizer]:
     """The batch and optimiser restricted to chunks ``keep``, each chunk's Adam moments carried over."""
     new = batch.select(keep)
     idx = torch.tensor(keep, device=batch.tensors[0].device)
-    new_params = [t for t in new.tensors if t.requires_grad]
+    new_params = _trained(new, trainable)
     new_opt = torch.optim.Adam(new_params, lr=lr, fused=opt.defaults.get("fused"))
-    old_params = [t for t in batch.tensors if t.requires_grad]
-    for old, fresh in zip(old_params, new_params):
+    for old, fresh in zip(_trained(batch, trainable), new_params):
         state = opt.state.get(old)
         if state:
             new_opt.state[fresh] = {k: (v.index_select(0, idx) if k != "step" else v.clone())
@@ -256,7 +256,10 @@ def _fit_batch(chunks: list[np.ndarray], rep: Representation, recipe: Recipe, de
     use_amp = (device.type == "cuda" or (recipe.cpu_bf16 and cpu_has_native_bf16())) if amp is None else amp
     amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16)
-    params = [t for t in batch.tensors if t.requires_grad]
+    # Frozen tensors are left out of the optimiser and the L1 term but keep requires_grad: a compiled graph
+    # guards on requires_grad, and flipping it per refinement stage cost a recompile each.
+    trainable = [name not in frozen[0] for name in batch.names]
+    params = _trained(batch, trainable)
     opt = torch.optim.Adam(params, lr=recipe.lr * lr_scale, fused=device.type in ("cuda", "cpu"))
     if recipe.compile:
         # One network: shapes never change, so no dynamic shapes. A batch's chunk count shrinks as chunks
@@ -275,29 +278,35 @@ def _fit_batch(chunks: list[np.ndarray], rep: Representation, recipe: Recipe, de
             full_encoding(torch.full((h * w,), t, device=device), yy.reshape(-1), xx.reshape(-1), sizes, rep)
             for t in range(t_n)])
 
+    # A chunk that finishes or diverges retires: its rows stay in the batch, held at their values and masked
+    # out of the loss, so the batch keeps its shape (no recompile); once half the rows are retired the batch
+    # is compacted to the live ones (at most log2(B) new shapes).
     active = list(range(len(chunks)))  # positions in `chunks` of the batch's rows
+    live = [True] * len(chunks)  # by row
+    held: list[torch.Tensor] | None = None  # by tensor: retired rows' values (live rows unused)
+    live_mask = torch.ones(len(chunks), device=device)
     best_psnr = [-1.0] * len(chunks)
     done: dict[int, FitResult] = {}
     diverged: dict[int, _Diverged] = {}
     est_mse: torch.Tensor | None = None
-    mse_sum = None
     step = 0
     for step in range(1, recipe.steps + 1):
         lr = _lr_at(step - 1, recipe) * lr_scale
         for group in opt.param_groups:
             group["lr"] = lr
-        gens_now = [gens[j] for j in active]
         rows = torch.tensor(active, device=device) if len(active) < len(chunks) else None
         tgt = target if rows is None else target.index_select(0, rows)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            pred, truth = _step_batch(batch, tgt, sizes, recipe, gens_now, gamma_all, rep, device)
+            pred, truth = _step_batch(batch, tgt, sizes, recipe, [gens[j] for j in active], gamma_all, rep,
+                                      device)
             mse = ((pred.float() - truth) ** 2).flatten(1).mean(dim=1)  # (B,): each chunk's own MSE
-            mse_sum = mse.sum()
-            loss = mse_sum + recipe.l1 * sum(p.abs().sum() for p in params)
-        opt.zero_grad(set_to_none=True)
+            loss = (mse * live_mask).sum() + recipe.l1 * sum(p.abs().sum() for p in params)
+        batch.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
+        if held is not None:
+            _hold(batch, held, live)
 
         m = mse.detach().float()
         est_mse = m if est_mse is None else 0.9 * est_mse + 0.1 * m
@@ -306,11 +315,11 @@ def _fit_batch(chunks: list[np.ndarray], rep: Representation, recipe: Recipe, de
         mse_now, est_now = m.cpu().tolist(), est_mse.cpu().tolist()
         est_psnr = [psnr_from_mse(e / 4.0) for e in est_now]
         leaving: dict[int, _Diverged | None] = {}
-        for row, j in enumerate(active):
-            if not math.isfinite(mse_now[row]):
+        for row in range(len(active)):
+            if live[row] and not math.isfinite(mse_now[row]):
                 leaving[row] = _Diverged(step, f"loss {mse_now[row]}")
         scheduled = step % recipe.eval_every == 0 or step == recipe.steps
-        to_check = [row for row in range(len(active)) if row not in leaving and (
+        to_check = [row for row in range(len(active)) if live[row] and row not in leaving and (
             scheduled or (psnr_target is not None and est_psnr[row] >= psnr_target))]
         if to_check:
             rendered = render_chunks(batch, sizes, to_check, check_pixels)
@@ -322,31 +331,54 @@ def _fit_batch(chunks: list[np.ndarray], rep: Representation, recipe: Recipe, de
                 elif best_psnr[j] < 3.0 and step >= 2 * recipe.eval_every:
                     leaving[row] = _Diverged(step, f"PSNR {best_psnr[j]:.1f} dB")
         if progress and (to_check or step % 25 == 0):
-            shown = [best_psnr[j] if row in to_check else est_psnr[row] for row, j in enumerate(active)]
+            shown = [best_psnr[j] if row in to_check else est_psnr[row]
+                     for row, j in enumerate(active) if live[row]]
             progress(FitProgress(step, recipe.steps, _mean_psnr(shown), time.perf_counter() - start))
+        if not leaving:
+            continue
+        if held is None:
+            held = [t.detach().clone() for t in batch.tensors]
         for row, why in leaving.items():
             j = active[row]
-            if why is not None:
-                diverged[j] = why
-            else:
+            live[row] = False
+            if why is None:
                 done[j] = _result(batch, row, best_psnr[j], step, start)
-        if len(leaving) == len(active):
+            else:
+                diverged[j] = why
+            with torch.no_grad():  # held at their values; a diverged chunk at zeros, which stay finite
+                for t, h in zip(batch.tensors, held):
+                    h[row] = t[row] if why is None else 0.0
+        if not any(live):
             active = []
             break
-        if leaving:
-            keep = [row for row in range(len(active)) if row not in leaving]
-            batch, opt = _compact(batch, opt, keep, recipe, lr)
-            params = [t for t in batch.tensors if t.requires_grad]
+        live_mask = torch.tensor(live, dtype=torch.float32, device=device)
+        if 2 * live.count(False) >= len(live):
+            keep = [row for row in range(len(active)) if live[row]]
+            batch, opt = _compact(batch, opt, keep, trainable, recipe, lr)
+            params = _trained(batch, trainable)
             active = [active[row] for row in keep]
-            est_mse = est_mse.index_select(0, torch.tensor(keep, device=est_mse.device))
+            est_mse = est_mse.index_select(0, torch.tensor(keep, device=device))
+            live, held, live_mask = [True] * len(keep), None, torch.ones(len(keep), device=device)
+        else:
+            _hold(batch, held, live)
 
     for row, j in enumerate(active):
+        if not live[row]:
+            continue
         result = _result(batch, row, best_psnr[j], step, start)
         if not all(np.isfinite(v).all() for v in result.state.values()):
             diverged[j] = _Diverged(step, "non-finite weights")
         else:
             done[j] = result
     return done, diverged
+
+
+@torch.no_grad()
+def _hold(batch: INVRBatch, held: list[torch.Tensor], live: list[bool]) -> None:
+    """Put retired rows back to their held values (the optimiser moved them)."""
+    idx = torch.tensor([row for row, alive in enumerate(live) if not alive], device=held[0].device)
+    for t, h in zip(batch.tensors, held):
+        t.index_copy_(0, idx, h.index_select(0, idx))
 
 
 def _result(batch: INVRBatch, row: int, psnr: float, step: int, start: float) -> FitResult:

@@ -209,23 +209,23 @@ class INVRBatch(nn.Module):
         return self.tensors[0].shape[0]
 
     def select(self, keep: Sequence[int]) -> INVRBatch:
-        """A new batch holding copies of chunks ``keep``'s tensors (trainability kept)."""
+        """A new batch holding copies of chunks ``keep``'s tensors."""
         idx = torch.tensor(list(keep), device=self.tensors[0].device)
-        batch = INVRBatch(self.rep, [t.detach().index_select(0, idx) for t in self.tensors])
-        for new, old in zip(batch.tensors, self.tensors):
-            new.requires_grad_(old.requires_grad)
-        return batch
+        return INVRBatch(self.rep, [t.detach().index_select(0, idx) for t in self.tensors])
 
     def state(self, chunk: int) -> dict[str, np.ndarray]:
         """Chunk ``chunk``'s float32 weights under :class:`INVRNet`'s names."""
         return {name: t[chunk].detach().float().cpu().numpy().copy()
                 for name, t in zip(self.names, self.tensors)}
 
-    def _weights(self, chunks: torch.Tensor | None) -> list[torch.Tensor]:
-        # chunks: indices as a tensor, so that a compiled trunk sees one shape for any choice of chunks.
+    def _weights(self, chunks: torch.Tensor | None, first: int = 0, stop: int | None = None) -> list[torch.Tensor]:
+        """Tensors ``first`` to ``stop``, of every chunk or of ``chunks`` (indices as a tensor, so that a compiled
+        trunk sees one shape for any choice of chunks). The trunk takes only the tensors after the first
+        layer: a compiled graph guards on what it touches, and the first layer is frozen apart."""
+        tensors = [self.tensors[i] for i in range(first, len(self.tensors) if stop is None else stop)]
         if chunks is None:
-            return list(self.tensors)
-        return [t.index_select(0, chunks) for t in self.tensors]
+            return tensors
+        return [t.index_select(0, chunks) for t in tensors]
 
     @staticmethod
     def _linear(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -238,8 +238,7 @@ class INVRBatch(nn.Module):
         """:meth:`INVRNet.axis_tables` of every chunk (or of ``chunks``): ``(B, W, hidden)``,
         ``(B, H, hidden)``, ``(B, T, hidden)``."""
         t_n, h, w = sizes
-        weights = self._weights(chunks)
-        weight, bias = weights[0], weights[1]
+        weight, bias = self._weights(chunks, 0, 2)
         tables = []
         for axis, n in ((0, w), (1, h), (2, t_n)):
             feats = axis_features(n, axis, self.rep, weight.device).to(weight.dtype)
@@ -253,10 +252,10 @@ class INVRBatch(nn.Module):
 
     def trunk(self, pre: torch.Tensor, chunks: torch.Tensor | None = None) -> torch.Tensor:
         """:meth:`INVRNet.trunk` of every chunk on first-layer pre-activations ``(B, ..., hidden)``."""
-        weights = self._weights(chunks)
+        weights = self._weights(chunks, first=2)
         shape = pre.shape
         h = activate(pre.reshape(shape[0], -1, shape[-1]), self.siren, self.w0)
-        for i in range(1, self.rep.layers):
+        for i in range(self.rep.layers - 1):
             h = activate(self._linear(h, weights[2 * i], weights[2 * i + 1]), self.siren, self.w0)
         return self._linear(h, weights[-2], weights[-1]).reshape(*shape[:-1], 3)
 
