@@ -202,6 +202,22 @@ class _Diverged(Exception):
         self.step = step
 
 
+@dataclass(frozen=True)
+class _How:
+    """What training does differently on a device."""
+
+    amp_always: bool  # mixed precision whatever the recipe says (the paper's on CUDA)
+    amp_dtype: torch.dtype  # float16 (with loss scaling) or bfloat16
+    poll: int  # read losses back every poll steps: on a GPU every read stalls the queue
+    check_pixels: int  # pixels per forward pass of a PSNR check (at least a frame)
+
+
+def _how(device: torch.device) -> _How:
+    if device.type == "cuda":
+        return _How(True, torch.float16, 10, 1 << 20)
+    return _How(False, torch.bfloat16, 1, 0)
+
+
 def _init_batch(rep: Representation, seeds: Sequence[int], inits: Sequence[dict[str, np.ndarray]],
                 frozen: Sequence[dict[str, np.ndarray]], device: torch.device) -> INVRBatch:
     """Each chunk's network initialised as :func:`fit_chunk` initialises it alone, then stacked."""
@@ -253,8 +269,9 @@ def _fit_batch(chunks: list[np.ndarray], rep: Representation, recipe: Recipe, de
     gens = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
     target_u8 = torch.from_numpy(np.ascontiguousarray(np.stack(chunks))).to(device)  # (B, T, H, W, 3)
     target = from_rgb8(target_u8)
-    use_amp = (device.type == "cuda" or (recipe.cpu_bf16 and cpu_has_native_bf16())) if amp is None else amp
-    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    how = _how(device)
+    use_amp = (how.amp_always or (recipe.cpu_bf16 and cpu_has_native_bf16())) if amp is None else amp
+    amp_dtype = how.amp_dtype
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16)
     # Frozen tensors are left out of the optimiser and the L1 term but keep requires_grad: a compiled graph
     # guards on requires_grad, and flipping it per refinement stage cost a recompile each.
@@ -266,9 +283,7 @@ def _fit_batch(chunks: list[np.ndarray], rep: Representation, recipe: Recipe, de
         # finish; the default then recompiles once with that dimension dynamic.
         dynamic = False if len(chunks) == 1 else None
         batch.trunk = torch.compile(batch.trunk, dynamic=dynamic)  # type: ignore[method-assign]
-    # On the CPU every step reads its loss back anyway; on a GPU reading it back stalls the queue.
-    poll = 1 if device.type == "cpu" else 10
-    check_pixels = 0 if device.type == "cpu" else 1 << 20
+    poll, check_pixels = how.poll, how.check_pixels
 
     gamma_all: torch.Tensor | None = None
     if recipe.arithmetic == "reference" and recipe.batch == 0:

@@ -153,3 +153,21 @@ def test_auto_parallel_is_one_on_the_cpu() -> None:
     cfg = EncoderConfig.from_preset("fast", device="cpu")
     assert auto_parallel_chunks(cfg, StreamInfo(width=128, height=128, frame_count=500), CPU) == 1
     assert Encoder(StreamInfo(width=16, height=16, frame_count=1), cfg).parallel == 1
+
+
+def test_the_gpu_settings_train_chunks_as_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # CI has no GPU: run what CUDA changes (float16 autocast with loss scaling, losses read back every 10
+    # steps, multi-frame PSNR checks) on the CPU, where float16 autocast exists too.
+    import invrcodec.fit as fit_module
+
+    monkeypatch.setattr(fit_module, "_how", lambda device: fit_module._How(True, torch.float16, 10, 1 << 20))
+    chunks = _chunks(3)
+    chunks[0] = np.full_like(chunks[0], 128)
+    recipe = Recipe(steps=60, lr=1e-3, batch=512, eval_every=20, warmup=5)
+    alone = [fit_chunk(c, REP, recipe, device=CPU, seed=i, psnr_target=30.0) for i, c in enumerate(chunks)]
+    together = fit_chunks(chunks, REP, recipe, device=CPU, seeds=[0, 1, 2], psnr_target=30.0)
+    assert together[0].steps % 10 == 0 and together[0].steps < 60 and together[0].psnr >= 30.0
+    for a, b in zip(alone, together):
+        assert b.steps == a.steps and b.psnr == pytest.approx(a.psnr, abs=0.05)
+        for name in a.state:
+            np.testing.assert_allclose(b.state[name], a.state[name], atol=1e-3, rtol=0)
