@@ -68,8 +68,8 @@ def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tu
 @click.option("--seek", type=click.IntRange(min=0), default=0, metavar="N", help="Skip the first N frames.")
 @click.option("--device", default="auto", show_default=True, callback=common.parse_device,
               metavar="auto|cpu|cuda[:N]", help="Where to train.")
-@click.option("--parallel-chunks", type=click.IntRange(min=0, max=4096), default=0, metavar="N",
-              help="Chunks trained at once [default: 0 = auto: as many as fit on a GPU, 1 on the CPU].")
+@click.option("--parallel-chunks", type=click.IntRange(min=0, max=4096), default=0, show_default=True,
+              metavar="N", help="Chunks trained at once; 0 = as many as fit on a GPU, one on the CPU.")
 @common.threads_option
 @click.option("--variant", type=click.Choice(VARIANTS), default="invr", show_default=True,
               help="Positional encoding / network family from the paper.")
