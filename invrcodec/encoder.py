@@ -171,9 +171,7 @@ class Encoder:
         """Add one frame (or flush with ``None``); return the packets completed."""
         n = self.config.representation.chunk_frames
         if frame is None:
-            full = len(self._buffer) - len(self._buffer) % n
-            packets = self._encode_chunks(full) if full else []
-            return packets + (self._encode_chunks(len(self._buffer)) if self._buffer else [])
+            return self._encode_chunks(len(self._buffer)) if self._buffer else []
         s = self.stream
         if frame.dtype != np.uint8 or frame.shape != (s.height, s.width, 3):
             raise InvrMediaError(
@@ -218,7 +216,7 @@ class Encoder:
 
     def pack_chunks(self, chunks: list[np.ndarray], states: list[dict[str, np.ndarray]], indices: list[int],
                     firsts: list[int]) -> list[Packet]:
-        """:meth:`pack` for chunks of equal size, their refinement trained together."""
+        """:meth:`pack` for several chunks, their refinement trained together."""
         packets = []
         coded = self._code(chunks, states, indices)
         for frames, (tensors, recon), index, first in zip(chunks, coded, indices, firsts):

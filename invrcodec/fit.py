@@ -160,7 +160,7 @@ def fit_chunks(chunks: Sequence[np.ndarray], rep: Representation, recipe: Recipe
                progress: Callable[[FitProgress], None] | None = None, max_retries: int = 2,
                inits: Sequence[dict[str, np.ndarray]] | None = None,
                frozen: Sequence[dict[str, np.ndarray]] | None = None) -> list[FitResult]:
-    """Train one network per chunk, all chunks at once (:class:`INVRBatch`); chunks must have equal sizes.
+    """Train one network per chunk, all chunks at once (:class:`INVRBatch`); frames must have equal sizes.
 
     Each chunk trains as :func:`fit_chunk` would train it alone, with its own seed, batches and Adam state:
     the loss is the sum of the chunks' losses, so no chunk's gradient depends on another chunk. A chunk that
@@ -171,8 +171,8 @@ def fit_chunks(chunks: Sequence[np.ndarray], rep: Representation, recipe: Recipe
     n = len(chunks)
     if n == 0:
         return []
-    if len({c.shape for c in chunks}) != 1:
-        raise ValueError("chunks trained together must have equal sizes")
+    if len({c.shape[1:] for c in chunks}) != 1:
+        raise ValueError("chunks trained together must have equal frame sizes")
     inits = list(inits) if inits is not None else [{}] * n
     frozen = list(frozen) if frozen is not None else [{}] * n
     if len({frozenset(f) for f in frozen}) != 1:
@@ -261,131 +261,194 @@ def _fit_batch(chunks: list[np.ndarray], rep: Representation, recipe: Recipe, de
                inits: list[dict[str, np.ndarray]],
                frozen: list[dict[str, np.ndarray]]) -> tuple[dict[int, FitResult], dict[int, _Diverged]]:
     """One attempt at training the chunks together: results of the chunks that finished, and those that
-    diverged, both by position in ``chunks``."""
+    diverged, both by position in ``chunks``.
+
+    Chunks of one size share a batch; batches of different sizes (a video's short last chunk) step in
+    lock-step, so on a GPU the short chunk's small kernels queue between the others' instead of costing a
+    second pass over all the steps.
+    """
     start = time.perf_counter()
-    t_n, h, w, _ = chunks[0].shape
-    sizes = (t_n, h, w)
-    batch = _init_batch(rep, seeds, inits, frozen, device)
-    gens = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
-    target_u8 = torch.from_numpy(np.ascontiguousarray(np.stack(chunks))).to(device)  # (B, T, H, W, 3)
-    target = from_rgb8(target_u8)
-    how = _how(device)
-    use_amp = (how.amp_always or (recipe.cpu_bf16 and cpu_has_native_bf16())) if amp is None else amp
-    amp_dtype = how.amp_dtype
-    scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16)
-    # Frozen tensors are left out of the optimiser and the L1 term but keep requires_grad: a compiled graph
-    # guards on requires_grad, and flipping it per refinement stage cost a recompile each.
-    trainable = [name not in frozen[0] for name in batch.names]
-    params = _trained(batch, trainable)
-    opt = torch.optim.Adam(params, lr=recipe.lr * lr_scale, fused=device.type in ("cuda", "cpu"))
-    if recipe.compile:
-        # One network: shapes never change, so no dynamic shapes. A batch's chunk count shrinks as chunks
-        # finish; the default then recompiles once with that dimension dynamic.
-        dynamic = False if len(chunks) == 1 else None
-        batch.trunk = torch.compile(batch.trunk, dynamic=dynamic)  # type: ignore[method-assign]
-    poll, check_pixels = how.poll, how.check_pixels
-
-    gamma_all: torch.Tensor | None = None
-    if recipe.arithmetic == "reference" and recipe.batch == 0:
-        # The paper memoises the encoded coordinates of the chunk (sec. 3.1.2); chunks of one size share them.
-        yy, xx = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
-        gamma_all = torch.stack([
-            full_encoding(torch.full((h * w,), t, device=device), yy.reshape(-1), xx.reshape(-1), sizes, rep)
-            for t in range(t_n)])
-
-    # A chunk that finishes or diverges retires: its rows stay in the batch, held at their values and masked
-    # out of the loss, so the batch keeps its shape (no recompile); once half the rows are retired the batch
-    # is compacted to the live ones (at most log2(B) new shapes).
-    active = list(range(len(chunks)))  # positions in `chunks` of the batch's rows
-    live = [True] * len(chunks)  # by row
-    held: list[torch.Tensor] | None = None  # by tensor: retired rows' values (live rows unused)
-    live_mask = torch.ones(len(chunks), device=device)
-    best_psnr = [-1.0] * len(chunks)
-    done: dict[int, FitResult] = {}
-    diverged: dict[int, _Diverged] = {}
-    est_mse: torch.Tensor | None = None
+    by_size: dict[tuple[int, ...], list[int]] = {}
+    for j, chunk in enumerate(chunks):
+        by_size.setdefault(chunk.shape, []).append(j)
+    runs = [_Run([chunks[j] for j in js], js, rep, recipe, device, [seeds[j] for j in js], psnr_target, amp,
+                 lr_scale, [inits[j] for j in js], [frozen[j] for j in js], start) for js in by_size.values()]
     step = 0
     for step in range(1, recipe.steps + 1):
-        lr = _lr_at(step - 1, recipe) * lr_scale
-        for group in opt.param_groups:
-            group["lr"] = lr
-        rows = torch.tensor(active, device=device) if len(active) < len(chunks) else None
-        tgt = target if rows is None else target.index_select(0, rows)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            pred, truth = _step_batch(batch, tgt, sizes, recipe, [gens[j] for j in active], gamma_all, rep,
-                                      device)
-            mse = ((pred.float() - truth) ** 2).flatten(1).mean(dim=1)  # (B,): each chunk's own MSE
-            loss = (mse * live_mask).sum() + recipe.l1 * sum(p.abs().sum() for p in params)
-        batch.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        if held is not None:
-            _hold(batch, held, live)
-
-        m = mse.detach().float()
-        est_mse = m if est_mse is None else 0.9 * est_mse + 0.1 * m
-        if step % poll and step != recipe.steps:
+        running = [run for run in runs if run.active]
+        if not running:
+            break
+        for run in running:
+            run.train(step)
+        if step % running[0].how.poll and step != recipe.steps:
             continue
-        mse_now, est_now = m.cpu().tolist(), est_mse.cpu().tolist()
+        shown = [p for run in running for p in run.poll(step)]
+        if progress and shown and (any(run.checked for run in running) or step % 25 == 0):
+            progress(FitProgress(step, recipe.steps, _mean_psnr(shown), time.perf_counter() - start))
+    done: dict[int, FitResult] = {}
+    diverged: dict[int, _Diverged] = {}
+    for run in runs:
+        run.finish(step)
+        done.update(run.done)
+        diverged.update(run.diverged)
+    return done, diverged
+
+
+class _Run:
+    """Chunks of one size training as one :class:`INVRBatch`, a step at a time.
+
+    A chunk that finishes or diverges retires: its rows stay in the batch, held at their values and masked
+    out of the loss, so the batch keeps its shape (no recompile); once half the rows are retired the batch is
+    compacted to the live ones (at most log2(B) new shapes). ``done`` and ``diverged`` are keyed by the
+    chunks' ``positions``.
+    """
+
+    def __init__(self, chunks: list[np.ndarray], positions: list[int], rep: Representation, recipe: Recipe,
+                 device: torch.device, seeds: list[int], psnr_target: float | None, amp: bool | None,
+                 lr_scale: float, inits: list[dict[str, np.ndarray]], frozen: list[dict[str, np.ndarray]],
+                 start: float) -> None:
+        t_n, h, w, _ = chunks[0].shape
+        self.sizes = (t_n, h, w)
+        self.rep, self.recipe, self.device, self.psnr_target = rep, recipe, device, psnr_target
+        self.lr_scale, self.start = lr_scale, start
+        self.batch = _init_batch(rep, seeds, inits, frozen, device)
+        self.gens = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
+        self.target_u8 = torch.from_numpy(np.ascontiguousarray(np.stack(chunks))).to(device)  # (B,T,H,W,3)
+        self.target = from_rgb8(self.target_u8)
+        self.how = _how(device)
+        native = self.how.amp_always or (recipe.cpu_bf16 and cpu_has_native_bf16())
+        self.use_amp = native if amp is None else amp
+        self.scaler = torch.amp.GradScaler(device.type,
+                                           enabled=self.use_amp and self.how.amp_dtype == torch.float16)
+        # Frozen tensors are left out of the optimiser and the L1 term but keep requires_grad: a compiled
+        # graph guards on requires_grad, and flipping it per refinement stage cost a recompile each.
+        self.trainable = [name not in frozen[0] for name in self.batch.names]
+        self.params = _trained(self.batch, self.trainable)
+        self.opt = torch.optim.Adam(self.params, lr=recipe.lr * lr_scale,
+                                    fused=device.type in ("cuda", "cpu"))
+        if recipe.compile:
+            # One network: shapes never change, so no dynamic shapes. A batch's chunk count shrinks as
+            # chunks finish; the default then recompiles once with that dimension dynamic.
+            dynamic = False if len(chunks) == 1 else None
+            self.batch.trunk = torch.compile(self.batch.trunk, dynamic=dynamic)  # type: ignore[method-assign]
+        self.gamma_all: torch.Tensor | None = None
+        if recipe.arithmetic == "reference" and recipe.batch == 0:
+            # The paper memoises the encoded coordinates of the chunk (sec. 3.1.2); chunks of one size share
+            # them.
+            yy, xx = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device),
+                                    indexing="ij")
+            yy, xx = yy.reshape(-1), xx.reshape(-1)
+            self.gamma_all = torch.stack([
+                full_encoding(torch.full((h * w,), t, device=device), yy, xx, self.sizes, rep)
+                for t in range(t_n)])
+        self.positions = positions
+        self.rows = list(range(len(chunks)))  # the batch's rows, as indices into this run's chunks
+        self.live = [True] * len(chunks)  # by row
+        self.held: list[torch.Tensor] | None = None  # by tensor: retired rows' values (live rows unused)
+        self.live_mask = torch.ones(len(chunks), device=device)
+        self.best_psnr = [-1.0] * len(chunks)
+        self.est_mse: torch.Tensor | None = None
+        self.last_mse: torch.Tensor | None = None
+        self.lr = recipe.lr * lr_scale
+        self.checked = False
+        self.done: dict[int, FitResult] = {}
+        self.diverged: dict[int, _Diverged] = {}
+
+    @property
+    def active(self) -> bool:
+        return any(self.live)
+
+    def train(self, step: int) -> None:
+        """One optimiser step of every row (retired rows are put back after it)."""
+        recipe, device = self.recipe, self.device
+        self.lr = _lr_at(step - 1, recipe) * self.lr_scale
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr
+        full = len(self.rows) == len(self.gens)
+        tgt = self.target if full else self.target.index_select(0, torch.tensor(self.rows, device=device))
+        with torch.autocast(device.type, dtype=self.how.amp_dtype, enabled=self.use_amp):
+            pred, truth = _step_batch(self.batch, tgt, self.sizes, recipe, [self.gens[j] for j in self.rows],
+                                      self.gamma_all, self.rep, device)
+            mse = ((pred.float() - truth) ** 2).flatten(1).mean(dim=1)  # (B,): each chunk's own MSE
+            loss = (mse * self.live_mask).sum() + recipe.l1 * sum(p.abs().sum() for p in self.params)
+        self.batch.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        if self.held is not None:
+            _hold(self.batch, self.held, self.live)
+        m = mse.detach().float()
+        self.last_mse = m
+        self.est_mse = m if self.est_mse is None else 0.9 * self.est_mse + 0.1 * m
+
+    def poll(self, step: int) -> list[float]:
+        """Read the losses back, check PSNRs where due, retire finished and diverged chunks; return the
+        PSNRs (measured or estimated) of the rows that were live."""
+        assert self.last_mse is not None and self.est_mse is not None
+        recipe, psnr_target = self.recipe, self.psnr_target
+        mse_now, est_now = self.last_mse.cpu().tolist(), self.est_mse.cpu().tolist()
         est_psnr = [psnr_from_mse(e / 4.0) for e in est_now]
         leaving: dict[int, _Diverged | None] = {}
-        for row in range(len(active)):
-            if live[row] and not math.isfinite(mse_now[row]):
+        for row in range(len(self.rows)):
+            if self.live[row] and not math.isfinite(mse_now[row]):
                 leaving[row] = _Diverged(step, f"loss {mse_now[row]}")
         scheduled = step % recipe.eval_every == 0 or step == recipe.steps
-        to_check = [row for row in range(len(active)) if live[row] and row not in leaving and (
+        to_check = [row for row in range(len(self.rows)) if self.live[row] and row not in leaving and (
             scheduled or (psnr_target is not None and est_psnr[row] >= psnr_target))]
         if to_check:
-            rendered = render_chunks(batch, sizes, to_check, check_pixels)
+            rendered = render_chunks(self.batch, self.sizes, to_check, self.how.check_pixels)
             for row, frames in zip(to_check, rendered):
-                j = active[row]
-                best_psnr[j] = rgb_psnr(frames, target_u8[j])
-                if psnr_target is not None and best_psnr[j] >= psnr_target:
+                j = self.rows[row]
+                self.best_psnr[j] = rgb_psnr(frames, self.target_u8[j])
+                if psnr_target is not None and self.best_psnr[j] >= psnr_target:
                     leaving[row] = None
-                elif best_psnr[j] < 3.0 and step >= 2 * recipe.eval_every:
-                    leaving[row] = _Diverged(step, f"PSNR {best_psnr[j]:.1f} dB")
-        if progress and (to_check or step % 25 == 0):
-            shown = [best_psnr[j] if row in to_check else est_psnr[row]
-                     for row, j in enumerate(active) if live[row]]
-            progress(FitProgress(step, recipe.steps, _mean_psnr(shown), time.perf_counter() - start))
-        if not leaving:
-            continue
-        if held is None:
-            held = [t.detach().clone() for t in batch.tensors]
-        for row, why in leaving.items():
-            j = active[row]
-            live[row] = False
-            if why is None:
-                done[j] = _result(batch, row, best_psnr[j], step, start)
-            else:
-                diverged[j] = why
-            with torch.no_grad():  # held at their values; a diverged chunk at zeros, which stay finite
-                for t, h in zip(batch.tensors, held):
-                    h[row] = t[row] if why is None else 0.0
-        if not any(live):
-            active = []
-            break
-        live_mask = torch.tensor(live, dtype=torch.float32, device=device)
-        if 2 * live.count(False) >= len(live):
-            keep = [row for row in range(len(active)) if live[row]]
-            batch, opt = _compact(batch, opt, keep, trainable, recipe, lr)
-            params = _trained(batch, trainable)
-            active = [active[row] for row in keep]
-            est_mse = est_mse.index_select(0, torch.tensor(keep, device=device))
-            live, held, live_mask = [True] * len(keep), None, torch.ones(len(keep), device=device)
-        else:
-            _hold(batch, held, live)
+                elif self.best_psnr[j] < 3.0 and step >= 2 * recipe.eval_every:
+                    leaving[row] = _Diverged(step, f"PSNR {self.best_psnr[j]:.1f} dB")
+        self.checked = bool(to_check)
+        shown = [self.best_psnr[j] if row in to_check else est_psnr[row]
+                 for row, j in enumerate(self.rows) if self.live[row]]
+        if leaving:
+            self._retire(leaving, step)
+        return shown
 
-    for row, j in enumerate(active):
-        if not live[row]:
-            continue
-        result = _result(batch, row, best_psnr[j], step, start)
-        if not all(np.isfinite(v).all() for v in result.state.values()):
-            diverged[j] = _Diverged(step, "non-finite weights")
+    def _retire(self, leaving: dict[int, _Diverged | None], step: int) -> None:
+        if self.held is None:
+            self.held = [t.detach().clone() for t in self.batch.tensors]
+        for row, why in leaving.items():
+            j = self.rows[row]
+            self.live[row] = False
+            if why is None:
+                self.done[self.positions[j]] = _result(self.batch, row, self.best_psnr[j], step, self.start)
+            else:
+                self.diverged[self.positions[j]] = why
+            with torch.no_grad():  # held at their values; a diverged chunk at zeros, which stay finite
+                for t, h in zip(self.batch.tensors, self.held):
+                    h[row] = t[row] if why is None else 0.0
+        if not self.active:
+            return
+        self.live_mask = torch.tensor(self.live, dtype=torch.float32, device=self.device)
+        if 2 * self.live.count(False) >= len(self.live):
+            keep = [row for row in range(len(self.rows)) if self.live[row]]
+            self.batch, self.opt = _compact(self.batch, self.opt, keep, self.trainable, self.recipe, self.lr)
+            self.params = _trained(self.batch, self.trainable)
+            self.rows = [self.rows[row] for row in keep]
+            assert self.est_mse is not None
+            self.est_mse = self.est_mse.index_select(0, torch.tensor(keep, device=self.device))
+            self.live, self.held = [True] * len(keep), None
+            self.live_mask = torch.ones(len(keep), device=self.device)
         else:
-            done[j] = result
-    return done, diverged
+            _hold(self.batch, self.held, self.live)
+
+    def finish(self, step: int) -> None:
+        """Results of the rows still live after the last step."""
+        for row, j in enumerate(self.rows):
+            if not self.live[row]:
+                continue
+            result = _result(self.batch, row, self.best_psnr[j], step, self.start)
+            if not all(np.isfinite(v).all() for v in result.state.values()):
+                self.diverged[self.positions[j]] = _Diverged(step, "non-finite weights")
+            else:
+                self.done[self.positions[j]] = result
 
 
 @torch.no_grad()

@@ -218,9 +218,10 @@ class INVRBatch(nn.Module):
         return {name: t[chunk].detach().float().cpu().numpy().copy()
                 for name, t in zip(self.names, self.tensors)}
 
-    def _weights(self, chunks: torch.Tensor | None, first: int = 0, stop: int | None = None) -> list[torch.Tensor]:
-        """Tensors ``first`` to ``stop``, of every chunk or of ``chunks`` (indices as a tensor, so that a compiled
-        trunk sees one shape for any choice of chunks). The trunk takes only the tensors after the first
+    def _weights(self, chunks: torch.Tensor | None, first: int = 0,
+                 stop: int | None = None) -> list[torch.Tensor]:
+        """Tensors ``first`` to ``stop``, of every chunk or of ``chunks`` (indices as a tensor, so that a
+        compiled trunk sees one shape for any choice of chunks). The trunk takes only the tensors after the first
         layer: a compiled graph guards on what it touches, and the first layer is frozen apart."""
         tensors = [self.tensors[i] for i in range(first, len(self.tensors) if stop is None else stop)]
         if chunks is None:

@@ -120,18 +120,32 @@ def test_a_diverging_chunk_leaves_the_batch_alone() -> None:
                                    atol=1e-6)
 
 
-def test_chunks_of_different_sizes_are_refused() -> None:
-    with pytest.raises(ValueError, match="equal sizes"):
-        fit_chunks([np.zeros((2, 4, 4, 3), np.uint8), np.zeros((1, 4, 4, 3), np.uint8)], REP,
+def test_a_short_last_chunk_trains_alongside_as_alone() -> None:
+    # Chunks of different lengths train as separate batches stepped together.
+    chunks = [*_chunks(2), _chunks(3)[2][:3]]
+    recipe = Recipe(steps=40, lr=1e-3, batch=512, eval_every=20, warmup=5)
+    alone = [fit_chunk(c, REP, recipe, device=CPU, seed=i) for i, c in enumerate(chunks)]
+    together = fit_chunks(chunks, REP, recipe, device=CPU, seeds=[0, 1, 2])
+    assert [r.steps for r in together] == [40, 40, 40]
+    for a, b in zip(alone, together):
+        assert b.psnr == pytest.approx(a.psnr, abs=1e-3)
+        for name in a.state:
+            np.testing.assert_allclose(b.state[name], a.state[name], atol=1e-6, rtol=0)
+
+
+def test_chunks_of_different_frame_sizes_are_refused() -> None:
+    with pytest.raises(ValueError, match="equal frame sizes"):
+        fit_chunks([np.zeros((2, 4, 4, 3), np.uint8), np.zeros((2, 4, 5, 3), np.uint8)], REP,
                    Recipe(steps=1, lr=1e-3), device=CPU, seeds=[0, 1])
 
 
 def test_encoder_trains_chunks_together_with_the_same_result() -> None:
     frames = _chunks(1)[0]
-    video = np.concatenate([frames, frames[::-1], frames[:1]])  # 11 frames: chunks of 4, 4 (together) and 3
+    video = np.concatenate([frames, frames[::-1], frames[:1]])  # 11 frames: chunks of 4, 4 and 3
     stream = StreamInfo(width=SIZES[2], height=SIZES[1], frame_count=len(video))
     packets = {}
-    for parallel in (1, 2):
+    emitted = {1: [3, 7, "flush"], 2: [7, 7, "flush"], 3: ["flush"] * 3}  # 3: the short chunk with the others
+    for parallel, when in emitted.items():
         cfg = EncoderConfig.from_preset("ultrafast", chunk_frames=4, hidden=32, enc_dims=(8, 8, 4),
                                         steps=60, device="cpu", parallel_chunks=parallel)
         cfg = replace(cfg, recipe=replace(cfg.recipe, compile=False, cpu_bf16=False))
@@ -141,12 +155,15 @@ def test_encoder_trains_chunks_together_with_the_same_result() -> None:
             new = enc.encode(f)
             emitted_at += [i] * len(new)
             got += new
-        got += enc.encode(None)
+        last = enc.encode(None)
+        got += last
+        emitted_at += ["flush"] * len(last)
         assert [(p.index, p.first_frame, p.frame_count) for p in got] == [(0, 0, 4), (1, 4, 4), (2, 8, 3)]
+        assert emitted_at == when
         packets[parallel] = got
-        assert emitted_at == ([3, 7] if parallel == 1 else [7, 7])
-    for a, b in zip(packets[1], packets[2]):
-        assert b.train_psnr == pytest.approx(a.train_psnr, abs=0.02)
+    for parallel in (2, 3):
+        for a, b in zip(packets[1], packets[parallel]):
+            assert b.train_psnr == pytest.approx(a.train_psnr, abs=0.02)
 
 
 def test_auto_parallel_is_one_on_the_cpu() -> None:

@@ -126,3 +126,22 @@ def test_bench_quick_writes_json(tmp_path: Path) -> None:
             assert run[kind]["peak_rss_mb"] > 0 and run[kind]["frames"] == run["frames"]
     for kind in ("encode", "decode"):
         assert mem["ratio_long_to_short"][kind]["peak"] > 0
+
+
+def test_bench_parallel_runs_and_reports(shared_media: Path, tmp_path: Path) -> None:
+    out = tmp_path / "parallel.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "bench_parallel.py"), "--out", str(out), "--device", "cpu",
+         "--media", str(shared_media), "--size", "16", "--recipes", "ultrafast,paper", "--batches", "1,2",
+         "--scaling-steps", "3", "--no-compile", "--full", "--clip-frames", "35", "--steps", "3"],
+        capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["machine"]["device"] == "cpu"
+    for name in ("ultrafast", "paper"):
+        rows = result["scaling"][name]["rows"]
+        assert [r["chunks"] for r in rows] == [1, 2] and rows[0]["speedup_vs_one"] == 1.0
+        assert all(r["chunk_steps_per_second"] > 0 for r in rows)
+    full = result["full"]
+    assert (full["frames"], full["chunks"], full["steps"]) == (35, 3, 3)  # 15 + 15 + 5 frames, all at once
+    assert full["decode_fps"] > 0 and full["decoded_psnr_min"] > 0

@@ -13,8 +13,8 @@ rate). The first batch of each size is a warm-up (compile, CUDA kernels) and is 
 25,000), timed from the first step to the last chunk's weights on the host; then every chunk is decoded on
 the same device through :func:`invrcodec.decoder.render` (frames per second, and mean / min PSNR against the
 source). The clip is the shared clips' frames, cropped and scaled to 128x128, played forwards then backwards
-until it is long enough (their 120 and 132 frames are fewer than 500). Chunks trained together have equal
-sizes, so 500 frames are 33 chunks at once and then the 5 frames left, as the encoder would train them.
+until it is long enough (their 120 and 132 frames are fewer than 500). 500 frames are 33 chunks of 15 and one
+of 5, all trained at once (the short one as its own batch, stepped alongside), as the encoder trains them.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def bench_scaling(chunks: list[np.ndarray], rep: Representation, args: argparse.
         rows = []
         for b in args.batches:
             group = [chunks[i % len(chunks)] for i in range(b)]
-            torch._dynamo.reset()  # each size compiles afresh: one process must not exhaust the recompile limit
+            torch._dynamo.reset()  # each size compiles afresh: one process never reaches the recompile limit
             time_batch(group, rep, replace(recipe, steps=3, eval_every=3), device, args.seed)  # warm-up
             seconds, fits = time_batch(group, rep, recipe, device, args.seed)
             rate = b * recipe.steps / seconds
@@ -96,37 +96,27 @@ def bench_scaling(chunks: list[np.ndarray], rep: Representation, args: argparse.
 
 def bench_full(frames: np.ndarray, rep: Representation, args: argparse.Namespace,
                device: torch.device) -> dict[str, Any]:
-    """All full chunks at once, then the short last chunk (chunks trained together have equal sizes, as in
-    the encoder), then every chunk decoded on the device from its trained float weights (the coder's share
-    of decoding is measured by tools/bench.py)."""
+    """Every chunk at once (a short last one as its own batch stepped alongside, as the encoder trains a
+    video's end), then every chunk decoded on the device from its trained float weights (the coder's share of
+    decoding is measured by tools/bench.py)."""
     n = rep.chunk_frames
-    chunks = [frames[i:i + n] for i in range(0, len(frames) - len(frames) % n, n)]
-    rest = frames[len(chunks) * n:]
+    chunks = [frames[i:i + n] for i in range(0, len(frames), n)]
     recipe = replace(PRESETS["paper"], steps=args.steps)
-    say(f"  {len(chunks)} chunks of {n} frames at once, then {len(rest)} frames; paper recipe, "
+    say(f"  {len(chunks)} chunks at once (the last of {len(chunks[-1])} frames), paper recipe, "
         f"{recipe.steps} steps")
     seconds, fits = time_batch(chunks, rep, recipe, device, args.seed)
-    say(f"  {len(chunks)} chunks trained in {seconds:.1f} s")
-    rest_seconds = 0.0
-    groups = [(chunks, fits)]
-    if len(rest):
-        rest_seconds, rest_fits = time_batch([rest], rep, recipe, device, args.seed + len(chunks))
-        groups.append(([rest], rest_fits))
-        say(f"  last {len(rest)} frames trained in {rest_seconds:.1f} s")
-    nets = [(build_network(rep, fit.state, device), chunk) for group, results in groups
-            for chunk, fit in zip(group, results)]
-    render(nets[0][0], nets[0][1].shape[:3])  # warm-up
+    say(f"  trained in {seconds:.1f} s")
+    nets = [build_network(rep, fit.state, device) for fit in fits]
+    render(nets[0], chunks[0].shape[:3])  # warm-up
     _sync(device)
     t0 = time.perf_counter()
-    decoded = [render(net, chunk.shape[:3]) for net, chunk in nets]
+    decoded = [render(net, chunk.shape[:3]) for net, chunk in zip(nets, chunks)]
     _sync(device)
     decode_seconds = time.perf_counter() - t0
-    psnrs = [rgb_psnr(out, chunk) for out, (_, chunk) in zip(decoded, nets)]
+    psnrs = [rgb_psnr(out, chunk) for out, chunk in zip(decoded, chunks)]
     say(f"  decoded {len(frames)} frames in {decode_seconds:.2f} s; PSNR mean {np.mean(psnrs):.2f} dB")
     return {
-        "frames": len(frames), "chunks": len(nets), "steps": recipe.steps,
-        "train_seconds": seconds + rest_seconds, "train_seconds_full_chunks": seconds,
-        "train_seconds_last_chunk": rest_seconds,
+        "frames": len(frames), "chunks": len(chunks), "steps": recipe.steps, "train_seconds": seconds,
         "decoded_psnr_mean": float(np.mean(psnrs)), "decoded_psnr_min": float(np.min(psnrs)),
         "decode_seconds": decode_seconds, "decode_fps": len(frames) / decode_seconds,
     }
@@ -181,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["scaling"] = bench_scaling(chunks, rep, args, device)
     if args.full:
         say("full clip")
-        result["full"] = bench_full(frames, rep, args, device)
+        result["full"] = bench_full(frames[:args.clip_frames], rep, args, device)
     result["total_seconds"] = time.perf_counter() - t0
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
