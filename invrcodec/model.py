@@ -221,8 +221,8 @@ class INVRBatch(nn.Module):
     def _weights(self, chunks: torch.Tensor | None, first: int = 0,
                  stop: int | None = None) -> list[torch.Tensor]:
         """Tensors ``first`` to ``stop``, of every chunk or of ``chunks`` (indices as a tensor, so that a
-        compiled trunk sees one shape for any choice of chunks). The trunk takes only the tensors after the first
-        layer: a compiled graph guards on what it touches, and the first layer is frozen apart."""
+        compiled trunk sees one shape for any choice of chunks). The trunk takes only the tensors after the
+        first layer: a compiled graph guards on every tensor it touches."""
         tensors = [self.tensors[i] for i in range(first, len(self.tensors) if stop is None else stop)]
         if chunks is None:
             return tensors
