@@ -21,6 +21,8 @@ PRESETS: dict[str, Recipe] = {
     # medium: the same warm-up and rate; 3000 steps end 1.3-1.7 dB above 1e-3 (40.85 and 41.05 dB).
     "medium": Recipe(steps=3000, lr=1.5e-3, warmup=50, batch=16384, grid_frames=15, eval_every=250,
                      compile=True, refine=0.1),
+    # slow: no warm-up, 5e-4. Over 10,000 steps it ends 1.3 dB above medium (42.13 / 42.40 dB); with the
+    # warm-up and 1.5e-3 carphone collapsed to 12.6 dB (docs/results.md, Speed).
     "slow": Recipe(steps=10000, lr=5e-4, batch=16384, grid_frames=15, eval_every=500, compile=True,
                    refine=0.05),
     # The paper (sec. 3.1.2, 3.3): one whole random frame per step, Adam at 2e-5, 25,000 steps per chunk,
