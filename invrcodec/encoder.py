@@ -171,7 +171,7 @@ class Encoder:
         """Add one frame (or flush with ``None``); return the packets completed."""
         n = self.config.representation.chunk_frames
         if frame is None:
-            return self._encode_chunks(len(self._buffer)) if self._buffer else []
+            return self._encode_buffer() if self._buffer else []
         s = self.stream
         if frame.dtype != np.uint8 or frame.shape != (s.height, s.width, 3):
             raise InvrMediaError(
@@ -179,13 +179,14 @@ class Encoder:
                 f"got {frame.dtype} {tuple(frame.shape)}")
         self._buffer.append(frame)
         if len(self._buffer) == n * self.parallel:
-            return self._encode_chunks(len(self._buffer))
+            return self._encode_buffer()
         return []
 
-    def _encode_chunks(self, count: int) -> list[Packet]:
-        """Train the chunks of the first ``count`` buffered frames together and code them."""
+    def _encode_buffer(self) -> list[Packet]:
+        """Train the chunks of the buffered frames together (the last may be shorter) and code them."""
         n = self.config.representation.chunk_frames
-        frames, self._buffer = self._buffer[:count], self._buffer[count:]
+        frames, self._buffer = self._buffer, []
+        count = len(frames)
         chunks = [np.stack(frames[i:i + n]) for i in range(0, count, n)]
         cfg = self.config
         first, index = self._frames_done, self._chunk

@@ -282,8 +282,9 @@ def _fit_batch(chunks: list[np.ndarray], rep: Representation, recipe: Recipe, de
             run.train(step)
         if step % running[0].how.poll and step != recipe.steps:
             continue
-        shown = [p for run in running for p in run.poll(step)]
-        if progress and shown and (any(run.checked for run in running) or step % 25 == 0):
+        polled = [run.poll(step) for run in running]
+        shown = [p for psnrs, _ in polled for p in psnrs]
+        if progress and shown and (any(checked for _, checked in polled) or step % 25 == 0):
             progress(FitProgress(step, recipe.steps, _mean_psnr(shown), time.perf_counter() - start))
     done: dict[int, FitResult] = {}
     diverged: dict[int, _Diverged] = {}
@@ -341,16 +342,16 @@ class _Run:
             self.gamma_all = torch.stack([
                 full_encoding(torch.full((h * w,), t, device=device), yy, xx, self.sizes, rep)
                 for t in range(t_n)])
+        # Everything below is by row of the batch; compaction drops the retired rows from all of it.
         self.positions = positions
-        self.rows = list(range(len(chunks)))  # the batch's rows, as indices into this run's chunks
-        self.live = [True] * len(chunks)  # by row
+        self.live = [True] * len(chunks)
+        self.retired: torch.Tensor | None = None  # indices of the retired rows, put back after every step
         self.held: list[torch.Tensor] | None = None  # by tensor: retired rows' values (live rows unused)
         self.live_mask = torch.ones(len(chunks), device=device)
         self.best_psnr = [-1.0] * len(chunks)
         self.est_mse: torch.Tensor | None = None
         self.last_mse: torch.Tensor | None = None
         self.lr = recipe.lr * lr_scale
-        self.checked = False
         self.done: dict[int, FitResult] = {}
         self.diverged: dict[int, _Diverged] = {}
 
@@ -364,99 +365,100 @@ class _Run:
         self.lr = _lr_at(step - 1, recipe) * self.lr_scale
         for group in self.opt.param_groups:
             group["lr"] = self.lr
-        full = len(self.rows) == len(self.gens)
-        tgt = self.target if full else self.target.index_select(0, torch.tensor(self.rows, device=device))
         with torch.autocast(device.type, dtype=self.how.amp_dtype, enabled=self.use_amp):
-            pred, truth = _step_batch(self.batch, tgt, self.sizes, recipe, [self.gens[j] for j in self.rows],
-                                      self.gamma_all, self.rep, device)
+            pred, truth = _step_batch(self.batch, self.target, self.sizes, recipe, self.gens, self.gamma_all,
+                                      self.rep, device)
             mse = ((pred.float() - truth) ** 2).flatten(1).mean(dim=1)  # (B,): each chunk's own MSE
             loss = (mse * self.live_mask).sum() + recipe.l1 * sum(p.abs().sum() for p in self.params)
         self.batch.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt)
         self.scaler.update()
-        if self.held is not None:
-            _hold(self.batch, self.held, self.live)
+        self._put_back()
         m = mse.detach().float()
         self.last_mse = m
         self.est_mse = m if self.est_mse is None else 0.9 * self.est_mse + 0.1 * m
 
-    def poll(self, step: int) -> list[float]:
+    def poll(self, step: int) -> tuple[list[float], bool]:
         """Read the losses back, check PSNRs where due, retire finished and diverged chunks; return the
-        PSNRs (measured or estimated) of the rows that were live."""
+        PSNRs (measured or estimated) of the rows that were live, and whether any was measured."""
         assert self.last_mse is not None and self.est_mse is not None
         recipe, psnr_target = self.recipe, self.psnr_target
         mse_now, est_now = self.last_mse.cpu().tolist(), self.est_mse.cpu().tolist()
         est_psnr = [psnr_from_mse(e / 4.0) for e in est_now]
+        rows = range(len(self.live))
         leaving: dict[int, _Diverged | None] = {}
-        for row in range(len(self.rows)):
+        for row in rows:
             if self.live[row] and not math.isfinite(mse_now[row]):
                 leaving[row] = _Diverged(step, f"loss {mse_now[row]}")
         scheduled = step % recipe.eval_every == 0 or step == recipe.steps
-        to_check = [row for row in range(len(self.rows)) if self.live[row] and row not in leaving and (
+        to_check = [row for row in rows if self.live[row] and row not in leaving and (
             scheduled or (psnr_target is not None and est_psnr[row] >= psnr_target))]
         if to_check:
             rendered = render_chunks(self.batch, self.sizes, to_check, self.how.check_pixels)
             for row, frames in zip(to_check, rendered):
-                j = self.rows[row]
-                self.best_psnr[j] = rgb_psnr(frames, self.target_u8[j])
-                if psnr_target is not None and self.best_psnr[j] >= psnr_target:
+                self.best_psnr[row] = rgb_psnr(frames, self.target_u8[row])
+                if psnr_target is not None and self.best_psnr[row] >= psnr_target:
                     leaving[row] = None
-                elif self.best_psnr[j] < 3.0 and step >= 2 * recipe.eval_every:
-                    leaving[row] = _Diverged(step, f"PSNR {self.best_psnr[j]:.1f} dB")
-        self.checked = bool(to_check)
-        shown = [self.best_psnr[j] if row in to_check else est_psnr[row]
-                 for row, j in enumerate(self.rows) if self.live[row]]
+                elif self.best_psnr[row] < 3.0 and step >= 2 * recipe.eval_every:
+                    leaving[row] = _Diverged(step, f"PSNR {self.best_psnr[row]:.1f} dB")
+        shown = [self.best_psnr[row] if row in to_check else est_psnr[row] for row in rows if self.live[row]]
         if leaving:
             self._retire(leaving, step)
-        return shown
+        return shown, bool(to_check)
 
     def _retire(self, leaving: dict[int, _Diverged | None], step: int) -> None:
         if self.held is None:
             self.held = [t.detach().clone() for t in self.batch.tensors]
         for row, why in leaving.items():
-            j = self.rows[row]
             self.live[row] = False
             if why is None:
-                self.done[self.positions[j]] = _result(self.batch, row, self.best_psnr[j], step, self.start)
+                result = _result(self.batch, row, self.best_psnr[row], step, self.start)
+                self.done[self.positions[row]] = result
             else:
-                self.diverged[self.positions[j]] = why
+                self.diverged[self.positions[row]] = why
             with torch.no_grad():  # held at their values; a diverged chunk at zeros, which stay finite
                 for t, h in zip(self.batch.tensors, self.held):
                     h[row] = t[row] if why is None else 0.0
         if not self.active:
             return
-        self.live_mask = torch.tensor(self.live, dtype=torch.float32, device=self.device)
-        if 2 * self.live.count(False) >= len(self.live):
-            keep = [row for row in range(len(self.rows)) if self.live[row]]
-            self.batch, self.opt = _compact(self.batch, self.opt, keep, self.trainable, self.recipe, self.lr)
-            self.params = _trained(self.batch, self.trainable)
-            self.rows = [self.rows[row] for row in keep]
-            assert self.est_mse is not None
-            self.est_mse = self.est_mse.index_select(0, torch.tensor(keep, device=self.device))
-            self.live, self.held = [True] * len(keep), None
-            self.live_mask = torch.ones(len(keep), device=self.device)
-        else:
-            _hold(self.batch, self.held, self.live)
+        keep = [row for row, alive in enumerate(self.live) if alive]
+        if 2 * len(keep) > len(self.live):
+            self.live_mask = torch.tensor(self.live, dtype=torch.float32, device=self.device)
+            self.retired = torch.tensor([row for row, alive in enumerate(self.live) if not alive],
+                                        device=self.device)
+            self._put_back()
+            return
+        idx = torch.tensor(keep, device=self.device)
+        self.batch, self.opt = _compact(self.batch, self.opt, keep, self.trainable, self.recipe, self.lr)
+        self.params = _trained(self.batch, self.trainable)
+        self.target, self.target_u8 = self.target.index_select(0, idx), self.target_u8.index_select(0, idx)
+        assert self.est_mse is not None
+        self.est_mse = self.est_mse.index_select(0, idx)
+        self.gens = [self.gens[row] for row in keep]
+        self.positions = [self.positions[row] for row in keep]
+        self.best_psnr = [self.best_psnr[row] for row in keep]
+        self.live, self.retired, self.held = [True] * len(keep), None, None
+        self.live_mask = torch.ones(len(keep), device=self.device)
+
+    @torch.no_grad()
+    def _put_back(self) -> None:
+        """Retired rows back to their held values (the optimiser moved them)."""
+        if self.retired is None or self.held is None:
+            return
+        for t, h in zip(self.batch.tensors, self.held):
+            t.index_copy_(0, self.retired, h.index_select(0, self.retired))
 
     def finish(self, step: int) -> None:
         """Results of the rows still live after the last step."""
-        for row, j in enumerate(self.rows):
-            if not self.live[row]:
+        for row, alive in enumerate(self.live):
+            if not alive:
                 continue
-            result = _result(self.batch, row, self.best_psnr[j], step, self.start)
+            result = _result(self.batch, row, self.best_psnr[row], step, self.start)
             if not all(np.isfinite(v).all() for v in result.state.values()):
-                self.diverged[self.positions[j]] = _Diverged(step, "non-finite weights")
+                self.diverged[self.positions[row]] = _Diverged(step, "non-finite weights")
             else:
-                self.done[self.positions[j]] = result
-
-
-@torch.no_grad()
-def _hold(batch: INVRBatch, held: list[torch.Tensor], live: list[bool]) -> None:
-    """Put retired rows back to their held values (the optimiser moved them)."""
-    idx = torch.tensor([row for row, alive in enumerate(live) if not alive], device=held[0].device)
-    for t, h in zip(batch.tensors, held):
-        t.index_copy_(0, idx, h.index_select(0, idx))
+                self.done[self.positions[row]] = result
 
 
 def _result(batch: INVRBatch, row: int, psnr: float, step: int, start: float) -> FitResult:

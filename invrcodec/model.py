@@ -201,8 +201,7 @@ class INVRBatch(nn.Module):
         """One batch holding copies of the given networks' tensors, in order."""
         rep = nets[0].rep
         params = [dict(net.named_parameters()) for net in nets]
-        names = [name for name, _ in rep.tensor_shapes()]
-        return cls(rep, [torch.stack([p[name].detach() for p in params]) for name in names])
+        return cls(rep, [torch.stack([p[name].detach() for p in params]) for name, _ in rep.tensor_shapes()])
 
     @property
     def count(self) -> int:
@@ -280,8 +279,7 @@ class INVRBatch(nn.Module):
 
     def forward_reference(self, gamma: torch.Tensor) -> torch.Tensor:
         """:meth:`INVRNet.forward_reference` per chunk: full input vectors ``(B, P, in)`` -> ``(B, P, 3)``."""
-        weights = list(self.tensors)
-        return self.trunk(self._linear(gamma, weights[0], weights[1]))
+        return self.trunk(self._linear(gamma, self.tensors[0], self.tensors[1]))
 
 
 def to_rgb8(v: torch.Tensor) -> torch.Tensor:
