@@ -97,11 +97,29 @@ class InputContainer:
         return self._demuxer.demux(first_frame, frame_count)
 
     def decode(
-        self, first_frame: int = 0, frame_count: int | None = None, device: str = "cpu"
+        self, first_frame: int = 0, frame_count: int | None = None, device: str = "cpu", *,
+        size: tuple[int, int] | None = None, scale: Fraction | float | None = None,
+        region: tuple[int, int, int, int] | None = None, rate: Fraction | float | None = None,
+        boundary: str = "blend",
     ) -> Iterator[np.ndarray]:
-        """Frames [first_frame, first_frame + frame_count) as uint8 HxWx3 RGB arrays."""
+        """Frames [first_frame, first_frame + frame_count) as uint8 HxWx3 RGB arrays.
+
+        ``size=(W, H)`` or ``scale``, ``region=(w, h, x, y)`` and ``rate`` (then ``frame_count`` counts
+        output frames) sample the networks at another size, region or frame rate, and ``boundary`` says
+        what lies between two chunks (:mod:`invrcodec.sampling`; spec: "Sampling at another size, ...").
+        """
         from invrcodec.decoder import Decoder  # lazily: the format layer never imports torch
 
+        if size is not None or scale is not None or region is not None or rate is not None:
+            from invrcodec.decoder import decode_resampled
+            from invrcodec.sampling import Timeline, plan_geometry
+
+            s = self.header.stream
+            geometry = plan_geometry(s.width, s.height, size=size, scale=scale, region=region)
+            timeline = Timeline(s.frame_rate, first_frame, frame_count, rate, boundary)  # type: ignore[arg-type]
+            packets = self.demux(*timeline.source_span())
+            yield from decode_resampled(Decoder(self.header, device=device), packets, geometry, timeline)
+            return
         stop = None if frame_count is None else first_frame + frame_count
         decoder = Decoder(self.header, device=device)
         for packet in self.demux(first_frame, frame_count):

@@ -8,6 +8,8 @@ pass of the same weights, kept as the yardstick for tools/bench.py and the tests
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator, Sequence
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -15,6 +17,8 @@ import torch
 from invrcodec import deepcabac
 from invrcodec.errors import InvrConfigError
 from invrcodec.model import INVRNet, full_encoding, to_rgb8
+from invrcodec.sampling import (Geometry, Region, Term, Timeline, chunk_terms, plan_geometry, tail_terms,
+                                time_position)
 from invrcodec.types import CoderKind, Header, Packet, Representation
 from invrcodec.weights import decode_weights
 
@@ -65,9 +69,29 @@ def render(net: INVRNet, sizes: tuple[int, int, int], start: int = 0, stop: int 
     into two preallocated activation buffers: the first layer is a broadcast sum of table rows, every later
     layer one ``addmm`` into the other buffer, and scaling, sine and code-value rounding run in place.
     """
-    t_n, h, w = sizes
+    t_n = sizes[0]
     stop = t_n if stop is None else stop
     tx, ty, tt = net.axis_tables(sizes)
+    return _render_tables(net, tx, ty, tt[start:stop], raw=False)
+
+
+@torch.inference_mode()
+def render_at(net: INVRNet, xs: np.ndarray, ys: np.ndarray, ts: np.ndarray, raw: bool = False) -> np.ndarray:
+    """The network at normalised positions: frames at times ``ts``, rows ``ys``, columns ``xs`` (float64).
+
+    uint8 ``(len(ts), len(ys), len(xs), 3)``, or with ``raw`` the float32 network outputs before clamping
+    and rounding (for mixing two chunks). Only the pixels asked for are computed; at eq. 4's positions the
+    bytes are :func:`render`'s. :mod:`invrcodec.sampling` says which positions an output size, crop or frame
+    rate asks for.
+    """
+    tx, ty, tt = net.tables_at(*(torch.from_numpy(np.asarray(p, dtype=np.float64)) for p in (xs, ys, ts)))
+    return _render_tables(net, tx, ty, tt, raw=raw)
+
+
+def _render_tables(net: INVRNet, tx: torch.Tensor, ty: torch.Tensor, tt: torch.Tensor,
+                   raw: bool) -> np.ndarray:
+    """Every (t, y, x) of the tables' rows through the rest of the network, in row tiles."""
+    h, w = ty.shape[0], tx.shape[0]
     dev, hidden = tx.device, tx.shape[1]
     layers = [(layer.weight.t(), layer.bias) for layer in net.layers[1:]]
     out_w, out_b = net.out.weight.t(), net.out.bias
@@ -75,10 +99,10 @@ def render(net: INVRNet, sizes: tuple[int, int, int], start: int = 0, stop: int 
     cur = torch.empty((rows * w, hidden), device=dev)
     nxt = torch.empty_like(cur)
     rgb = torch.empty((rows * w, 3), device=dev)
-    out = np.empty((stop - start, h, w, 3), dtype=np.uint8)
+    out = np.empty((tt.shape[0], h, w, 3), dtype=np.float32 if raw else np.uint8)
     dst = torch.from_numpy(out)
-    for i, t in enumerate(range(start, stop)):
-        frame_rows = tt[t][None, :] + ty  # (H, hidden): forward_grid's tt[t] + ty[y], before + tx[x]
+    for i in range(tt.shape[0]):
+        frame_rows = tt[i][None, :] + ty  # (H, hidden): forward_grid's tt[t] + ty[y], before + tx[x]
         for y0 in range(0, h, rows):
             r = min(rows, h - y0)
             n = r * w
@@ -90,9 +114,18 @@ def render(net: INVRNet, sizes: tuple[int, int, int], start: int = 0, stop: int 
                 _activate_(net, b)
                 a, b = b, a
             code = torch.addmm(out_b, a, out_w, out=rgb[:n])
-            code.clamp_(-1.0, 1.0).add_(1.0).mul_(127.5).round_()
+            if not raw:
+                code.clamp_(-1.0, 1.0).add_(1.0).mul_(127.5).round_()
             dst[i, y0:y0 + r].copy_(code.view(r, w, 3))
     return out
+
+
+def _mix(parts: list[tuple[float, np.ndarray]]) -> np.ndarray:
+    """Weighted sum of raw network outputs, then :func:`invrcodec.model.to_rgb8`'s arithmetic."""
+    acc = torch.zeros(parts[0][1].shape, dtype=torch.float32)
+    for weight, raw in parts:
+        acc.add_(torch.from_numpy(raw), alpha=weight)
+    return acc.clamp_(-1.0, 1.0).add_(1.0).mul_(127.5).round_().to(torch.uint8).numpy()
 
 
 def _activate_(net: INVRNet, z: torch.Tensor) -> None:
@@ -140,10 +173,83 @@ class Decoder:
     def network(self, packet: Packet) -> INVRNet:
         return build_network(self.header.representation, self.weights(packet), self.device)
 
-    def decode(self, packet: Packet, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Frames ``[start, stop)`` of the packet's chunk (relative to its first frame), uint8 ``(n, H, W, 3)``."""
+    def decode(self, packet: Packet, start: int = 0, stop: int | None = None, *,
+               size: tuple[int, int] | None = None, scale: Fraction | float | None = None,
+               region: Region | tuple[int, int, int, int] | None = None,
+               times: Sequence[Fraction | float] | None = None) -> np.ndarray:
+        """Frames ``[start, stop)`` of the packet's chunk (relative to its first frame), uint8 ``(n, H, W, 3)``.
+
+        ``size=(W, H)`` or ``scale`` renders at another size, ``region=(w, h, x, y)`` only that rectangle of
+        source pixels (see :func:`invrcodec.sampling.plan_geometry`); ``times`` (frame positions relative to
+        the chunk's first frame, fractions allowed) replaces ``start`` and ``stop``.
+        """
         stop = packet.frame_count if stop is None else stop
         if not 0 <= start <= stop <= packet.frame_count:
             raise InvrConfigError(f"frame range {start}..{stop} outside chunk of {packet.frame_count} frames")
         s = self.header.stream
-        return render(self.network(packet), (packet.frame_count, s.height, s.width), start, stop)
+        if size is None and scale is None and region is None and times is None:
+            return render(self.network(packet), (packet.frame_count, s.height, s.width), start, stop)
+        geometry = plan_geometry(s.width, s.height, size=size, scale=scale, region=region)
+        offsets = [Fraction(k) for k in range(start, stop)] if times is None else [Fraction(t) for t in times]
+        sampler = ChunkSampler(self.network(packet), packet.frame_count, geometry)
+        out = np.empty((len(offsets), geometry.height, geometry.width, 3), dtype=np.uint8)
+        for i, offset in enumerate(offsets):
+            out[i] = sampler.frame(offset)
+        return out
+
+
+class ChunkSampler:
+    """One chunk's network sampled on an output :class:`~invrcodec.sampling.Geometry`, one frame at a time.
+
+    The x, y and stored-frame tables are computed once, over the same axes as :func:`render` (so stored
+    frames of the identity geometry are its bytes); an instant between stored frames gets its own t row.
+    """
+
+    def __init__(self, net: INVRNet, frame_count: int, geometry: Geometry) -> None:
+        self.net, self.frame_count = net, frame_count
+        whole = np.array([time_position(Fraction(k), frame_count) for k in range(frame_count)])
+        self.tx, self.ty, self.tt = net.tables_at(*(torch.from_numpy(p) for p in
+                                                    (geometry.columns(), geometry.rows(), whole)))
+
+    @torch.inference_mode()
+    def frame(self, offset: Fraction, raw: bool = False) -> np.ndarray:
+        """The frame at ``offset`` frames after the chunk's first, uint8 ``(H, W, 3)`` (``raw``: float32
+        network outputs)."""
+        if offset.denominator == 1 and 0 <= offset < self.frame_count:
+            row = self.tt[int(offset)][None]
+        else:
+            t = torch.tensor([time_position(offset, self.frame_count)], dtype=torch.float64)
+            none = torch.zeros(0, dtype=torch.float64)
+            row = self.net.tables_at(none, none, t)[2]
+        return _render_tables(self.net, self.tx, self.ty, row, raw)[0]
+
+
+def decode_resampled(decoder: Decoder, packets: Iterable[Packet], geometry: Geometry,
+                     timeline: Timeline) -> Iterator[np.ndarray]:
+    """The frames of ``timeline`` on ``geometry``, from ``packets`` in stream order (as ``demux`` yields
+    them); each packet's network is built once, in order. An instant between two chunks' stored frames is
+    made as ``timeline.boundary`` says (spec: "Sampling at another size, time or region")."""
+    n = 0
+    prev: tuple[ChunkSampler, int] | None = None  # the previous chunk's sampler and its end frame
+    for packet in packets:
+        if packet.first_frame + packet.frame_count <= timeline.first_frame:
+            decoder.weights(packet)  # before the range: only the reference of the chunks after it
+            continue
+        cur = ChunkSampler(decoder.network(packet), packet.frame_count, geometry)
+        adjacent = prev[0].frame_count if prev is not None and prev[1] == packet.first_frame else None
+        samplers = {0: cur, -1: prev[0] if prev is not None else cur}
+        for n, terms in chunk_terms(timeline, n, packet.first_frame, packet.frame_count, adjacent,
+                                    timeline.frame_count):
+            yield _made_of(samplers, terms)
+            n += 1
+        prev = (cur, packet.first_frame + packet.frame_count)
+    if prev is not None:
+        for n, terms in tail_terms(timeline, n, prev[1], prev[0].frame_count, timeline.frame_count):
+            yield _made_of({-1: prev[0]}, terms)
+
+
+def _made_of(samplers: dict[int, ChunkSampler], terms: tuple[Term, ...]) -> np.ndarray:
+    """One output frame: a single network evaluation, or the weighted mix of two."""
+    if len(terms) == 1 and terms[0].weight == 1:
+        return samplers[terms[0].which].frame(terms[0].offset)
+    return _mix([(float(t.weight), samplers[t.which].frame(t.offset, raw=True)) for t in terms])

@@ -62,7 +62,15 @@ def _axis_columns(rep: Representation) -> tuple[list[int], list[int], list[int]]
 
 def axis_features(n: int, axis: int, rep: Representation, device: torch.device | str = "cpu") -> torch.Tensor:
     """Features ``e(p)`` of one axis for all n indices, in the column order of :func:`_axis_columns`."""
-    p = axis_coords(n, device)
+    return axis_features_at(axis_coords(n, device), axis, rep)
+
+
+def axis_features_at(p: torch.Tensor, axis: int, rep: Representation) -> torch.Tensor:
+    """Features ``e(p)`` of one axis at arbitrary normalised positions ``p`` (float64, shape ``(n,)``).
+
+    Positions between or beyond the pixel centres of eq. 4 sample the network off its training grid
+    (spec: "Sampling at another size, time or region"); at eq. 4's positions this is :func:`axis_features`.
+    """
     enc = encode_axis(p, rep.enc_dims[axis], rep)
     raw = rep.prepend_coord or rep.encoding == EncodingKind.NONE
     return torch.cat((p.float()[:, None], enc), dim=1) if raw else enc
@@ -125,11 +133,15 @@ class INVRNet(nn.Module):
     def axis_tables(self, sizes: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """First-layer pre-activation contributions per axis value; the bias is folded into the t table."""
         t_n, h, w = sizes
+        dev = self.layers[0].weight.device
+        return self.tables_at(axis_coords(w, dev), axis_coords(h, dev), axis_coords(t_n, dev))
+
+    def tables_at(self, px: torch.Tensor, py: torch.Tensor, pt: torch.Tensor) -> Tables:
+        """:meth:`axis_tables` at arbitrary normalised float64 positions per axis (columns, rows, times)."""
         weight, bias = self.layers[0].weight, self.layers[0].bias
-        dev = weight.device
         tables = []
-        for axis, n in ((0, w), (1, h), (2, t_n)):
-            feats = axis_features(n, axis, self.rep, dev).to(weight.dtype)
+        for axis, p in enumerate((px, py, pt)):
+            feats = axis_features_at(p.to(weight.device), axis, self.rep).to(weight.dtype)
             tables.append(feats @ weight[:, self.cols[axis]].t())
         tx, ty, tt = tables
         return tx, ty, tt + bias

@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -20,13 +21,58 @@ from .common import CliError
 log = logging.getLogger("invrcodec.cli.dec")
 
 TOOL = "invr-dec"
+BOUNDARIES = ["blend", "nearest", "hold"]  # invrcodec.sampling.BOUNDARIES (a test keeps them equal)
+
+
+def _parsed(parse: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter, str | None], Any]:
+    """A click callback that turns ``parse``'s ValueError into a usage error (exit 2)."""
+
+    def callback(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from exc
+
+    return callback
+
+
+def _size(text: str) -> tuple[int, int]:
+    from ..media import parse_size
+    from ..sampling import MAX_DIMENSION
+
+    w, h = parse_size(text)
+    if w > MAX_DIMENSION or h > MAX_DIMENSION:
+        raise ValueError(f"{text!r}: width and height must be at most {MAX_DIMENSION} (the format's limit)")
+    return w, h
+
+
+def _scale(text: str) -> Any:
+    from ..sampling import parse_scale
+
+    return _size(text) if "x" in text.lower() else parse_scale(text)
+
+
+def _crop(text: str) -> Any:
+    from ..sampling import Region
+
+    return Region.parse(text)
+
+
+def _rate(text: str) -> Any:
+    from ..sampling import parse_rate
+
+    return parse_rate(text)
 
 
 @click.command(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="Examples:\n\n\b\n  invr-dec in.invr out.mp4\n  invr-dec in.invr - | ffplay -autoexit -\n"
     "  invr-dec -f rawvideo --pix-fmt rgb24 in.invr - > frames.rgb\n"
-    "  invr-dec --seek 30 --frames 15 in.invr part.y4m",
+    "  invr-dec --seek 30 --frames 15 in.invr part.y4m\n"
+    "  invr-dec --size 256x256 in.invr - | ffplay -autoexit -\n"
+    "  invr-dec --fps 50 --crop 64:64:32:32 --scale 2 in.invr detail.mkv",
 )
 @click.argument("input", metavar="IN")
 @click.argument("output", metavar="OUT")
@@ -38,6 +84,19 @@ TOOL = "invr-dec"
               "(rgb24 for rawvideo).")
 @click.option("--seek", type=click.IntRange(min=0), default=0, metavar="N", help="Start at frame N.")
 @click.option("--frames", type=click.IntRange(min=1), default=None, metavar="N", help="Decode only N frames.")
+@click.option("-s", "--size", callback=_parsed(_size), default=None, metavar="WxH",
+              help="Render at this size: the networks sampled between their pixels (spec: \"Sampling at "
+              "another size, time or region\").")
+@click.option("--scale", callback=_parsed(_scale), default=None, metavar="F|WxH",
+              help="Render at F times the size (2, 0.5, 3/2), or at WxH as --size.")
+@click.option("--crop", callback=_parsed(_crop), default=None, metavar="W:H:X:Y",
+              help="Render only this rectangle of source pixels (at its size, or as --size/--scale say).")
+@click.option("-r", "--fps", "rate", callback=_parsed(_rate), default=None, metavar="RATE",
+              help="Render at this frame rate (60, 30000/1001), sampling between the stored frames; "
+              "--frames then counts output frames.")
+@click.option("--chunk-boundary", type=click.Choice(BOUNDARIES), default="blend", show_default=True,
+              help="With --fps, an instant between two chunks: mix both networks, the nearer network, "
+              "or hold the nearer frame.")
 @click.option("--device", default="cpu", show_default=True, callback=common.parse_device,
               metavar="auto|cpu|cuda[:N]", help="Where to run the networks.")
 @common.threads_option
@@ -45,6 +104,10 @@ TOOL = "invr-dec"
 def command(**opts: Any) -> int:
     """Decode IN (.invr, or - for stdin) into OUT (a video file, or - for stdout)."""
     opts["overwrite"] = common.overwrite_policy(opts)
+    if opts["size"] is not None and opts["scale"] is not None:
+        raise click.UsageError("--size and --scale contradict each other; give one")
+    if isinstance(opts["scale"], tuple):
+        opts["size"], opts["scale"] = opts["scale"], None
     return common.execute(TOOL, lambda: _decode(opts))
 
 
@@ -87,6 +150,32 @@ def _total_frames(reader: Any) -> int:
     return int(reader.header.stream.frame_count)
 
 
+def _resampling(info: Any, total: int, name: str, opts: dict[str, Any],
+                wanted: int) -> tuple[dict[str, Any], Any, int]:
+    """decode()'s size/region/rate arguments, the output's stream facts and its frame count, checked
+    against the file (a crop outside the frame, an output beyond the format's limits: exit 1)."""
+    asked = {"size": opts["size"], "scale": opts["scale"], "region": opts["crop"], "rate": opts["rate"]}
+    if all(v is None for v in asked.values()):
+        return {}, info, wanted
+    from invrcodec.errors import InvrConfigError
+    from invrcodec.sampling import Timeline, output_info, plan_geometry
+
+    try:
+        geometry = plan_geometry(info.width, info.height, size=asked["size"], scale=asked["scale"],
+                                 region=asked["region"])
+        timeline = Timeline(info.frame_rate, opts["seek"], opts["frames"], asked["rate"],
+                            opts["chunk_boundary"])
+        wanted = timeline.count(total) if total else (opts["frames"] or 0)
+    except InvrConfigError as exc:
+        raise CliError(f"{name}: {exc}") from exc
+    out = output_info(info, geometry, asked["rate"])
+    r = out.frame_rate
+    log.info(f"rendering {geometry.region.width}x{geometry.region.height} at {geometry.region.x},"
+             f"{geometry.region.y} as {out.width}x{out.height} @ {r.numerator}/{r.denominator} fps, "
+             f"{wanted or 'all'} frames")
+    return {**asked, "boundary": opts["chunk_boundary"]}, out, wanted
+
+
 def _decode_from(reader: Any, name: str, fmt: Any, opts: dict[str, Any]) -> int:
     from invrcodec.errors import InvrError
 
@@ -103,6 +192,7 @@ def _decode_from(reader: Any, name: str, fmt: Any, opts: dict[str, Any]) -> int:
         f"{name}: {info.width}x{info.height} @ {rate.numerator}/{rate.denominator} fps, "
         f"{total or 'unknown'} frames; writing {wanted or 'all'} frames from frame {seek}"
     )
+    resample, info, wanted = _resampling(info, total, name, opts, wanted)
     dst = opts["output"]
     ext = os.path.splitext(dst)[1].lower() if dst != "-" else ""
     status = common.status_line(not opts["no_progress"] and logging.getLogger("invrcodec").isEnabledFor(logging.INFO))
@@ -113,7 +203,8 @@ def _decode_from(reader: Any, name: str, fmt: Any, opts: dict[str, Any]) -> int:
         n = 0
         last = 0.0
         try:
-            frames = reader.decode(first_frame=seek, frame_count=count, device=opts["device"])
+            frames = reader.decode(first_frame=seek, frame_count=count, device=opts["device"],
+                                   **resample)
             for rgb in frames:
                 writer.write(rgb)
                 n += 1

@@ -1,0 +1,290 @@
+"""Where to sample a chunk's network: output size, region and frame times (spec: "Sampling at another size,
+time or region").
+
+A network maps normalised (x, y, t) to colour, so a decoder may evaluate it anywhere, not only at the pixel
+centres and frames it was trained on. This module is the geometry of that, and nothing else: it turns a
+requested size, crop and frame rate into the normalised positions of the *training* coordinate system
+(paper eq. 4) at which :mod:`invrcodec.decoder` evaluates a network, and into the chunk(s) and weights each
+output frame is made of. It imports neither torch nor the format layer's bytes.
+
+Space: pixel ``i`` of a ``W``-column frame sits at ``x = 2 (i / W - 1/2)`` and covers ``[i - 1/2, i + 1/2)``
+in source-pixel units. An output of ``n`` columns showing source columns ``[x0, x0 + w)`` puts its column
+``j`` at the centre of its own cell, ``u = x0 + (j + 1/2) w / n - 1/2``, i.e. ``x = 2 (u / W - 1/2)``: the
+half-pixel-centre convention of FFmpeg's scaler and area resampling. ``n = w = W, x0 = 0`` gives eq. 4 bit
+for bit, because ``u / W`` is computed as one quotient of integers.
+
+Time: output frame ``n`` at rate ``r'`` of a stream at rate ``r`` starting at frame ``s0`` shows source
+instant ``s = s0 + n r / r'`` (in frames). Inside a chunk of ``T`` frames starting at ``F`` that is
+``t = 2 ((s - F) / T - 1/2)``; between the last frame of one chunk and the first of the next,
+:data:`BOUNDARIES` says what is shown.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import Literal
+
+import numpy as np
+
+from invrcodec.errors import InvrConfigError
+from invrcodec.types import StreamInfo
+
+# The format's limit on a frame side (format.LIMITS["max_dimension"]); an output beyond it could not be
+# stored or described, so it is refused. Repeated here so that this module stays free of the format layer.
+MAX_DIMENSION = 65535
+# At most this many output frames (the format's u32 frame count).
+MAX_FRAMES = (1 << 32) - 1
+
+Boundary = Literal["blend", "nearest", "hold"]
+#: Between the last stored frame of chunk c and the first of chunk c + 1 (fraction f of the way):
+#: ``blend`` evaluates both networks at the instant and mixes them (1 - f, f); ``nearest`` evaluates only the
+#: chunk whose stored frame is nearer (f < 1/2: chunk c); ``hold`` repeats the nearer stored frame.
+BOUNDARIES: tuple[Boundary, ...] = ("blend", "nearest", "hold")
+
+
+@dataclass(frozen=True)
+class Region:
+    """A rectangle of source pixels: ``width x height`` at column ``x``, row ``y`` (FFmpeg's crop=w:h:x:y)."""
+
+    width: int
+    height: int
+    x: int = 0
+    y: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Region:
+        """``W:H:X:Y`` in source pixels; ValueError if malformed."""
+        parts = text.split(":")
+        if len(parts) != 4 or not all(p.strip().lstrip("-").isdigit() for p in parts):
+            raise ValueError(f"{text!r} is not a crop like W:H:X:Y (e.g. 64:64:32:0)")
+        nums = [int(p) for p in parts]
+        if nums[0] < 1 or nums[1] < 1:
+            raise ValueError(f"{text!r}: crop width and height must be at least 1")
+        if nums[2] < 0 or nums[3] < 0:
+            raise ValueError(f"{text!r}: crop position must not be negative")
+        return cls(*nums)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Source pixels ``region`` of a ``src_width x src_height`` frame, rendered at ``width x height``."""
+
+    src_width: int
+    src_height: int
+    region: Region
+    width: int
+    height: int
+
+    @property
+    def identity(self) -> bool:
+        """Whether this is the stored frame as it is (eq. 4's positions exactly)."""
+        r = self.region
+        return (r.x, r.y, r.width, r.height, self.width, self.height) == (
+            0, 0, self.src_width, self.src_height, self.src_width, self.src_height)
+
+    def columns(self) -> np.ndarray:
+        """Normalised x of every output column (float64)."""
+        return axis_positions(self.src_width, self.region.x, self.region.width, self.width)
+
+    def rows(self) -> np.ndarray:
+        """Normalised y of every output row (float64)."""
+        return axis_positions(self.src_height, self.region.y, self.region.height, self.height)
+
+
+def axis_positions(n_src: int, start: int, length: int, n_out: int) -> np.ndarray:
+    """Normalised positions of ``n_out`` output pixels showing source pixels ``[start, start + length)``.
+
+    ``x_j = 2 (u_j / n_src - 1/2)`` with ``u_j = start + (j + 1/2) length / n_out - 1/2``; ``u_j / n_src`` is
+    the single binary64 quotient of the integers ``2 n_out start - n_out + (2j + 1) length`` and
+    ``2 n_out n_src``, so that where ``u_j`` is a whole pixel it equals eq. 4's ``i / W`` to the last bit.
+    """
+    j = np.arange(n_out, dtype=np.int64)
+    num = 2 * n_out * start - n_out + (2 * j + 1) * length
+    return 2.0 * (num / np.float64(2 * n_out * n_src) - 0.5)
+
+
+def time_position(offset: Fraction, frame_count: int) -> float:
+    """Normalised t of the instant ``offset`` frames after a chunk's first frame (eq. 4 at whole frames)."""
+    return 2.0 * (offset.numerator / (offset.denominator * frame_count) - 0.5)
+
+
+def parse_scale(text: str) -> Fraction:
+    """A positive scale factor: ``2``, ``0.5``, ``3/2``; ValueError otherwise."""
+    try:
+        f = Fraction(text.strip())
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"{text!r} is not a scale factor like 2, 0.5 or 3/2") from None
+    if f <= 0:
+        raise ValueError(f"{text!r}: the scale factor must be greater than 0")
+    return f
+
+
+def parse_rate(text: str) -> Fraction:
+    """A positive frame rate: ``60``, ``29.97``, ``30000/1001``; ValueError otherwise."""
+    try:
+        r = Fraction(text.strip())
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"{text!r} is not a frame rate like 60, 29.97 or 30000/1001") from None
+    if r <= 0:
+        raise ValueError(f"{text!r}: the frame rate must be greater than 0")
+    if r.numerator >= 1 << 32 or r.denominator >= 1 << 32:
+        r = r.limit_denominator((1 << 32) - 1)
+        if r.numerator >= 1 << 32 or r <= 0:
+            raise ValueError(f"{text!r}: the frame rate is out of range")
+    return r
+
+
+def plan_geometry(width: int, height: int, *, size: tuple[int, int] | None = None,
+                  scale: Fraction | float | None = None,
+                  region: Region | tuple[int, ...] | None = None) -> Geometry:
+    """Check a requested region and output size against a ``width x height`` stream.
+
+    ``region`` defaults to the whole frame; the output is ``size``, or the region's size times ``scale``
+    (rounded, at least 1 pixel), or the region's size. Raises :class:`InvrConfigError` with one line.
+    """
+    if size is not None and scale is not None:
+        raise InvrConfigError("give an output size or a scale factor, not both")
+    if region is None:
+        reg = Region(width, height)
+    else:
+        reg = region if isinstance(region, Region) else Region(*region)
+    if reg.width < 1 or reg.height < 1 or reg.x < 0 or reg.y < 0:
+        raise InvrConfigError(f"crop {_crop_text(reg)}: sizes must be at least 1 and positions at least 0")
+    if reg.x + reg.width > width or reg.y + reg.height > height:
+        raise InvrConfigError(f"crop {_crop_text(reg)} reaches outside the {width}x{height} frame")
+    if size is not None:
+        ow, oh = size
+    elif scale is not None:
+        f = Fraction(scale)
+        if f <= 0:
+            raise InvrConfigError(f"scale factor {scale}: must be greater than 0")
+        ow, oh = (max(1, math.floor(n * f + Fraction(1, 2))) for n in (reg.width, reg.height))
+    else:
+        ow, oh = reg.width, reg.height
+    if not (1 <= ow <= MAX_DIMENSION and 1 <= oh <= MAX_DIMENSION):
+        raise InvrConfigError(f"output size {ow}x{oh} is outside 1x1 .. {MAX_DIMENSION}x{MAX_DIMENSION}")
+    return Geometry(width, height, reg, ow, oh)
+
+
+def _crop_text(r: Region) -> str:
+    return f"{r.width}:{r.height}:{r.x}:{r.y}"
+
+
+def output_info(info: StreamInfo, geometry: Geometry, rate: Fraction | None = None,
+                frame_count: int | None = None) -> StreamInfo:
+    """The stream facts of the output: its size, its rate, and a sample aspect ratio that keeps the
+    region's display aspect ratio (as FFmpeg's scale filter does)."""
+    r = geometry.region
+    sar = info.sample_aspect_ratio
+    if (geometry.width, geometry.height) != (r.width, r.height):
+        sar = (sar * Fraction(r.width * geometry.height, r.height * geometry.width)).limit_denominator(65535)
+    out = replace(info, width=geometry.width, height=geometry.height, sample_aspect_ratio=sar)
+    if rate is not None:
+        out = replace(out, frame_rate=rate, time_base=1 / rate)
+    if frame_count is not None:
+        out = replace(out, frame_count=frame_count)
+    return out
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Output frames at ``rate`` (None: the stream's own frames) from source frame ``first_frame`` on."""
+
+    src_rate: Fraction
+    first_frame: int = 0
+    frame_count: int | None = None  # output frames; None: to the end of the stream
+    rate: Fraction | None = None
+    boundary: Boundary = "blend"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.rate, float):  # 29.97 means 2997/100, not the nearest binary fraction
+            object.__setattr__(self, "rate", Fraction(repr(self.rate)))
+        elif self.rate is not None:
+            object.__setattr__(self, "rate", Fraction(self.rate))
+        if self.boundary not in BOUNDARIES:
+            raise InvrConfigError(f"chunk boundary {self.boundary!r}: use one of {', '.join(BOUNDARIES)}")
+        if self.rate is not None and Fraction(self.rate) <= 0:
+            raise InvrConfigError(f"frame rate {self.rate}: must be greater than 0")
+        if self.first_frame < 0 or (self.frame_count is not None and self.frame_count < 0):
+            raise InvrConfigError("first frame and frame count must not be negative")
+
+    @property
+    def step(self) -> Fraction:
+        """Source frames between two output frames."""
+        return Fraction(1) if self.rate is None else Fraction(self.src_rate) / Fraction(self.rate)
+
+    def instant(self, n: int) -> Fraction:
+        """Source frame position of output frame ``n``."""
+        return self.first_frame + n * self.step
+
+    def count(self, total: int) -> int:
+        """Output frames for a stream of ``total`` frames: those whose instant falls before its end (so the
+        duration is kept, as FFmpeg's fps filter keeps it), at most ``frame_count``."""
+        n = max(0, math.ceil((total - self.first_frame) / self.step))
+        n = n if self.frame_count is None else min(n, self.frame_count)
+        if n > MAX_FRAMES:
+            raise InvrConfigError(f"{n} output frames is more than a stream can hold ({MAX_FRAMES})")
+        return n
+
+    def source_span(self) -> tuple[int, int | None]:
+        """(first frame, frame count) of the source the output needs, one frame of margin for a blend."""
+        if self.frame_count is None:
+            return self.first_frame, None
+        if self.frame_count == 0:
+            return self.first_frame, 0
+        margin = 1 if self.step.denominator == 1 else 2  # an instant between frames needs the next one
+        return self.first_frame, math.floor((self.frame_count - 1) * self.step) + margin
+
+
+@dataclass(frozen=True)
+class Term:
+    """One network evaluation that goes into an output frame: chunk ``which`` (0: the current chunk, -1: the
+    one before it) at ``offset`` frames after its first frame, weighted ``weight``."""
+
+    which: int
+    offset: Fraction
+    weight: Fraction = Fraction(1)
+
+
+def chunk_terms(timeline: Timeline, n0: int, first: int, frames: int, prev_frames: int | None,
+                limit: int | None) -> Iterator[tuple[int, tuple[Term, ...]]]:
+    """Output frames ``n >= n0`` made with the chunk of source frames ``[first, first + frames)``.
+
+    Those are the instants up to its last frame, including those after the previous chunk's last frame
+    (``prev_frames`` is its length, None if there is none or it did not end at ``first``). Yields
+    ``(n, terms)`` until the next output frame lies beyond this chunk's last frame or ``n`` reaches ``limit``.
+    """
+    last = first + frames - 1
+    n = n0
+    while (limit is None or n < limit) and (s := timeline.instant(n)) <= last:
+        if s >= first:
+            yield n, (Term(0, s - first),)
+        elif prev_frames is not None and s > first - 1:
+            yield n, _boundary_terms(timeline.boundary, s - (first - 1), prev_frames)
+        else:  # no earlier chunk to move from (not reached by decode_resampled, which starts at a frame)
+            yield n, (Term(0, Fraction(0)),)
+        n += 1
+
+
+def _boundary_terms(boundary: Boundary, f: Fraction, prev_frames: int) -> tuple[Term, ...]:
+    """Terms of an instant a fraction ``f`` (0 < f < 1) of the way from one chunk's last frame to the
+    next's first."""
+    before, after = Term(-1, prev_frames - 1 + f), Term(0, f - 1)
+    if boundary == "blend":
+        return replace(before, weight=1 - f), replace(after, weight=f)
+    if boundary == "nearest":
+        return (before,) if f < Fraction(1, 2) else (after,)
+    return (Term(-1, Fraction(prev_frames - 1)),) if f < Fraction(1, 2) else (Term(0, Fraction(0)),)
+
+
+def tail_terms(timeline: Timeline, n0: int, end: int, last_frames: int,
+               limit: int | None) -> Iterator[tuple[int, tuple[Term, ...]]]:
+    """Output frames after the last chunk's last frame (instants before ``end``, the stream's end): they hold
+    that frame, since there is nothing to move towards."""
+    n = n0
+    while (limit is None or n < limit) and timeline.instant(n) < end:
+        yield n, (Term(-1, Fraction(last_frames - 1)),)
+        n += 1
