@@ -49,3 +49,7 @@ class InvrEncodeError(InvrError):
 
 class InvrConfigError(InvrError, ValueError):
     """An encoder or decoder setting is out of range or inconsistent."""
+
+
+class InvrLimitError(InvrError):
+    """A lawful file whose decode would exceed a limit the caller set (for example ``--max-pixels``)."""

@@ -162,6 +162,38 @@ def setup_logging(tool: str, verbose: int, quiet: int, loglevel: str | None) -> 
     return level
 
 
+class HeldInfo(logging.Filter):
+    """Holds the tools' INFO lines back until :meth:`release`, so that a run which fails before it has
+    produced anything prints its error as the one line it is (spec of the CLIs: errors are one line)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._held: list[logging.LogRecord] = []
+        self._handlers = list(logging.getLogger("invrcodec").handlers)
+        for h in self._handlers:
+            h.addFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO:
+            self._held.append(record)
+            return False
+        return True
+
+    def release(self) -> None:
+        """Print what was held (once); from now on nothing is held."""
+        held, self._held = self._held, []
+        self.drop()
+        for record in held:
+            for h in self._handlers:
+                h.handle(record)
+
+    def drop(self) -> None:
+        """Forget what was held and stop holding."""
+        self._held = []
+        for h in self._handlers:
+            h.removeFilter(self)
+
+
 def status_line(enabled: bool) -> StatusLine | None:
     """The terminal status line, when stderr is a terminal and progress is wanted."""
     global _status

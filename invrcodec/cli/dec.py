@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from . import common
+from ..guard import DEFAULT_MAX_PIXELS
 from .common import CliError
 
 log = logging.getLogger("invrcodec.cli.dec")
@@ -97,6 +98,8 @@ def _rate(text: str) -> Any:
 @click.option("--chunk-boundary", type=click.Choice(BOUNDARIES), default="blend", show_default=True,
               help="With --fps, an instant between two chunks: mix both networks, the nearer network, "
               "or hold the nearer frame.")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
+              metavar="N", help="Refuse frames of more than N pixels (a small file can declare huge frames).")
 @click.option("--device", default="cpu", show_default=True, callback=common.parse_device,
               metavar="auto|cpu|cuda[:N]", help="Where to run the networks.")
 @common.threads_option
@@ -176,11 +179,31 @@ def _resampling(info: Any, total: int, name: str, opts: dict[str, Any],
     return {**asked, "boundary": opts["chunk_boundary"]}, out, wanted
 
 
+def _check_work(reader: Any, info: Any, wanted: int, name: str, opts: dict[str, Any]) -> None:
+    """Refuse frames over --max-pixels, then (on a seekable input) read and check every chunk the decode
+    needs, so that a damaged or crafted file is refused before anything is written."""
+    from invrcodec.errors import InvrError, InvrLimitError
+    from invrcodec.guard import check_frame_size
+
+    try:
+        check_frame_size(info.width, info.height, wanted, reader.header.representation, opts["max_pixels"])
+    except InvrLimitError as exc:
+        raise CliError(f"{name}: {exc}; raise --max-pixels to decode it") from exc
+    if reader.seekable:
+        try:
+            span = (0, None) if opts["rate"] else (opts["seek"], opts["frames"])  # --fps: frames of its own
+            for _ in reader.demux(*span):
+                pass
+        except InvrError as exc:
+            raise CliError(f"{name}: {exc}") from exc
+
+
 def _decode_from(reader: Any, name: str, fmt: Any, opts: dict[str, Any]) -> int:
     from invrcodec.errors import InvrError
 
     from ..media import VideoWriter
 
+    held = common.HeldInfo()  # a run that fails before its first frame says so in one line
     info = reader.header.stream
     total = _total_frames(reader)
     seek, count = opts["seek"], opts["frames"]
@@ -193,6 +216,7 @@ def _decode_from(reader: Any, name: str, fmt: Any, opts: dict[str, Any]) -> int:
         f"{total or 'unknown'} frames; writing {wanted or 'all'} frames from frame {seek}"
     )
     resample, info, wanted = _resampling(info, total, name, opts, wanted)
+    _check_work(reader, info, wanted, name, opts)
     dst = opts["output"]
     ext = os.path.splitext(dst)[1].lower() if dst != "-" else ""
     status = common.status_line(not opts["no_progress"] and logging.getLogger("invrcodec").isEnabledFor(logging.INFO))
@@ -206,6 +230,8 @@ def _decode_from(reader: Any, name: str, fmt: Any, opts: dict[str, Any]) -> int:
             frames = reader.decode(first_frame=seek, frame_count=count, device=opts["device"],
                                    **resample)
             for rgb in frames:
+                if n == 0:
+                    held.release()
                 writer.write(rgb)
                 n += 1
                 now = time.monotonic()
@@ -246,6 +272,7 @@ def _decode_from(reader: Any, name: str, fmt: Any, opts: dict[str, Any]) -> int:
                     raise CliError(f"{name}: no frames decoded")
                 safe.commit()
     finally:
+        held.drop()
         if status is not None:
             status.clear()
     elapsed = time.monotonic() - start

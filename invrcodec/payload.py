@@ -1,0 +1,31 @@
+"""A chunk's coded tensors decode to exactly the representation's shapes (spec "Field rules").
+
+The container cannot see inside a DeepCABAC stream: its shape is not in the stream but in the header, so a
+header whose ``hidden`` or ``l_x`` was changed (with its CRC recomputed) still parses. This check
+entropy-decodes every tensor of a chunk (milliseconds per chunk, against the seconds of rendering it) and
+refuses the chunk unless each stream decodes to its tensor's shape and ends exactly at its last byte. The
+demuxer runs it on every chunk before handing the packet on, so ``invr-probe`` refuses what ``invr-dec``
+could not decode, and a decoder only ever sees streams that decode.
+"""
+
+from __future__ import annotations
+
+from invrcodec.errors import MalformedError
+from invrcodec.types import CoderKind, Header, Packet
+
+__all__ = ["check_payload"]
+
+
+def check_payload(packet: Packet, header: Header, what: str, offset: int | None = None) -> None:
+    """Refuse (MalformedError naming the chunk and tensor) a DeepCABAC tensor that does not decode to its
+    shape. Raw coders' sizes and every tensor's QP are checked before, by the format layer and the rules."""
+    if header.coder.kind != CoderKind.DEEPCABAC:
+        return
+    from invrcodec import deepcabac  # lazily: reading a raw-coded file needs no nncodec
+
+    k = header.coder
+    for t, (name, shape) in zip(packet.tensors, header.representation.tensor_shapes()):
+        try:
+            deepcabac.decode_levels(t.data, shape, k.dependent_quantization, k.cabac_unary_length_minus1)
+        except MalformedError as exc:
+            raise MalformedError(f"{what}: tensor {name}: {exc}", offset) from exc
