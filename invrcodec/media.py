@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import BinaryIO
@@ -26,6 +26,7 @@ from typing import BinaryIO
 import av
 import numpy as np
 
+from . import y4m
 from .errors import InvrMediaError
 from .types import StreamInfo
 
@@ -76,6 +77,7 @@ class _Prefixed(io.RawIOBase):
     def __init__(self, prefix: bytes, inner: BinaryIO) -> None:
         self._prefix = prefix
         self._inner = inner
+        self.delivered = 0  # bytes handed on so far: the stream's size once it is read to its end
 
     def readable(self) -> bool:
         return True
@@ -86,11 +88,13 @@ class _Prefixed(io.RawIOBase):
             n = min(len(view), len(self._prefix))
             view[:n] = self._prefix[:n]
             self._prefix = self._prefix[n:]
+            self.delivered += n
             return n
         data = self._inner.read(len(view))
         if not data:
             return 0
         view[: len(data)] = data
+        self.delivered += len(data)
         return len(data)
 
 
@@ -102,6 +106,34 @@ def _read_exactly(stream: BinaryIO, n: int) -> bytes:
             break
         chunks += data
     return chunks
+
+
+_AV_INT_MAX = (1 << 31) - 1  # FFmpeg's AVRational has int terms
+
+
+def _av_rational(q: Fraction, what: str, name: str) -> Fraction:
+    """``q`` if FFmpeg can hold it, else the nearest fraction whose terms fit in an int (with a warning): an
+    .invr file's u32 terms can be larger (a crafted 2648623550/1001 fps once ended in an OverflowError)."""
+    if q.numerator <= _AV_INT_MAX and q.denominator <= _AV_INT_MAX:
+        return q
+    near = min(q.limit_denominator(_AV_INT_MAX), Fraction(_AV_INT_MAX))
+    if near.numerator > _AV_INT_MAX:
+        near = 1 / (1 / near).limit_denominator(_AV_INT_MAX)
+    if near == 0:
+        near = Fraction(1, _AV_INT_MAX)
+    log.warning("%s: %s %s does not fit FFmpeg's 32-bit fractions; writing %s", name, what, q, near)
+    return near
+
+
+def _read_line(stream: BinaryIO, limit: int) -> bytes:
+    """Bytes up to and including the next newline, at most ``limit`` of them (a Y4M header's rest)."""
+    out = b""
+    while len(out) < limit and not out.endswith(b"\n"):
+        byte = stream.read(1)
+        if not byte:
+            break
+        out += byte
+    return out
 
 
 def _av_message(exc: BaseException) -> str:
@@ -158,6 +190,9 @@ class VideoReader:
         self._frames_iter: Iterator[av.VideoFrame] | None = None
         self._first: av.VideoFrame | None = None
         self._closed = False
+        self._y4m: y4m.Y4MHeader | None = None  # a Y4M source's header, to account for its bytes
+        self._stream_size: Callable[[], int] | None = None
+        self._decoded = 0
         try:
             self._open(source)
         except BaseException:
@@ -181,7 +216,11 @@ class VideoReader:
                 raise self._fail("empty input (expected a Y4M stream)")
             if head == Y4M_MAGIC:
                 fmt = "yuv4mpegpipe"
-            target = io.BufferedReader(_Prefixed(head, stream), buffer_size=1 << 16)  # type: ignore[arg-type]
+                head += _read_line(stream, y4m.HEADER_LINE_MAX - len(head))
+                self._check_y4m(head)
+            prefixed = _Prefixed(head, stream)
+            self._stream_size = lambda: prefixed.delivered
+            target = io.BufferedReader(prefixed, buffer_size=1 << 16)  # type: ignore[arg-type]
         else:
             path = os.fspath(source)
             if os.path.isdir(path):
@@ -191,10 +230,20 @@ class VideoReader:
             if not os.access(path, os.R_OK):
                 raise self._fail("Permission denied")
             target = path
+            head = b""
+            if os.path.isfile(path):  # never read ahead from a named pipe: those bytes would be lost
+                with open(path, "rb") as fh:
+                    head = fh.read(y4m.HEADER_LINE_MAX)
+            if head.startswith(Y4M_MAGIC):
+                self._check_y4m(head)
+                self._stream_size = lambda: os.path.getsize(path)
         try:
             self._container = av.open(target, "r", format=fmt, metadata_errors="ignore")
         except av.FFmpegError as exc:
-            raise self._fail(f"cannot read as video: {_av_message(exc)}") from exc
+            hint = ""
+            if self._y4m is not None and self._y4m.frame_bytes is None:
+                hint = f" (Y4M colour space C{self._y4m.colour} is not one FFmpeg reads)"
+            raise self._fail(f"cannot read as video: {_av_message(exc)}{hint}") from exc
         except OSError as exc:
             raise self._fail(_av_message(exc)) from exc
 
@@ -233,12 +282,28 @@ class VideoReader:
             break
         if self._first is None:
             if skipped == 0:
-                raise self._fail("no frames in the video stream")
+                cut = self._y4m_cut()
+                raise self._fail(f"no complete frame: {cut}" if cut else "no frames in the video stream")
             raise self._fail(f"--seek {self.seek} is past the last frame (the video has {skipped} frames)")
 
         self.source_info = self._describe(vstream, self._first)
         self._note_conversions(self._first)
         self.info = self._geometry(self.source_info)
+
+    def _check_y4m(self, head: bytes) -> None:
+        try:
+            self._y4m = y4m.parse_header(head)
+        except ValueError as exc:
+            raise self._fail(str(exc)) from exc
+
+    def _y4m_cut(self) -> str | None:
+        """For a Y4M source read to its end: the partial frame its last bytes were, if any."""
+        if self._y4m is None or self._stream_size is None:
+            return None
+        try:
+            return self._y4m.describe_cut(self._stream_size(), self._decoded)
+        except OSError:
+            return None
 
     def _decode(self, vstream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]:
         assert self._container is not None
@@ -246,6 +311,7 @@ class VideoReader:
         try:
             for frame in self._container.decode(vstream):
                 index += 1
+                self._decoded = index
                 yield frame
         except av.FFmpegError as exc:
             raise self._fail(f"decoding frame {index}: {_av_message(exc)}") from exc
@@ -343,6 +409,9 @@ class VideoReader:
             else:
                 frame = next(self._frames_iter, None)
                 if frame is None:
+                    cut = self._y4m_cut()
+                    if cut:
+                        log.warning("%s: %s", self.name, cut)
                     break
             rgb = self._to_rgb(frame)
             self.frames_read += 1
@@ -519,6 +588,7 @@ class VideoWriter:
             if not codec or codec == "none":
                 raise InvrMediaError(f"{self.name}: format {fmt.format!r} has no video codec")
             rate = info.frame_rate if info.frame_rate and info.frame_rate > 0 else Fraction(25)
+            rate = _av_rational(rate, "frame rate", self.name)
             self._stream = self._container.add_stream(codec, rate=rate, options=dict(fmt.options))
             cc = self._stream.codec_context
             self._stream.width = info.width
@@ -527,7 +597,7 @@ class VideoWriter:
             self._stream.time_base = 1 / rate
             cc.time_base = 1 / rate
             if info.sample_aspect_ratio and info.sample_aspect_ratio != 1:
-                cc.sample_aspect_ratio = info.sample_aspect_ratio
+                cc.sample_aspect_ratio = _av_rational(info.sample_aspect_ratio, "aspect ratio", self.name)
             # Y4M and raw frames carry no matrix tag, so readers assume BT.601: write what they will assume.
             self._matrix = None if fmt.raw else _SWS_MATRIX.get(info.color_space)
             self._range = info.color_range if info.color_range in (1, 2) else 1
