@@ -1,5 +1,7 @@
 """The evaluation tools: tools/rd.py and tools/ablation.py end to end on tiny budgets, Bjontegaard deltas on
-known cases, and the shared-training shortcut against the plain Encoder (same bytes)."""
+known cases (SciPy's PCHIP against the Fritsch-Carlson interpolant the tool computed by hand before), the
+4:4:4 baselines, the named INVR curves, and the shared-training shortcut against the plain Encoder (same
+bytes)."""
 
 from __future__ import annotations
 
@@ -12,28 +14,30 @@ from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
 from conftest import ROOT, run, synthetic_frames, write_clip
 
 import invrcodec
-from invrcodec.encoder import EncoderConfig
-from invrcodec.types import StreamInfo
+from invrcodec.encoder import Encoder, EncoderConfig
+from invrcodec.types import Prediction, StreamInfo
 
 TOOLS = ROOT / "tools"
 
 
-def _load_evalcommon():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("_evalcommon", TOOLS / "_evalcommon.py")
+def _load_tool(name: str):  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    sys.modules["_evalcommon"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
 
-ec = _load_evalcommon()
+ec = _load_tool("_evalcommon")
+rd = _load_tool("rd")
 
 
 # -- Bjontegaard -----------------------------------------------------------------------------------------
@@ -88,26 +92,69 @@ def test_pareto_drops_dominated_points() -> None:
     assert r == [100, 300] and p == [31, 33]
 
 
-def test_pchip_integral_matches_trapezoid_on_fine_grid() -> None:
-    x = [0.0, 1.0, 3.0, 4.0, 7.0]
-    y = [0.0, 2.0, 2.5, 5.0, 5.2]
-    d = ec._pchip_slopes(np.array(x), np.array(y))
-    grid = np.linspace(0.5, 6.0, 20001)
+def _fritsch_carlson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The slopes the tool computed by hand before SciPy: Fritsch-Carlson with the three-point end rule."""
+    h, delta, n = np.diff(x), np.diff(y) / np.diff(x), len(x)
+    d = np.zeros(n)
+    if n == 2:
+        return np.full(n, delta[0])
+    for k in range(1, n - 1):
+        if delta[k - 1] * delta[k] > 0:
+            w1, w2 = 2 * h[k] + h[k - 1], h[k] + 2 * h[k - 1]
+            d[k] = (w1 + w2) / (w1 / delta[k - 1] + w2 / delta[k])
+    for end, (h0, h1, d0, d1) in ((0, (h[0], h[1], delta[0], delta[1])),
+                                  (n - 1, (h[-1], h[-2], delta[-1], delta[-2]))):
+        s = ((2 * h0 + h1) * d0 - h0 * d1) / (h0 + h1)
+        if np.sign(s) != np.sign(d0):
+            s = 0.0
+        elif np.sign(d0) != np.sign(d1) and abs(s) > abs(3 * d0):
+            s = 3 * d0
+        d[end] = s
+    return d
+
+
+def _hermite(x: np.ndarray, y: np.ndarray, d: np.ndarray, grid: np.ndarray) -> np.ndarray:
     k = np.clip(np.searchsorted(x, grid, side="right") - 1, 0, len(x) - 2)
-    xs, ys = np.array(x), np.array(y)
-    h = xs[k + 1] - xs[k]
-    t = (grid - xs[k]) / h
-    vals = (ys[k] * (2 * t**3 - 3 * t**2 + 1) + d[k] * h * (t**3 - 2 * t**2 + t)
-            + ys[k + 1] * (-2 * t**3 + 3 * t**2) + d[k + 1] * h * (t**3 - t**2))
+    h = x[k + 1] - x[k]
+    t = (grid - x[k]) / h
+    return (y[k] * (2 * t**3 - 3 * t**2 + 1) + d[k] * h * (t**3 - 2 * t**2 + t)
+            + y[k + 1] * (-2 * t**3 + 3 * t**2) + d[k + 1] * h * (t**3 - t**2))
+
+
+@pytest.mark.parametrize("y", [[0.0, 2.0, 2.5, 5.0, 5.2], [0.0, 2.0, 1.0, 5.0, 4.0], [3.0, 1.0]])
+def test_pchip_integral_is_the_fritsch_carlson_interpolants(y: list[float]) -> None:
+    # SciPy's PCHIP is the interpolant the tool integrated by hand before: equal within rounding.
+    x = np.array([0.0, 1.0, 3.0, 4.0, 7.0][:len(y)])
+    ys = np.array(y)
+    lo, hi = x[0] + 0.1 * (x[1] - x[0]), x[-1] - 0.1 * (x[-1] - x[-2])
+    grid = np.linspace(lo, hi, 20001)
+    vals = _hermite(x, ys, _fritsch_carlson(x, ys), grid)
     trapezoid = float(np.sum((vals[1:] + vals[:-1]) / 2 * np.diff(grid)))
-    assert ec.pchip_integral(x, y, 0.5, 6.0) == pytest.approx(trapezoid, rel=1e-6)
-    assert all(np.diff(vals) >= -1e-12)  # monotone data stays monotone
+    assert ec.pchip_integral(x, ys, lo, hi) == pytest.approx(trapezoid, rel=1e-6)
+    if all(np.diff(ys) > 0):
+        assert all(np.diff(vals) >= -1e-12)  # monotone data stays monotone
 
 
-def test_kde_integrates_to_one() -> None:
+def test_bd_of_a_curve_against_itself_is_zero() -> None:
+    rate, psnr = [100.0, 180.0, 400.0, 700.0, 1500.0], [29.0, 31.5, 34.0, 35.2, 38.9]
+    for method in ("pchip", "cubic"):
+        assert ec.bd_rate(rate, psnr, rate, psnr, method) == pytest.approx(0.0, abs=1e-9)
+        assert ec.bd_psnr(rate, psnr, rate, psnr, method) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_kde_is_scotts_rule_and_integrates_to_one() -> None:
     grid = np.linspace(0, 60, 6001)
-    dens = ec.gaussian_kde([30.0, 31.0, 31.5, 35.0], grid)
+    values = np.array([30.0, 31.0, 31.5, 35.0])
+    dens = ec.gaussian_kde(values, grid)
     assert float(np.sum(dens) * (grid[1] - grid[0])) == pytest.approx(1.0, abs=1e-3)
+    bw = values.std(ddof=1) * len(values) ** (-1 / 5)  # Scott's bandwidth, the formula the tool used before
+    by_hand = np.exp(-0.5 * ((grid[:, None] - values) / bw) ** 2).sum(axis=1) / (len(values) * bw
+                                                                               * math.sqrt(2 * math.pi))
+    assert np.allclose(dens, by_hand, rtol=1e-9, atol=1e-12)
+    # Frames that all score alike: a narrow peak, not a singular-covariance error.
+    flat = ec.gaussian_kde([33.0] * 5, grid)
+    assert float(np.sum(flat) * (grid[1] - grid[0])) == pytest.approx(1.0, abs=1e-3)
+    assert grid[int(np.argmax(flat))] == pytest.approx(33.0, abs=0.01)
 
 
 # -- shared training == Encoder ----------------------------------------------------------------------------
@@ -125,12 +172,15 @@ def test_shared_training_writes_the_encoders_bytes(tmp_path: Path, one_thread: N
     info = StreamInfo(16, 16, 4, Fraction(25), Fraction(1, 25))
     points = []
     for name, kwargs in (("c", {"qp": 42}), ("u", {"coder": "raw32"})):
+        # keyint 1: every chunk a key chunk, so the training does not depend on the QP; the encoding is
+        # band-limited to the frame size by the Encoder, which the shared path must follow.
         cfg = EncoderConfig.from_preset("ultrafast", steps=12, hidden=8, layers=2, chunk_frames=2, device="cpu",
-                                        **kwargs)  # type: ignore[arg-type]
+                                        keyint=1, **kwargs)  # type: ignore[arg-type]
         points.append((name, cfg, tmp_path / f"shared_{name}.invr"))
     coded, _, fits = ec.encode_invr_points(frames, info, points, log=lambda s: None)
     assert len(fits) == 2
     for (name, cfg, path), point in zip(points, coded):
+        assert point.config == Encoder(info, cfg).config
         # The plain Encoder, with PSNR checks every 4 steps: the checks must not change the weights.
         plain = replace(cfg, recipe=replace(cfg.recipe, eval_every=4))
         ec.encode_with_encoder(frames, info, plain, tmp_path / f"plain_{name}.invr")
@@ -139,6 +189,64 @@ def test_shared_training_writes_the_encoders_bytes(tmp_path: Path, one_thread: N
         with invrcodec.open(path) as f:
             assert [e.train_psnr for e in f.index] == [p.train_psnr for p in point.packets]
         assert len(psnrs) == 4 and all(math.isfinite(v) for v in psnrs)
+    # P-chunks train from the previous chunk's decoded weights, which depend on the QP: no shared training.
+    predicted = replace(points[0][1], keyint=2)
+    assert not ec.all_key_chunks(predicted, info, 4) and ec.all_key_chunks(predicted, info, 2)
+    with pytest.raises(ValueError, match="P-chunks"):
+        ec.encode_invr_points(frames, info, [("p", predicted, tmp_path / "p.invr")], log=lambda s: None)
+
+
+# -- baselines and curves ------------------------------------------------------------------------------------
+def colourful_clip(width: int = 32, height: int = 32, frames: int = 6) -> object:
+    """Blocks of saturated random colours drifting sideways: chroma detail that 4:2:0 halves."""
+    rng = np.random.default_rng(3)
+    tiles = rng.integers(0, 256, (height // 4, width // 4, 3), dtype=np.uint8)
+    image = np.kron(tiles, np.ones((4, 4, 1), np.uint8))
+    data = np.stack([np.roll(image, t, axis=1) for t in range(frames)])
+    info = StreamInfo(width, height, frames, Fraction(25), Fraction(1, 25))
+    return ec.Clip("colour", "synthetic", data, info, (width, height))
+
+
+def test_444_baselines_are_yuv444p_and_beat_420_at_equal_rate(tmp_path: Path) -> None:
+    clip = colourful_clip()
+    points = {}
+    for key in ("h264", "h264-444", "h265-444"):
+        base = rd.BASELINES[key]
+        path = tmp_path / f"{key}.{base.ext}"
+        points[key] = rd.encode_baseline(clip, base, 400.0, path)
+        with av.open(str(path), format=base.fmt) as container:  # probe the stream independently of the tool
+            frames = list(container.decode(video=0))
+            ctx = container.streams.video[0].codec_context
+            assert {f.format.name for f in frames} == {base.pix_fmt} and ctx.pix_fmt == base.pix_fmt
+            assert ctx.profile == {"h264": "High", "h264-444": "High 4:4:4 Predictive",
+                                   "h265-444": "Rext"}[key]  # x265's Main 4:4:4 is a range-extensions profile
+        assert (points[key].pix_fmt, points[key].profile) == (base.pix_fmt, ctx.profile)
+    assert rd.BASELINES["h264-444"].label == "H.264 4:4:4" and rd.BASELINES["h264"].label == "H.264 4:2:0"
+    # At the same target rate (and no more bytes), 4:4:4 scores higher in RGB PSNR than 4:2:0.
+    p420, p444 = points["h264"], points["h264-444"]
+    assert p444.bytes <= 1.2 * p420.bytes
+    assert p444.psnr_mean > p420.psnr_mean + 3
+    # RGB -> YUV -> RGB alone: 4:2:0 loses most of this clip's colour detail, 4:4:4 only rounding.
+    assert rd.roundtrip_psnr(clip.frames, "yuv444p") > 40
+    assert rd.roundtrip_psnr(clip.frames, "yuv420p") < 30
+
+
+def test_named_curves_are_the_package_configs() -> None:
+    args = rd.parse_args(["x.mp4", "--preset", "ultrafast", "--invr", "default,v1"])
+    common = {"qp": 42, "device": args.device, "seed": args.seed}
+    v1 = rd.curve_config(args, rd.NAMED_CURVES["v1"][0], 42)
+    assert v1 == EncoderConfig.from_preset("ultrafast", enc_dims=(64, 64, 32), keyint=1, **common)
+    info = StreamInfo(128, 128, 90, Fraction(25), Fraction(1, 25))
+    resolved = Encoder(info, v1).config
+    assert resolved.representation.enc_dims == (64, 64, 32) and resolved.keyint == 1
+    assert ec.all_key_chunks(v1, info, 90)
+    # default: the package's defaults for the preset, whatever they are.
+    default = rd.curve_config(args, rd.NAMED_CURVES["default"][0], 42)
+    assert default == EncoderConfig.from_preset("ultrafast", **common)
+    assert [c.name for c in rd.invr_curves(args)] == ["INVR-C default", "INVR-C v1"]
+    grid = rd.parse_args(["x.mp4", "--invr", "", "--hidden", "16,32", "--keyint", "2"])
+    chunk = EncoderConfig.from_preset().representation.chunk_frames
+    assert [c.name for c in rd.invr_curves(grid)] == [f"INVR-C h16 c{chunk} k2", f"INVR-C h32 c{chunk} k2"]
 
 
 # -- end to end --------------------------------------------------------------------------------------------
@@ -149,32 +257,50 @@ def small_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_rd_end_to_end(small_clip: Path, tmp_path: Path) -> None:
+    # Two curves: v1 (one 4-frame chunk, all key: one shared training) and a grid curve of two 2-frame chunks
+    # with keyint 2 (a key chunk and a P-chunk: one Encoder run per QP).
     out = tmp_path / "rd"
+    baselines = ["MPEG-1 4:2:0", "H.264 4:2:0", "H.264 4:4:4", "H.265 4:4:4"]
     proc = run([sys.executable, TOOLS / "rd.py", small_clip, "--size", "32", "--frames", "4", "--steps", "20",
-                "--hidden", "16", "--chunk-frames", "2", "--qp", "34,42", "--bitrates", "40",
+                "--preset", "ultrafast", "--invr", "v1", "--hidden", "16", "--chunk-frames", "2", "--keyint", "2",
+                "--qp", "34,42", "--bitrates", "40", "--baselines", "mpeg1,h264,h264-444,h265-444",
                 "--threads", "1", "--out", out], timeout=300)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    assert b"one training for all points" in proc.stdout and b"one encode per point" in proc.stdout
     report = json.loads((out / "results.json").read_text())
     (clip,) = report["clips"]
     assert (clip["width"], clip["height"], clip["frames"]) == (32, 32, 4)
-    codecs = {p["codec"] for p in clip["points"]}
-    assert codecs == {"INVR-C", "INVR-U", "MPEG-1", "MPEG-2", "H.264", "H.265"}
+    assert {p["codec"] for p in clip["points"]} == {"INVR-C", "INVR-U", *baselines}
+    assert {p["curve"] for p in clip["points"]} == {"INVR-C v1", "INVR-C h16 c2 k2", "INVR-U v1", *baselines}
     for p in clip["points"]:
         assert Path(p["file"]).stat().st_size == p["bytes"] > 0
         assert len(p["psnr_per_frame"]) == 4
         assert p["psnr_mean"] == pytest.approx(np.mean(p["psnr_per_frame"]), abs=1e-3)
         assert p["kbps"] == pytest.approx(p["bytes"] * 8 / 1000 / (4 / 25), rel=1e-3)
-    invr_c = sorted((p for p in clip["points"] if p["codec"] == "INVR-C"), key=lambda p: p["bytes"])
+        assert p["pix_fmt"] == {"H.264 4:4:4": "yuv444p", "H.265 4:4:4": "yuv444p"}.get(
+            p["codec"], None if p["codec"].startswith("INVR") else "yuv420p")
+    v1 = sorted((p for p in clip["points"] if p["curve"] == "INVR-C v1"), key=lambda p: p["bytes"])
     invr_u = next(p for p in clip["points"] if p["codec"] == "INVR-U")
-    assert invr_c[-1]["bytes"] < invr_u["bytes"]
-    with invrcodec.open(invr_c[0]["file"]) as f:
-        assert f.header.representation.hidden == 16 and f.frame_count == 4
-    assert {r["anchor"] for r in clip["bd"]} == {"MPEG-1", "MPEG-2", "H.264", "H.265"}
-    assert set(clip["table1"]) == {"INVR-C", "INVR-U", "MPEG-1", "MPEG-2", "H.264", "H.265"}
-    rows = list(csv.DictReader(open(out / "results.csv")))
-    assert len(rows) == len(clip["points"])
+    assert v1[-1]["bytes"] < invr_u["bytes"]
+    with invrcodec.open(v1[0]["file"]) as f:
+        assert f.header.representation.enc_dims == (64, 64, 32) and f.frame_count == 4
+    predicted = next(p for p in clip["points"] if p["curve"] == "INVR-C h16 c2 k2")
+    with invrcodec.open(predicted["file"]) as f:
+        assert f.header.representation.hidden == 16
+        assert [e.prediction for e in f.index] == [Prediction.KEY, Prediction.PREVIOUS]
+    assert "keyint=2" in clip["invr_curves"]["INVR-C h16 c2 k2"]
+    assert set(clip["roundtrip_psnr"]) == {"yuv420p", "yuv444p"}
+    invr_rows = [r for r in clip["bd"] if r["kind"] == "invr"]
+    assert [(r["test"], r["anchor"]) for r in invr_rows] == [("INVR-C v1", "INVR-C h16 c2 k2")]
+    base_rows = [(r["test"], r["anchor"]) for r in clip["bd"] if r["kind"] == "baseline"]
+    assert sorted(base_rows) == sorted((t, a) for t in ("INVR-C v1", "INVR-C h16 c2 k2") for a in baselines)
+    assert [a for t, a in base_rows][:2] == ["H.264 4:4:4", "H.265 4:4:4"]  # 4:4:4 first: the headline
+    assert set(clip["table1"]) == {"INVR-C v1", "INVR-C h16 c2 k2", "INVR-U v1", *baselines}
+    with open(out / "results.csv") as f:
+        assert len(list(csv.DictReader(f))) == len(clip["points"])
     table = (out / "table.md").read_text()
-    assert "| PSNR | INVR-C |" in table and "BD-rate" in table
+    assert "| PSNR | INVR-C v1 |" in table and "| H.264 4:4:4 |" in table and "BD-rate" in table
+    assert "H.264 4:4:4: yuv444p, profile High 4:4:4 Predictive" in table
     for name in ("rd_32.png", "perframe_32.png", "density_32.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # --replot recomputes the same analysis from results.json alone.
@@ -184,6 +310,22 @@ def test_rd_end_to_end(small_clip: Path, tmp_path: Path) -> None:
     (clip2,) = json.loads((again / "results.json").read_text())["clips"]
     assert clip2["bd"] == clip["bd"] and clip2["table1"] == clip["table1"]
     assert (again / "table.md").read_text().split("\n")[1:] == table.split("\n")[1:]
+
+
+def test_rd_replots_the_committed_results(tmp_path: Path) -> None:
+    """docs/rd128/results.json (written before the 4:4:4 baselines and named curves) still replots."""
+    results = ROOT / "docs" / "rd128" / "results.json"
+    if not results.exists():
+        pytest.skip("docs/rd128/results.json is not in this checkout")
+    proc = run([sys.executable, TOOLS / "rd.py", "--replot", results, "--out", tmp_path])
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    old = json.loads(results.read_text())
+    new = json.loads((tmp_path / "results.json").read_text())
+    for c_old, c_new in zip(old["clips"], new["clips"]):
+        assert len(c_new["points"]) == len(c_old["points"])
+        for r in (r for r in c_new["bd"] if r["kind"] == "baseline"):
+            assert r["anchor"] in {p["curve"] for p in c_old["points"]}
+    assert (tmp_path / "table.md").read_text().count("| PSNR |") == 1
 
 
 def test_ablation_end_to_end(small_clip: Path, tmp_path: Path) -> None:
@@ -209,26 +351,28 @@ def test_ablation_end_to_end(small_clip: Path, tmp_path: Path) -> None:
     assert (out / "ablation.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_rd_rejects_unknown_baseline(tmp_path: Path) -> None:
+def test_rd_rejects_unknown_baseline_and_curve(tmp_path: Path) -> None:
     proc = run([sys.executable, TOOLS / "rd.py", "x.mp4", "--baselines", "vp9", "--out", tmp_path])
     assert proc.returncode == 2 and b"unknown baseline" in proc.stderr
+    proc = run([sys.executable, TOOLS / "rd.py", "x.mp4", "--invr", "default,v0", "--out", tmp_path])
+    assert proc.returncode == 2 and b"unknown INVR curve 'v0'" in proc.stderr
 
 
 def test_rd_on_real_clip(shared_media: Path, tmp_path: Path) -> None:
     """4 frames of carphone at 32x32, one baseline bitrate: the paper's preprocessing on real footage."""
     out = tmp_path / "rd"
     proc = run([sys.executable, TOOLS / "rd.py", shared_media / "carphone_pristine.mp4", "--size", "32",
-                "--frames", "4", "--steps", "20", "--hidden", "16", "--chunk-frames", "4", "--qp", "38",
-                "--compare-refine", "--baselines", "h264", "--bitrates", "60", "--threads", "1", "--out", out],
-               timeout=300)
+                "--frames", "4", "--steps", "20", "--preset", "ultrafast", "--invr", "", "--hidden", "16",
+                "--chunk-frames", "4", "--keyint", "1", "--qp", "38", "--compare-refine", "--baselines",
+                "h264-444", "--bitrates", "60", "--threads", "1", "--out", out], timeout=300)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     (clip,) = json.loads((out / "results.json").read_text())["clips"]
     assert (clip["source_width"], clip["source_height"]) == (176, 144)
-    assert {p["codec"] for p in clip["points"]} == {"INVR-C", "INVR-U", "H.264"}
+    assert {p["codec"] for p in clip["points"]} == {"INVR-C", "INVR-U", "H.264 4:4:4"}
     # --compare-refine: the same training coded with and without refinement, as two curves of one size each.
     invr_c = {p["curve"]: p for p in clip["points"] if p["codec"] == "INVR-C"}
-    assert set(invr_c) == {"INVR-C h16 c4", "INVR-C h16 c4 no-refine"}
-    sizes = [invr_c[c]["bytes"] for c in ("INVR-C h16 c4", "INVR-C h16 c4 no-refine")]
+    assert set(invr_c) == {"INVR-C h16 c4 k1", "INVR-C h16 c4 k1 no-refine"}
+    sizes = [invr_c[c]["bytes"] for c in ("INVR-C h16 c4 k1", "INVR-C h16 c4 k1 no-refine")]
     assert abs(sizes[0] - sizes[1]) < 0.1 * sizes[1]  # refinement moves values, not the step sizes
-    h264 = next(p for p in clip["points"] if p["codec"] == "H.264")
-    assert h264["psnr_mean"] > 20
+    h264 = next(p for p in clip["points"] if p["codec"] == "H.264 4:4:4")
+    assert h264["psnr_mean"] > 20 and h264["pix_fmt"] == "yuv444p"

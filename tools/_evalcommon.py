@@ -2,9 +2,11 @@
 per-frame RGB PSNR of decoded files, Bjontegaard deltas, a density estimate and the machine description.
 
 Nothing here changes how invrcodec encodes. :func:`encode_invr_points` trains each chunk once and codes the
-same float weights at several QPs (and raw32 for INVR-U): the training does not depend on the QP or the
-coder, so every file it writes is byte for byte the file :class:`invrcodec.encoder.Encoder` writes with the
-same config (tests/test_tools_eval.py checks this); it only saves the repeated training.
+same float weights at several QPs (and raw32 for INVR-U): when every chunk is a key chunk (keyint 1, or a clip
+of one chunk) the training does not depend on the QP or the coder, so every file it writes is byte for byte the
+file :class:`invrcodec.encoder.Encoder` writes with the same config (tests/test_tools_eval.py checks this); it
+only saves the repeated training. P-chunks train from the previous chunk's decoded weights, so configs that make
+them go through :func:`encode_with_encoder`, one full encode per point.
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.interpolate import PchipInterpolator
+from scipy.stats import gaussian_kde as stats_gaussian_kde
+from scipy.stats import norm
 
 import invrcodec
 from invrcodec.decoder import resolve_device
 from invrcodec.encoder import Encoder, EncoderConfig
 from invrcodec.fit import FitProgress, FitResult, fit_chunk, rgb_psnr
 from invrcodec.media import VideoReader
-from invrcodec.types import Packet, StreamInfo
+from invrcodec.types import Packet, Prediction, StreamInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MEDIA = ROOT.parent / "shared" / "media"
@@ -98,27 +103,49 @@ def _training_key(cfg: EncoderConfig) -> tuple[object, ...]:
             cfg.amp)
 
 
+def resolved_config(cfg: EncoderConfig, info: StreamInfo) -> EncoderConfig:
+    """The config an :class:`Encoder` of this stream actually runs (e.g. the encoding band-limited to the
+    frame size)."""
+    return Encoder(info, cfg).config
+
+
+def all_key_chunks(cfg: EncoderConfig, info: StreamInfo, frame_count: int) -> bool:
+    """Whether every chunk of a ``frame_count``-frame clip is a key chunk under ``cfg`` (no P-chunks): only
+    then is the training independent of the QP, so that :func:`encode_invr_points` may share it."""
+    return _all_key(Encoder(info, cfg), frame_count)
+
+
+def _all_key(enc: Encoder, frame_count: int) -> bool:
+    chunks = -(-frame_count // enc.config.representation.chunk_frames)
+    return all(enc.prediction_of(i) == Prediction.KEY for i in range(chunks))
+
+
 def encode_invr_points(frames: np.ndarray, info: StreamInfo, points: Sequence[tuple[str, EncoderConfig, Path]],
                        log: Callable[[str], None] = print) -> tuple[list[InvrPoint], float, list[FitResult]]:
     """Train every chunk once, code it for every point, mux each point into its own .invr file.
 
     All configs must share the representation, recipe, seed and PSNR target (only coder, QP and the
-    refinement differ).
-    Returns the points, the training wall time (shared by all points) and the per-chunk fit results.
+    refinement differ), and code every chunk as a key chunk: a P-chunk trains from the previous chunk's
+    decoded weights, which depend on the QP (encode those with :func:`encode_with_encoder`).
+    Returns the points (with the configs the encoder resolved), the training wall time (shared by all points)
+    and the per-chunk fit results.
     """
     if not points:
         return [], 0.0, []
-    keys = {_training_key(cfg) for _, cfg, _ in points}
-    if len(keys) != 1:
+    encoders = [Encoder(info, cfg) for _, cfg, _ in points]
+    if len({_training_key(e.config) for e in encoders}) != 1:
         raise ValueError("points of one training must differ only in coder and QP")
-    base = points[0][1]
+    for (label, _, _), encoder in zip(points, encoders):
+        if not _all_key(encoder, len(frames)):
+            raise ValueError(f"{label}: keyint {encoder.config.keyint} makes P-chunks, whose training depends "
+                             "on the QP; encode each point with encode_with_encoder")
+    base = encoders[0].config
     device = resolve_device(base.device)
     rep, recipe = base.representation, base.recipe
     # The full-chunk PSNR checks do not change the weights (no PSNR target: they only report); one at the end.
     if base.psnr is None:
         recipe = replace(recipe, eval_every=recipe.steps)
-    out = [InvrPoint(label, cfg, path) for label, cfg, path in points]
-    encoders = [Encoder(info, p.config) for p in out]
+    out = [InvrPoint(label, encoder.config, path) for (label, _, path), encoder in zip(points, encoders)]
     fits: list[FitResult] = []
     train_seconds = 0.0
     n = len(frames)
@@ -176,54 +203,17 @@ def progress_printer(prefix: str, log: Callable[[str], None] = print) -> Callabl
 
 
 # -- Bjontegaard deltas --------------------------------------------------------------------------------
-def _pchip_slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Fritsch-Carlson monotone slopes with the three-point end rule (as MATLAB's and SciPy's pchip)."""
-    h = np.diff(x)
-    delta = np.diff(y) / h
-    n = len(x)
-    d = np.zeros(n)
-    if n == 2:
-        d[:] = delta[0]
-        return d
-    for k in range(1, n - 1):
-        if delta[k - 1] * delta[k] > 0:
-            w1, w2 = 2 * h[k] + h[k - 1], h[k] + 2 * h[k - 1]
-            d[k] = (w1 + w2) / (w1 / delta[k - 1] + w2 / delta[k])
-    for end, (h0, h1, d0, d1) in ((0, (h[0], h[1], delta[0], delta[1])),
-                                  (n - 1, (h[-1], h[-2], delta[-1], delta[-2]))):
-        s = ((2 * h0 + h1) * d0 - h0 * d1) / (h0 + h1)
-        if np.sign(s) != np.sign(d0):
-            s = 0.0
-        elif np.sign(d0) != np.sign(d1) and abs(s) > abs(3 * d0):
-            s = 3 * d0
-        d[end] = s
-    return d
-
-
 def pchip_integral(x: Sequence[float], y: Sequence[float], lo: float, hi: float) -> float:
-    """Integral over [lo, hi] (inside [x0, xn]) of the monotone piecewise-cubic interpolant of (x, y)."""
-    xs, ys = np.asarray(x, float), np.asarray(y, float)
-    d = _pchip_slopes(xs, ys)
-    total = 0.0
-    for k in range(len(xs) - 1):
-        a, b = max(lo, xs[k]), min(hi, xs[k + 1])
-        if b <= a:
-            continue
-        h = xs[k + 1] - xs[k]
-        delta = (ys[k + 1] - ys[k]) / h
-        c2 = (3 * delta - 2 * d[k] - d[k + 1]) / h
-        c3 = (d[k] + d[k + 1] - 2 * delta) / h**2
-
-        def prim(s: float, k: int = k, c2: float = c2, c3: float = c3) -> float:
-            return ys[k] * s + d[k] * s**2 / 2 + c2 * s**3 / 3 + c3 * s**4 / 4
-
-        total += prim(b - xs[k]) - prim(a - xs[k])
-    return total
+    """Integral over [lo, hi] (inside [x0, xn]) of the monotone piecewise-cubic interpolant of (x, y)
+    (SciPy's PCHIP: Fritsch-Carlson slopes with the three-point end rule, as MATLAB's pchip)."""
+    return float(PchipInterpolator(np.asarray(x, float), np.asarray(y, float)).integrate(lo, hi))
 
 
-def _cubic_integral(x: Sequence[float], y: Sequence[float], lo: float, hi: float) -> float:
-    poly = np.polyint(np.polyfit(np.asarray(x, float), np.asarray(y, float), 3))
-    return float(np.polyval(poly, hi) - np.polyval(poly, lo))
+def cubic_integral(x: Sequence[float], y: Sequence[float], lo: float, hi: float) -> float:
+    """Integral over [lo, hi] of the least-squares cubic through (x, y) (Bjontegaard's VCEG-M33)."""
+    fit = np.polynomial.Polynomial.fit(np.asarray(x, float), np.asarray(y, float), 3)
+    prim = fit.integ()
+    return float(prim(hi) - prim(lo))
 
 
 def pareto(rates: Sequence[float], psnrs: Sequence[float]) -> tuple[list[float], list[float]]:
@@ -254,7 +244,7 @@ def _bd(xa: Sequence[float], ya: Sequence[float], xt: Sequence[float], yt: Seque
     lo, hi = max(min(xa), min(xt)), min(max(xa), max(xt))
     if hi <= lo:
         return None
-    integral = _cubic_integral if method == "cubic" else pchip_integral
+    integral = cubic_integral if method == "cubic" else pchip_integral
     ia = integral(xa, ya, lo, hi)
     it = integral(xt, yt, lo, hi)
     return (it - ia) / (hi - lo), lo, hi
@@ -286,13 +276,17 @@ def bd_psnr(anchor_rate: Sequence[float], anchor_psnr: Sequence[float], test_rat
 
 
 # -- statistics and reporting -----------------------------------------------------------------------------
-def gaussian_kde(values: Sequence[float], grid: np.ndarray) -> np.ndarray:
-    """Gaussian kernel density with Scott's bandwidth (SciPy's default), evaluated on ``grid``."""
+def gaussian_kde(values: Sequence[float], grid: np.ndarray, min_bandwidth: float = 0.05) -> np.ndarray:
+    """Gaussian kernel density with Scott's bandwidth (SciPy's :class:`scipy.stats.gaussian_kde`), evaluated on
+    ``grid``; the bandwidth is at least ``min_bandwidth`` (dB) so that a clip whose frames all score alike
+    still draws a peak rather than failing on a singular covariance."""
     v = np.asarray(values, float)
     std = float(v.std(ddof=1)) if len(v) > 1 else 0.0
-    bw = max(std * len(v) ** (-1 / 5), 0.05)
-    z = (grid[:, None] - v[None, :]) / bw
-    return np.exp(-0.5 * z**2).sum(axis=1) / (len(v) * bw * math.sqrt(2 * math.pi))
+    if std * len(v) ** (-1 / 5) < min_bandwidth:
+        if std == 0.0:
+            return np.mean([norm.pdf(grid, loc=x, scale=min_bandwidth) for x in v], axis=0)
+        return stats_gaussian_kde(v, bw_method=min_bandwidth / std)(grid)
+    return stats_gaussian_kde(v, bw_method="scott")(grid)
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

@@ -1,16 +1,26 @@
 """Rate-distortion evaluation of invrcodec against MPEG-1, MPEG-2, H.264 and H.265 (INVR paper, Table 1, Fig. 2b-c).
 
-For every clip: INVR-C (DeepCABAC) at several QPs, optionally at several model sizes (hidden width, chunk
-length), INVR-U (raw float32 weights) at the first model size, and the baselines through PyAV at bitrates
-spanning INVR-C's. Every point is a real file: ``.invr`` for INVR, a raw elementary stream (``.m1v``, ``.m2v``,
-``.264``, ``.265``: the packets plus the stream's own headers, no container) for the baselines. Each file is
+For every clip: INVR-C (DeepCABAC) curves at several QPs, INVR-U (raw float32 weights) for the first curve, and
+the baselines through PyAV at bitrates spanning INVR-C's. INVR codes RGB, so H.264 and H.265 run in 4:4:4
+(``h264-444``: x264 High 4:4:4 Predictive; ``h265-444``: x265 Main 4:4:4) as the headline for RGB PSNR, with
+the usual 4:2:0 beside them (MPEG-1 and MPEG-2 have no 4:4:4). Every point is a real file: ``.invr`` for INVR,
+a raw elementary stream (``.m1v``, ``.m2v``, ``.264``, ``.265``: the packets plus the stream's own headers, no
+container) for the baselines, whose decoded pixel format is checked against the one asked for. Each file is
 decoded back to RGB and scored per frame with :func:`invrcodec.fit.rgb_psnr`.
+
+INVR curves come by name (``--invr default,v1``: see ``NAMED_CURVES``) and from a grid of model sizes
+(``--hidden``, ``--chunk-frames``, ``--keyint``). A curve whose chunks are all key chunks trains each chunk once
+and codes it at every QP (:func:`_evalcommon.encode_invr_points`, the same bytes as the encoder); a curve with
+P-chunks is encoded end to end with :class:`invrcodec.encoder.Encoder` at each QP, as a P-chunk trains from the
+previous chunk's decoded weights. The BD table has every INVR-C curve against every later one (the first named
+curve is the test, e.g. ``default`` against ``v1``) and against every baseline.
 
 Writes to ``--out``: ``results.json`` (everything, per-frame PSNR included), ``results.csv`` (one row per
 point), ``table.md`` (Table 1 layout, BD-rates, all points) and PNG plots (R-D curves, per-frame PSNR,
 PSNR density).
 
-    python tools/rd.py ../shared/media/carphone_pristine.mp4 --size 128 --frames 45 --out out/rd128
+    python tools/rd.py ../shared/media/carphone_pristine.mp4 --size 128 --frames 90 --invr default,v1 \
+        --qp 30,34,38,42,46 --out out/rd128
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -35,22 +46,39 @@ import _evalcommon as ec
 from invrcodec.encoder import DEFAULT_QP, EncoderConfig
 from invrcodec.errors import InvrError
 from invrcodec.fit import rgb_psnr
+from invrcodec.presets import DEFAULT_PRESET
+
+X264 = (("preset", "medium"),)
+X265 = (("preset", "medium"), ("x265-params", "log-level=error"))
 
 
 @dataclass(frozen=True)
 class Baseline:
-    label: str  # as in the tables
+    label: str  # as in the tables: codec and chroma sampling
     codec: str  # PyAV / FFmpeg encoder
     fmt: str  # raw elementary-stream muxer
     ext: str
+    pix_fmt: str = "yuv420p"  # what the RGB frames are converted to, and what the decoder must give back
     options: tuple[tuple[str, str], ...] = ()
 
 
 BASELINES: dict[str, Baseline] = {
-    "mpeg1": Baseline("MPEG-1", "mpeg1video", "mpeg1video", "m1v"),
-    "mpeg2": Baseline("MPEG-2", "mpeg2video", "mpeg2video", "m2v"),
-    "h264": Baseline("H.264", "libx264", "h264", "264", (("preset", "medium"),)),
-    "h265": Baseline("H.265", "libx265", "hevc", "265", (("preset", "medium"), ("x265-params", "log-level=error"))),
+    "mpeg1": Baseline("MPEG-1 4:2:0", "mpeg1video", "mpeg1video", "m1v"),
+    "mpeg2": Baseline("MPEG-2 4:2:0", "mpeg2video", "mpeg2video", "m2v"),
+    "h264": Baseline("H.264 4:2:0", "libx264", "h264", "264", "yuv420p", X264),
+    "h264-444": Baseline("H.264 4:4:4", "libx264", "h264", "264", "yuv444p", X264),  # High 4:4:4 Predictive
+    "h265": Baseline("H.265 4:2:0", "libx265", "hevc", "265", "yuv420p", X265),
+    "h265-444": Baseline("H.265 4:4:4", "libx265", "hevc", "265", "yuv444p", X265),  # Main 4:4:4 (RExt)
+}
+DEFAULT_BASELINES = "mpeg1,h264,h264-444,h265,h265-444"
+
+# INVR curves by name: from_preset(--preset, qp=each --qp, **these), so that "default" follows the package's
+# defaults (hidden width, chunk length, keyint, band-limited encoding) whatever they become.
+NAMED_CURVES: dict[str, tuple[dict[str, object], str]] = {
+    "default": ({}, "the package's defaults for the preset"),
+    "v1": ({"enc_dims": (64, 64, 32), "keyint": 1},
+           "the default of format 1.0: the paper's encoding [64, 64, 32], every chunk a key chunk"),
+    "intra": ({"keyint": 1}, "the defaults with every chunk a key chunk (no inter-chunk prediction)"),
 }
 
 
@@ -58,8 +86,8 @@ BASELINES: dict[str, Baseline] = {
 class Point:
     """One operating point of one codec on one clip."""
 
-    codec: str  # "INVR-C", "INVR-U", "MPEG-1", ...
-    curve: str  # the R-D curve it belongs to, e.g. "INVR-C h128 c15" or "H.264"
+    codec: str  # "INVR-C", "INVR-U", "MPEG-1 4:2:0", "H.264 4:4:4", ...
+    curve: str  # the R-D curve it belongs to, e.g. "INVR-C default" or "H.264 4:4:4"
     setting: str  # "qp=38", "target=120 kbit/s", ...
     file: str
     bytes: int
@@ -72,6 +100,8 @@ class Point:
     encode_s: float
     decode_s: float
     params: int | None = None  # network parameters per chunk (INVR)
+    pix_fmt: str | None = None  # baselines: the decoded stream's pixel format
+    profile: str | None = None  # baselines: the decoded stream's profile
 
     @property
     def kbps(self) -> float:
@@ -96,37 +126,52 @@ class Point:
             "psnr_mean": round(self.psnr_mean, 4), "psnr_std": round(self.psnr_std, 4),
             "psnr_min": round(min(self.psnr), 4), "frames": self.frames, "width": self.width,
             "height": self.height, "encode_s": round(self.encode_s, 2), "decode_s": round(self.decode_s, 2),
-            "params": self.params, "file": self.file,
+            "params": self.params, "pix_fmt": self.pix_fmt, "profile": self.profile, "file": self.file,
         }
 
 
 # -- baselines -------------------------------------------------------------------------------------------
 def encode_baseline(clip: ec.Clip, base: Baseline, kbps: float, path: Path) -> Point:
-    """Encode the clip's RGB frames (converted to yuv420p) at a target bitrate, decode, score."""
+    """Encode the clip's RGB frames (converted to ``base.pix_fmt``) at a target bitrate, decode, check the
+    decoded pixel format, convert back to RGB and score."""
     frames, info = clip.frames, clip.info
     t0 = time.perf_counter()
     with av.open(str(path), "w", format=base.fmt) as container:
         stream = container.add_stream(base.codec, rate=Fraction(info.frame_rate), options=dict(base.options))
-        stream.width, stream.height, stream.pix_fmt = info.width, info.height, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = info.width, info.height, base.pix_fmt
         stream.bit_rate = int(kbps * 1000)
         for i, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=base.pix_fmt)
             frame.pts = i
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     encode_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     psnrs: list[float] = []
+    formats: set[str] = set()
     with av.open(str(path), format=base.fmt) as container:
         for i, frame in enumerate(container.decode(video=0)):
+            formats.add(frame.format.name)
             if i < len(frames):
                 psnrs.append(rgb_psnr(frame.to_ndarray(format="rgb24"), frames[i]))
+        profile = container.streams.video[0].codec_context.profile
     decode_s = time.perf_counter() - t0
     if len(psnrs) != len(frames):
         raise RuntimeError(f"{path}: decoded {len(psnrs)} frames, expected {len(frames)}")
+    if formats != {base.pix_fmt}:
+        raise ValueError(f"{path}: decoded as {', '.join(sorted(formats))}, encoded as {base.pix_fmt}")
     return Point(base.label, base.label, f"target={kbps:.1f} kbit/s", str(path), path.stat().st_size,
                  "raw elementary stream file", len(frames), clip.seconds, info.width, info.height, psnrs,
-                 encode_s, decode_s)
+                 encode_s, decode_s, pix_fmt=base.pix_fmt, profile=profile or None)
+
+
+def roundtrip_psnr(frames: np.ndarray, pix_fmt: str) -> float:
+    """Mean RGB PSNR of RGB -> ``pix_fmt`` -> RGB without coding: the ceiling of a baseline in that format."""
+    out = []
+    for rgb in frames:
+        yuv = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt)
+        out.append(rgb_psnr(yuv.to_ndarray(format="rgb24"), rgb))
+    return float(np.mean(out))
 
 
 def baseline_targets(invr_kbps: list[float], explicit: list[float] | None, count: int,
@@ -142,49 +187,83 @@ def baseline_targets(invr_kbps: list[float], explicit: list[float] | None, count
 
 
 # -- INVR ------------------------------------------------------------------------------------------------
-def run_invr(clip: ec.Clip, args: argparse.Namespace, outdir: Path) -> list[Point]:
+@dataclass(frozen=True)
+class Curve:
+    """One INVR curve: its name and the from_preset arguments besides the preset, QP and coder."""
+
+    name: str  # "INVR-C default", "INVR-C h64 c15 k8", ...
+    kwargs: dict[str, object]
+
+    @property
+    def slug(self) -> str:
+        return self.name.removeprefix("INVR-C ").replace(" ", "_")
+
+
+def curve_config(args: argparse.Namespace, kwargs: dict[str, object], qp: int | None = None,
+                 coder: str = "deepcabac") -> EncoderConfig:
+    return EncoderConfig.from_preset(args.preset, qp=qp, coder=coder, steps=args.steps, lr=args.lr,
+                                     device=args.device, seed=args.seed, **kwargs)  # type: ignore[arg-type]
+
+
+def invr_curves(args: argparse.Namespace) -> list[Curve]:
+    """The named curves (``--invr``), then the grid of ``--hidden`` x ``--chunk-frames`` (with ``--keyint``)."""
+    out = [Curve(f"INVR-C {name}", NAMED_CURVES[name][0]) for name in args.invr]
+    if args.hidden or args.chunk_frames or args.keyint is not None:
+        for hidden in args.hidden or [None]:
+            for chunk in args.chunk_frames or [None]:
+                kwargs: dict[str, object] = {"hidden": hidden, "chunk_frames": chunk, "keyint": args.keyint}
+                cfg = curve_config(args, kwargs)
+                rep = cfg.representation
+                out.append(Curve(f"INVR-C h{rep.hidden} c{rep.chunk_frames} k{cfg.keyint}", kwargs))
+    names = [c.name for c in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"two INVR curves with the same name among {', '.join(names)}")
+    return out
+
+
+def run_invr(clip: ec.Clip, args: argparse.Namespace, outdir: Path) -> tuple[list[Point], dict[str, str]]:
+    """Every INVR curve's points; and each curve's settings as the encoder ran them (the file's metadata)."""
     points: list[Point] = []
-    for m, (hidden, chunk) in enumerate((h, c) for h in args.hidden for c in args.chunk_frames):
-        common = dict(steps=args.steps, hidden=hidden, chunk_frames=chunk, device=args.device, seed=args.seed,
-                      lr=args.lr)
-        curve = f"INVR-C h{hidden} c{chunk}"
-        todo: list[tuple[str, EncoderConfig, Path]] = []
-        curve_of: dict[str, str] = {}
+    settings: dict[str, str] = {}
+    for m, curve in enumerate(invr_curves(args)):
+        # (label, config, file, codec, curve, setting)
+        todo: list[tuple[str, EncoderConfig, Path, str, str, str]] = []
         for qp in args.qp:
-            cfg = EncoderConfig.from_preset(args.preset, qp=qp, **common)  # type: ignore[arg-type]
-            todo.append((f"{curve} qp{qp}", cfg, outdir / f"invr-c_h{hidden}_c{chunk}_qp{qp}.invr"))
-            curve_of[todo[-1][0]] = curve
+            cfg = curve_config(args, curve.kwargs, qp)
+            todo.append((f"{curve.name} qp{qp}", cfg, outdir / f"invr-c_{curve.slug}_qp{qp}.invr", "INVR-C",
+                         curve.name, f"qp={qp}"))
             if m == 0 and args.compare_refine and cfg.recipe.refine > 0:
                 plain = replace(cfg, recipe=replace(cfg.recipe, refine=0.0))
-                todo.append((f"{curve} no-refine qp{qp}", plain,
-                             outdir / f"invr-c_h{hidden}_c{chunk}_qp{qp}_norefine.invr"))
-                curve_of[todo[-1][0]] = f"{curve} no-refine"
+                todo.append((f"{curve.name} no-refine qp{qp}", plain,
+                             outdir / f"invr-c_{curve.slug}_qp{qp}_norefine.invr", "INVR-C",
+                             f"{curve.name} no-refine", f"qp={qp}"))
         if m == 0 and not args.no_invr_u:
-            cfg = EncoderConfig.from_preset(args.preset, coder="raw32", **common)  # type: ignore[arg-type]
-            todo.append((f"INVR-U h{hidden} c{chunk}", cfg, outdir / f"invr-u_h{hidden}_c{chunk}.invr"))
-        params = todo[0][1].representation.parameter_count
-        print(f"{clip.name}: INVR h={hidden} chunk={chunk} ({params} parameters per chunk), "
-              f"preset {args.preset}, {todo[0][1].recipe.steps} steps", flush=True)
-        if args.retrain:
-            coded = []
-            for label, cfg, path in todo:
-                seconds = ec.encode_with_encoder(clip.frames, clip.info, cfg, path)
-                coded.append((label, cfg, path, seconds))
-        else:
-            results, train_s, _ = ec.encode_invr_points(clip.frames, clip.info, todo,
+            cfg = curve_config(args, curve.kwargs, coder="raw32")
+            name_u = curve.name.replace("INVR-C", "INVR-U", 1)
+            todo.append((name_u, cfg, outdir / f"invr-u_{curve.slug}.invr", "INVR-U", name_u, "raw32"))
+        resolved = ec.resolved_config(todo[0][1], clip.info)
+        rep = resolved.representation
+        shared = not args.retrain and ec.all_key_chunks(todo[0][1], clip.info, len(clip.frames))
+        settings[curve.name] = " ".join(t for t in resolved.settings().split() if not t.startswith("qp="))
+        print(f"{clip.name}: {curve.name}: h={rep.hidden} chunk={rep.chunk_frames} enc_dims={rep.enc_dims} "
+              f"keyint={resolved.keyint} ({rep.parameter_count} parameters per chunk), preset {args.preset}, "
+              f"{resolved.recipe.steps} steps; " + ("one training for all points" if shared else
+                                                    "one encode per point"), flush=True)
+        if shared:
+            results, train_s, _ = ec.encode_invr_points(clip.frames, clip.info, [t[:3] for t in todo],
                                                         log=lambda s: print(s, flush=True))
-            coded = [(p.label, p.config, p.path, train_s + p.code_seconds) for p in results]
-        for label, cfg, path, seconds in coded:
+            seconds = [train_s + r.code_seconds for r in results]
+        else:
+            seconds = [ec.encode_with_encoder(clip.frames, clip.info, cfg, path) for _, cfg, path, *_ in todo]
+        for (label, _, path, codec, curve_name, setting), secs in zip(todo, seconds):
             psnrs, decode_s = ec.decode_invr_psnr(path, clip.frames)
-            raw = cfg.coder.name != "DEEPCABAC"
-            point = Point("INVR-U" if raw else "INVR-C", f"INVR-U h{hidden} c{chunk}" if raw else curve_of[label],
-                          "raw32" if raw else f"qp={cfg.qp}", str(path), path.stat().st_size, ".invr file",
-                          len(clip.frames), clip.seconds, clip.info.width, clip.info.height, psnrs, seconds,
-                          decode_s, params)
+            point = Point(codec, curve_name, setting, str(path), path.stat().st_size, ".invr file",
+                          len(clip.frames), clip.seconds, clip.info.width, clip.info.height, psnrs, secs,
+                          decode_s, rep.parameter_count)
             print(f"  {label}: {point.bytes} B, {point.kbps:.1f} kbit/s, {point.psnr_mean:.2f} "
-                  f"± {point.psnr_std:.2f} dB", flush=True)
+                  f"± {point.psnr_std:.2f} dB, {secs:.1f} s", flush=True)
             points.append(point)
-    return points
+    return points, settings
 
 
 # -- analysis --------------------------------------------------------------------------------------------
@@ -197,86 +276,130 @@ def curves(points: list[Point]) -> dict[str, list[Point]]:
     return out
 
 
+def invr_c_curves(cs: dict[str, list[Point]]) -> list[str]:
+    return [name for name, pts in cs.items() if pts[0].codec == "INVR-C"]
+
+
+def baseline_curves(cs: dict[str, list[Point]]) -> list[str]:
+    """The baselines' curves, 4:4:4 first (the headline for RGB PSNR), otherwise in the order measured."""
+    names = [name for name, pts in cs.items() if not pts[0].codec.startswith("INVR")]
+    return sorted(names, key=lambda n: "4:4:4" not in n)
+
+
+def bd_row(test_name: str, test: list[Point], anchor_name: str, anchor: list[Point], kind: str,
+           ) -> dict[str, object]:
+    ar, ap = [p.kbps for p in anchor], [p.psnr_mean for p in anchor]
+    tr, tp = [p.kbps for p in test], [p.psnr_mean for p in test]
+    return {
+        "test": test_name, "anchor": anchor_name, "kind": kind,
+        "bd_rate_pchip": ec.bd_rate(ar, ap, tr, tp, "pchip"),
+        "bd_rate_cubic": ec.bd_rate(ar, ap, tr, tp, "cubic"),
+        "bd_psnr_pchip": ec.bd_psnr(ar, ap, tr, tp, "pchip"),
+        "psnr_overlap_db": ec.overlap(ec.pareto(ar, ap)[1], ec.pareto(tr, tp)[1]),
+        "rate_overlap_kbps": ec.overlap(ec.pareto(ar, ap)[0], ec.pareto(tr, tp)[0]),
+    }
+
+
 def bd_table(points: list[Point]) -> list[dict[str, object]]:
-    """BD-rate and BD-PSNR of every INVR-C curve against every baseline (the baseline is the anchor)."""
+    """BD-rate and BD-PSNR of every INVR-C curve against every later one (kind ``invr``: the earlier curve is
+    the test, so ``--invr default,v1`` gives the new default against the old), then of every INVR-C curve
+    against every baseline (kind ``baseline``: the baseline is the anchor)."""
     cs = curves(points)
-    rows = []
-    for name, test in cs.items():
-        if not name.startswith("INVR-C"):
-            continue
-        for anchor_name, anchor in cs.items():
-            if anchor_name.startswith("INVR"):
-                continue
-            ar, ap = [p.kbps for p in anchor], [p.psnr_mean for p in anchor]
-            tr, tp = [p.kbps for p in test], [p.psnr_mean for p in test]
-            rows.append({
-                "test": name, "anchor": anchor_name,
-                "bd_rate_pchip": ec.bd_rate(ar, ap, tr, tp, "pchip"),
-                "bd_rate_cubic": ec.bd_rate(ar, ap, tr, tp, "cubic"),
-                "bd_psnr_pchip": ec.bd_psnr(ar, ap, tr, tp, "pchip"),
-                "psnr_overlap_db": ec.overlap(ec.pareto(ar, ap)[1], ec.pareto(tr, tp)[1]),
-                "rate_overlap_kbps": ec.overlap(ec.pareto(ar, ap)[0], ec.pareto(tr, tp)[0]),
-            })
+    invr = invr_c_curves(cs)
+    rows = [bd_row(test, cs[test], anchor, cs[anchor], "invr")
+            for i, test in enumerate(invr) for anchor in invr[i + 1:]]
+    rows += [bd_row(test, cs[test], anchor, cs[anchor], "baseline")
+             for test in invr for anchor in baseline_curves(cs)]
     return rows
 
 
-def table1_points(points: list[Point], main_curve: str, qp: int) -> dict[str, Point]:
-    """Table 1's rows: INVR-C at the reference QP, INVR-U, and each baseline's point nearest in size."""
+def table1_points(points: list[Point], qp: int) -> dict[str, Point]:
+    """Table 1's rows, by curve: each INVR-C curve at the reference QP, INVR-U, and each baseline's point
+    nearest in size to the first INVR-C curve's."""
     cs = curves(points)
     chosen: dict[str, Point] = {}
-    invr_c = [p for p in cs.get(main_curve, []) if p.setting == f"qp={qp}"] or cs.get(main_curve, [])[:1]
-    if invr_c:
-        chosen["INVR-C"] = invr_c[0]
+    for name in invr_c_curves(cs):
+        chosen[name] = next((p for p in cs[name] if p.setting == f"qp={qp}"), cs[name][0])
     for name, pts in cs.items():
-        if name.startswith("INVR-U") and "INVR-U" not in chosen:
-            chosen["INVR-U"] = pts[0]
-    if invr_c:
-        target = invr_c[0].bytes
-        for name, pts in cs.items():
-            if not name.startswith("INVR"):
-                chosen[name] = min(pts, key=lambda p: abs(math.log(p.bytes / target)))
+        if pts[0].codec == "INVR-U":
+            chosen[name] = pts[0]
+    main = next(iter(chosen.values()), None)
+    if main is not None:
+        for name in baseline_curves(cs):
+            chosen[name] = min(cs[name], key=lambda p: abs(math.log(p.bytes / main.bytes)))
     return chosen
 
 
+def _span(r: object, digits: int) -> str:
+    return "none" if r is None else f"{r[0]:.{digits}f}–{r[1]:.{digits}f}"  # type: ignore[index]
+
+
+def _bd_lines(clips: list[dict[str, object]], kind: str) -> list[str]:
+    lines = [("| clip | test | anchor | BD-rate pchip | BD-rate cubic | over PSNR (dB) | BD-PSNR pchip "
+             "| over rate (kbit/s) |"), "|---|---|---|---|---|---|---|---|"]
+    for c in clips:
+        for r in c["bd"]:  # type: ignore[union-attr]
+            if r.get("kind", "baseline") != kind:
+                continue
+            lines.append(f"| {c['name']} | {r['test']} | {r['anchor']} | {ec.fmt(r['bd_rate_pchip'], 1, ' %')} "
+                         f"| {ec.fmt(r['bd_rate_cubic'], 1, ' %')} | {_span(r['psnr_overlap_db'], 2)} "
+                         f"| {ec.fmt(r['bd_psnr_pchip'], 2, ' dB')} | {_span(r['rate_overlap_kbps'], 0)} |")
+    return lines
+
+
 def markdown(report: dict[str, object], clips: list[dict[str, object]]) -> str:
-    lines = [f"Measured {report['machine']['date']} on {report['machine']['cpu']}, "  # type: ignore[index]
-             f"{report['machine']['cpu_count']} cores, {report['machine']['torch_threads']} torch thread(s); command: `{report['command']}`", ""]
+    m = report["machine"]
+    lines = [(f"Measured {m['date']} on {m['cpu']}, {m['cpu_count']} cores, "  # type: ignore[index]
+             f"{m['torch_threads']} torch thread(s); command: `{report['command']}`"), ""]  # type: ignore[index]
+    for c in clips:
+        for name, settings in (c.get("invr_curves") or {}).items():  # type: ignore[union-attr]
+            lines.append(f"- {c['name']}, {name}: `{settings}`")
+        caps = c.get("roundtrip_psnr") or {}
+        if caps:
+            lines.append(f"- {c['name']}: RGB -> YUV -> RGB without coding (the ceiling of a baseline): "
+                         + ", ".join(f"{k} {v:.2f} dB" for k, v in caps.items()))  # type: ignore[union-attr]
+    if lines[-1]:
+        lines.append("")
     names = [c["name"] for c in clips]
-    order = ["INVR-C", "INVR-U", "MPEG-1", "MPEG-2", "H.264", "H.265"]
-    lines += ["Table 1 layout: INVR-C at the reference QP, INVR-U, and each baseline at its point closest in "
-              "size to INVR-C. PSNR is RGB, mean ± std over frames; sizes in KB (1000 bytes).", ""]
+    order: list[str] = []
+    for c in clips:
+        order += [k for k in c["table1"] if k not in order]  # type: ignore[union-attr]
+    lines += [("Table 1 layout: each INVR-C curve at the reference QP, INVR-U, and each baseline at its point "
+              "closest in size to the first INVR-C curve's. PSNR is RGB, mean ± std over frames; sizes in KB "
+              "(1000 bytes). Baselines are labelled with the chroma sampling they were coded in; 4:4:4 is the "
+              "headline for an RGB codec, 4:2:0 loses colour detail before any coding."), ""]
     head = "| | | " + " | ".join(f"{n} PSNR (dB)" for n in names) + " | | " + \
         " | ".join(f"{n} size (KB)" for n in names) + " |"
     lines += [head, "|" + "---|" * (3 + 2 * len(names))]
-    for i, codec in enumerate(order):
+    for i, key in enumerate(order):
         cells_p, cells_s = [], []
         for c in clips:
-            p = c["table1"].get(codec)  # type: ignore[union-attr]
+            p = c["table1"].get(key)  # type: ignore[union-attr]
             cells_p.append(f"{p['psnr_mean']:.2f} ± {p['psnr_std']:.2f}" if p else "–")
             cells_s.append(f"{p['bytes'] / 1000:.1f}" if p else "–")
-        lines.append(f"| {'PSNR' if i == 0 else ''} | {codec} | " + " | ".join(cells_p) +
+        lines.append(f"| {'PSNR' if i == 0 else ''} | {key} | " + " | ".join(cells_p) +
                      f" | {'File size' if i == 0 else ''} | " + " | ".join(cells_s) + " |")
     lines.append("| | | " + " | ".join("" for _ in names) + " | | " +
                  " | ".join(f"{c['raw_bytes'] / 1000:.1f} (raw RGB)" for c in clips) + " |")
-    lines += ["", "BD-rate of INVR-C against each baseline (anchor), Bjontegaard on mean RGB PSNR vs kbit/s "
-              "(positive: INVR-C needs that much more rate for the same PSNR), averaged over the PSNR range where "
-              "both curves exist; BD-PSNR: mean PSNR difference at equal rate (negative: INVR-C worse) over the "
-              "common rate range. n/a: the ranges do not overlap. Curves are reduced to their Pareto points "
-              "(rate control can return the same or a worse point for a higher target).", "",
-              "| clip | INVR-C curve | anchor | BD-rate pchip | BD-rate cubic | over PSNR (dB) | BD-PSNR pchip "
-              "| over rate (kbit/s) |", "|---|---|---|---|---|---|---|---|"]
-
-    def span(r: object, digits: int) -> str:
-        return "none" if r is None else f"{r[0]:.{digits}f}–{r[1]:.{digits}f}"  # type: ignore[index]
-
-    for c in clips:
-        for r in c["bd"]:  # type: ignore[union-attr]
-            lines.append(f"| {c['name']} | {r['test']} | {r['anchor']} | {ec.fmt(r['bd_rate_pchip'], 1, ' %')} "
-                         f"| {ec.fmt(r['bd_rate_cubic'], 1, ' %')} | {span(r['psnr_overlap_db'], 2)} "
-                         f"| {ec.fmt(r['bd_psnr_pchip'], 2, ' dB')} | {span(r['rate_overlap_kbps'], 0)} |")
-    lines += ["", "All points (bytes: .invr file size for INVR, raw elementary-stream file size for the "
-              "baselines; encode time for INVR is the shared training time plus this point's coding; "
-              "wall times on a shared machine).", "",
+    probed = {(p["codec"], p.get("pix_fmt"), p.get("profile")) for c in clips  # type: ignore[union-attr]
+              for p in c["points"] if p.get("pix_fmt")}  # type: ignore[union-attr]
+    if probed:
+        lines += ["", "Baseline streams as decoded: " + "; ".join(
+            f"{codec}: {fmt_}, profile {profile or 'n/a'}" for codec, fmt_, profile in sorted(probed)) + "."]
+    common = ("Bjontegaard on mean RGB PSNR vs kbit/s. BD-rate: the test's mean log-rate difference at equal "
+              "PSNR over the PSNR range where both curves exist (positive: the test needs that much more rate); "
+              "BD-PSNR: mean PSNR difference at equal rate over the common rate range (negative: the test is "
+              "worse). n/a: the ranges do not overlap. Curves are reduced to their Pareto points (rate control "
+              "can return the same or a worse point for a higher target).")
+    if any(r.get("kind") == "invr" for c in clips for r in c["bd"]):  # type: ignore[union-attr]
+        lines += ["", "BD-rate of each INVR-C curve against each later one (anchor). " + common, ""]
+        lines += _bd_lines(clips, "invr")
+    lines += ["", "BD-rate of each INVR-C curve against each baseline (anchor), 4:4:4 first. " + common, ""]
+    lines += _bd_lines(clips, "baseline")
+    lines += ["", ("All points (bytes: .invr file size for INVR, raw elementary-stream file size for the "
+              "baselines; encode time for INVR is the shared training time plus this point's coding when the "
+              "curve's chunks are all key chunks, else the point's own encode; wall times on a shared "
+              "machine)."), "",
               "| clip | codec | curve | setting | bytes | kbit/s | bpp | PSNR (dB) | min | encode s | decode s |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in clips:
@@ -288,8 +411,26 @@ def markdown(report: dict[str, object], clips: list[dict[str, object]]) -> str:
 
 
 # -- plots -----------------------------------------------------------------------------------------------
-STYLE = {"INVR-C": ("tab:red", "o"), "INVR-U": ("darkred", "*"), "MPEG-1": ("tab:gray", "s"),
-         "MPEG-2": ("tab:brown", "D"), "H.264": ("tab:blue", "^"), "H.265": ("tab:green", "v")}
+# Baselines by family (old results label "H.264" for what is now "H.264 4:2:0"); 4:4:4 solid with filled
+# markers, 4:2:0 dashed with open ones. INVR-C curves take colours and markers in the order of their curves.
+BASE_STYLE = {"MPEG-1": ("tab:gray", "s"), "MPEG-2": ("tab:brown", "D"), "H.264": ("tab:blue", "^"),
+              "H.265": ("tab:green", "v")}
+INVR_STYLE = [("tab:red", "o"), ("tab:purple", "P"), ("tab:orange", "X"), ("tab:pink", "h"),
+              ("tab:olive", "p"), ("tab:cyan", "d"), ("darkorange", "<"), ("black", ">")]
+
+
+def style(p: Point, invr_names: Sequence[str]) -> dict[str, object]:
+    """matplotlib keywords for a point's curve: color, marker, linestyle, marker face."""
+    if p.codec == "INVR-U":
+        return {"color": "darkred", "marker": "*", "linestyle": ":"}
+    if p.codec == "INVR-C":
+        i = invr_names.index(p.curve) if p.curve in invr_names else len(invr_names)
+        color, marker = INVR_STYLE[i % len(INVR_STYLE)]
+        return {"color": color, "marker": marker, "linestyle": "-"}
+    color, marker = BASE_STYLE.get(p.codec.split()[0], ("black", "x"))
+    full = "4:4:4" in p.codec
+    return {"color": color, "marker": marker, "linestyle": "-" if full else "--",
+            "markerfacecolor": color if full else "none"}
 
 
 def plots(outdir: Path, clip_results: list[tuple[dict[str, object], list[Point], dict[str, Point]]], tag: str,
@@ -304,12 +445,11 @@ def plots(outdir: Path, clip_results: list[tuple[dict[str, object], list[Point],
 
     fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.6), squeeze=False)
     for ax, (clip, pts, _) in zip(axes[0], clip_results):
-        for i, (name, cpts) in enumerate(curves(pts).items()):
-            color, marker = STYLE.get(cpts[0].codec, ("black", "x"))
-            if name.startswith("INVR-C") and i > 0 and cpts[0].codec == "INVR-C":
-                color = plt.cm.autumn(0.2 + 0.15 * i)  # type: ignore[attr-defined]
-            ax.plot([p.kbps for p in cpts], [p.psnr_mean for p in cpts], marker=marker, color=color,
-                    label=name, ms=5, lw=1.2)
+        cs = curves(pts)
+        invr = invr_c_curves(cs)
+        for name, cpts in cs.items():
+            ax.plot([p.kbps for p in cpts], [p.psnr_mean for p in cpts], label=name, ms=5, lw=1.2,
+                    **style(cpts[0], invr))  # type: ignore[arg-type]
         ax.set_xscale("log")
         ax.set_xlabel("kbit/s")
         ax.set_ylabel("RGB PSNR (dB)")
@@ -323,11 +463,12 @@ def plots(outdir: Path, clip_results: list[tuple[dict[str, object], list[Point],
     written.append(str(path))
 
     fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.2), squeeze=False)
-    for ax, (clip, _, chosen) in zip(axes[0], clip_results):
-        for codec, p in chosen.items():
-            color, _ = STYLE.get(codec, ("black", "x"))
-            ax.plot(range(len(p.psnr)), p.psnr, color=color, lw=1.1,
-                    label=f"{codec} ({p.kbps:.0f} kbit/s)")
+    for ax, (clip, pts, chosen) in zip(axes[0], clip_results):
+        invr = invr_c_curves(curves(pts))
+        for key, p in chosen.items():
+            kw = {k: v for k, v in style(p, invr).items() if k in ("color", "linestyle")}
+            ax.plot(range(len(p.psnr)), p.psnr, lw=1.1, label=f"{key} ({p.kbps:.0f} kbit/s)",
+                    **kw)  # type: ignore[arg-type]
         ax.set_xlabel("frame")
         ax.set_ylabel("RGB PSNR (dB)")
         ax.set_title(f"{clip['name']}: per-frame PSNR", fontsize=9)
@@ -340,12 +481,13 @@ def plots(outdir: Path, clip_results: list[tuple[dict[str, object], list[Point],
     written.append(str(path))
 
     fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.2), squeeze=False)
-    for ax, (clip, _, chosen) in zip(axes[0], clip_results):
+    for ax, (clip, pts, chosen) in zip(axes[0], clip_results):
+        invr = invr_c_curves(curves(pts))
         allv = [v for p in chosen.values() for v in p.psnr]
         grid = np.linspace(min(allv) - 1, max(allv) + 1, 300)
-        for codec, p in chosen.items():
-            color, _ = STYLE.get(codec, ("black", "x"))
-            ax.plot(grid, ec.gaussian_kde(p.psnr, grid), color=color, lw=1.2, label=codec)
+        for key, p in chosen.items():
+            kw = {k: v for k, v in style(p, invr).items() if k in ("color", "linestyle")}
+            ax.plot(grid, ec.gaussian_kde(p.psnr, grid), lw=1.2, label=key, **kw)  # type: ignore[arg-type]
         ax.set_xlabel("RGB PSNR (dB)")
         ax.set_ylabel("density")
         ax.set_title(f"{clip['name']}: PSNR density over frames", fontsize=9)
@@ -375,18 +517,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--replot", default=None, metavar="RESULTS_JSON",
                     help="only recompute BD-rates, tables and plots from an earlier results.json")
     ap.add_argument("--size", default="128", help="N: centre square crop, area-scaled to NxN; or 'native'")
-    ap.add_argument("--frames", type=int, default=45, help="frames per clip")
+    ap.add_argument("--frames", type=int, default=90,
+                    help="frames per clip (90 at 15 frames a chunk: six chunks, so prediction across chunks counts)")
     ap.add_argument("--seek", type=int, default=0, help="skip this many frames first")
-    ap.add_argument("--preset", default="ultrafast", help="invrcodec preset (ultrafast, fast, ..., paper)")
+    ap.add_argument("--preset", default=DEFAULT_PRESET, help="invrcodec preset (ultrafast, fast, ..., paper)")
     ap.add_argument("--steps", type=int, default=None, help="training steps per chunk (default: the preset's)")
     ap.add_argument("--lr", type=float, default=None, help="learning rate (default: the preset's)")
     ap.add_argument("--qp", type=_ints, default=[30, DEFAULT_QP, 46], help="INVR-C QPs, comma-separated")
-    ap.add_argument("--hidden", type=_ints, default=[128], help="hidden widths (model sizes), comma-separated")
-    ap.add_argument("--chunk-frames", type=_ints, default=[15], help="chunk lengths, comma-separated")
+    ap.add_argument("--invr", default="default,v1",
+                    help="named INVR-C curves, comma-separated, from " + "; ".join(
+                        f"{k}: {v[1]}" for k, v in NAMED_CURVES.items()) + "; empty for none")
+    ap.add_argument("--hidden", type=_ints, default=None,
+                    help="grid curves: hidden widths (model sizes), comma-separated (default: the preset's)")
+    ap.add_argument("--chunk-frames", type=_ints, default=None,
+                    help="grid curves: chunk lengths, comma-separated (default: the preset's)")
+    ap.add_argument("--keyint", type=int, default=None,
+                    help="grid curves: a key chunk every N chunks (1: all key chunks; default: the package's)")
     ap.add_argument("--no-invr-u", action="store_true", help="skip INVR-U (raw32)")
     ap.add_argument("--compare-refine", action="store_true",
-                    help="also code the first model size without quantisation-aware refinement (same training)")
-    ap.add_argument("--baselines", default="mpeg1,mpeg2,h264,h265",
+                    help="also code the first curve without quantisation-aware refinement")
+    ap.add_argument("--baselines", default=DEFAULT_BASELINES,
                     help=f"comma-separated, from {','.join(BASELINES)}; empty for none")
     ap.add_argument("--bitrates", type=_floats, default=None,
                     help="baseline target kbit/s, comma-separated (default: derived from INVR-C's rates)")
@@ -395,7 +545,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="auto mode reaches down to INVR-C's lowest rate divided by this")
     ap.add_argument("--ref-qp", type=int, default=DEFAULT_QP, help="INVR-C QP shown in the Table 1 layout")
     ap.add_argument("--retrain", action="store_true",
-                    help="encode every point with invrcodec.Encoder from scratch (same bytes, slower)")
+                    help="encode every point with invrcodec.Encoder from scratch, also where the chunks are all "
+                    "key chunks (same bytes, slower)")
     ap.add_argument("--device", default="cpu", help="auto, cpu or cuda[:N]")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None,
@@ -414,6 +565,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for b in args.baselines:
         if b not in BASELINES:
             ap.error(f"unknown baseline {b!r} (choose from {', '.join(BASELINES)})")
+    args.invr = [c for c in args.invr.split(",") if c]
+    for c in args.invr:
+        if c not in NAMED_CURVES:
+            ap.error(f"unknown INVR curve {c!r} (choose from {', '.join(NAMED_CURVES)})")
+    if not args.replot and not (args.invr or args.hidden or args.chunk_frames or args.keyint is not None):
+        ap.error("no INVR curve: give --invr NAMES or --hidden/--chunk-frames/--keyint")
     if not args.qp:
         ap.error("give at least one --qp")
     return args
@@ -423,16 +580,17 @@ def point_from_row(row: dict[str, object], seconds: float) -> Point:
     return Point(str(row["codec"]), str(row["curve"]), str(row["setting"]), str(row["file"]),
                  int(row["bytes"]), str(row["bytes_kind"]), int(row["frames"]), seconds,  # type: ignore[arg-type]
                  int(row["width"]), int(row["height"]), list(row["psnr_per_frame"]),  # type: ignore[arg-type]
-                 float(row["encode_s"]), float(row["decode_s"]), row.get("params"))  # type: ignore[arg-type]
+                 float(row["encode_s"]), float(row["decode_s"]), row.get("params"),  # type: ignore[arg-type]
+                 row.get("pix_fmt"), row.get("profile"))  # type: ignore[arg-type]
 
 
 def write_outputs(out: Path, report: dict[str, object], measured: list[tuple[dict[str, object], list[Point]]],
-                  main_curve: str, ref_qp: int, tag: str, dpi: int) -> list[Path]:
+                  ref_qp: int, tag: str, dpi: int) -> list[Path]:
     """BD-rates, Table 1 choice, JSON, CSV, markdown and plots from measured points."""
     clip_results = []
     clips_json = []
     for meta, points in measured:
-        chosen = table1_points(points, main_curve, ref_qp)
+        chosen = table1_points(points, ref_qp)
         clip_results.append((meta, points, chosen))
         clips_json.append({
             **meta,
@@ -473,8 +631,7 @@ def replot(args: argparse.Namespace) -> int:
     report["replotted_with"] = ec.command_line()
     out = args.out if args.out_given else Path(args.replot).parent
     tag = args.tag or ("native" if settings["size"] == "native" else str(settings["size"]))
-    main_curve = f"INVR-C h{settings['hidden'][0]} c{settings['chunk_frames'][0]}"
-    written = write_outputs(out, report, measured, main_curve, settings.get("ref_qp", DEFAULT_QP), tag, args.dpi)
+    written = write_outputs(out, report, measured, settings.get("ref_qp", DEFAULT_QP), tag, args.dpi)
     print("wrote " + ", ".join(str(w) for w in written))
     return 0
 
@@ -496,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
         outdir.mkdir(parents=True, exist_ok=True)
         print(f"{clip.name}: {len(clip.frames)} frames {clip.info.width}x{clip.info.height} "
               f"(source {clip.source_size[0]}x{clip.source_size[1]}), {clip.fps:.3f} fps", flush=True)
-        points = run_invr(clip, args, outdir)
+        points, invr_settings = run_invr(clip, args, outdir)
         invr_kbps = [p.kbps for p in points if p.codec == "INVR-C"]
         for key in args.baselines:
             base = BASELINES[key]
@@ -514,6 +671,9 @@ def main(argv: list[str] | None = None) -> int:
             "name": clip.name, "path": clip.path, "width": clip.info.width, "height": clip.info.height,
             "source_width": clip.source_size[0], "source_height": clip.source_size[1],
             "frames": len(clip.frames), "fps": clip.fps, "seek": args.seek, "raw_bytes": clip.raw_bytes,
+            "invr_curves": invr_settings,
+            "roundtrip_psnr": {fmt_: round(roundtrip_psnr(clip.frames, fmt_), 4)
+                               for fmt_ in sorted({BASELINES[k].pix_fmt for k in args.baselines})},
         }
         measured.append((meta, points))
     report: dict[str, object] = {
@@ -521,8 +681,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "wall_s": round(time.perf_counter() - t_start, 1),
     }
-    written = write_outputs(args.out, report, measured, f"INVR-C h{args.hidden[0]} c{args.chunk_frames[0]}",
-                            args.ref_qp, tag, args.dpi)
+    written = write_outputs(args.out, report, measured, args.ref_qp, tag, args.dpi)
     print(f"wrote {', '.join(str(w) for w in written)} in {time.perf_counter() - t_start:.0f} s")
     return 0
 
