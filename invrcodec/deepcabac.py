@@ -12,7 +12,9 @@ import importlib.metadata
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
+from typing import BinaryIO
 
 import numpy as np
 
@@ -141,6 +143,10 @@ def _stream_buffer(data: bytes, shape: tuple[int, ...], unary_len: int) -> np.nd
     return buf
 
 
+_SINK: list[BinaryIO] = []  # one scratch file per process for _captured_stdout, made on first use
+_SINK_LOCK = threading.Lock()  # file descriptor 1 is the process's: one capture at a time
+
+
 @contextlib.contextmanager
 def _captured_stdout() -> Iterator[list[bytes]]:
     """Yields a list that afterwards holds what C++ code wrote to file descriptor 1 meanwhile (nncodec
@@ -148,12 +154,17 @@ def _captured_stdout() -> Iterator[list[bytes]]:
     got: list[bytes] = []
     with contextlib.suppress(AttributeError, OSError, ValueError):
         sys.stdout.flush()
-    try:
-        saved = os.dup(1)
-    except OSError:  # no stdout at all: nothing to protect
-        yield got
-        return
-    with tempfile.TemporaryFile() as sink:
+    with _SINK_LOCK:
+        try:
+            if not _SINK:
+                _SINK.append(tempfile.TemporaryFile())  # noqa: SIM115 - lives as long as the process
+            sink = _SINK[0]
+            sink.seek(0)
+            sink.truncate()
+            saved = os.dup(1)
+        except OSError:  # no stdout or no scratch file: nothing to protect, or no way to
+            yield got
+            return
         try:
             os.dup2(sink.fileno(), 1)
             yield got
