@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from invrcodec import format as fmt
+from invrcodec import payload, rules
 from invrcodec.errors import (
     ChecksumError,
     InvrError,
@@ -154,6 +155,7 @@ class Demuxer:
         rest = self._read(fmt.PREAMBLE_SIZE, pre.header_length + fmt.HEADER_CRC_SIZE, "header")
         body = fmt.verify_header(pre_bytes + rest)
         header, extensions = fmt.parse_header_body(body, fmt.PREAMBLE_SIZE)
+        rules.check_header(header, fmt.PREAMBLE_SIZE)
         for e in extensions:
             log.debug("skipping header extension %r (%d bytes)", e.tag, len(e.value))
         return pre, header, extensions, fmt.PREAMBLE_SIZE + pre.header_length + fmt.HEADER_CRC_SIZE
@@ -209,6 +211,8 @@ class Demuxer:
         if packet.first_frame != first_frame:
             raise MalformedError(f"{what}: first_frame {packet.first_frame}, expected {first_frame}", offset)
         fmt.check_packet(packet, self.file_header, what, offset)
+        rules.check_packet(packet, self.file_header, what, offset)
+        payload.check_payload(packet, self.file_header, what, offset)
 
     def demux(self, first_frame: int = 0, frame_count: int | None = None) -> Iterator[Packet]:
         """The packets of the chunks that hold frames [first_frame, first_frame + frame_count).

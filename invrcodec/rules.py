@@ -22,7 +22,8 @@ from invrcodec.types import CoderKind, EncodingKind, Header, Packet
 __all__ = ["RULE_LIMITS", "RULES", "check_header", "check_packet", "qp_range"]
 
 RULE_LIMITS: dict[str, float] = {
-    "max_w0": 65536.0,  # Representation.w0 in (0, max_w0]
+    "min_w0": 2.0**-16,  # Representation.w0 in [min_w0, max_w0]: SIREN's initial bound divides by w0
+    "max_w0": 65536.0,
     "min_sigma": 2.0**-16,
     "max_sigma": 2.0**16,
     "max_frequency_log2": 64,  # SINUSOIDAL: sigma^(l - 1) <= 2^64 on every axis
@@ -49,8 +50,8 @@ def _refuse(ok: bool, message: str, offset: int | None) -> None:
 
 
 def _w0(h: Header, offset: int | None) -> None:
-    w0, top = h.representation.w0, RULE_LIMITS["max_w0"]
-    _refuse(math.isfinite(w0) and 0 < w0 <= top, f"header: w0 {w0!r} not in (0, {top:g}]", offset)
+    w0, lo, hi = h.representation.w0, RULE_LIMITS["min_w0"], RULE_LIMITS["max_w0"]
+    _refuse(math.isfinite(w0) and lo <= w0 <= hi, f"header: w0 {w0!r} not in [2^-16, 2^16]", offset)
 
 
 def _sigma(h: Header, offset: int | None) -> None:

@@ -1,0 +1,59 @@
+"""Field fuzzing with the CRCs recomputed (tools/fuzz.py at a size CI affords; the long run is in
+docs/results.md): whatever values a crafted file holds, the API answers with frames or an InvrFormatError and
+both tools with exit 0 or one line and exit 1, and nothing reaches stdout behind their backs."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("invr_fuzz_tool", ROOT / "tools" / "fuzz.py")
+assert _spec and _spec.loader
+fuzz = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = fuzz
+_spec.loader.exec_module(fuzz)
+
+SEED = 160_000  # not the long run's seeds (0 ..): CI looks at other cases
+
+
+def test_mutations_recompute_the_crcs() -> None:
+    """The fuzzer is worth its name only if its files get past the CRCs: most are judged on their values."""
+    import io
+
+    import invrcodec
+    from invrcodec.errors import ChecksumError, InvrFormatError
+
+    kinds: Counter[str] = Counter()
+    for seed in range(SEED, SEED + 150):
+        data, _, _ = fuzz.make_case(seed)
+        try:
+            with invrcodec.open(io.BytesIO(data)) as f:
+                list(f.demux())
+            kinds["accepted"] += 1
+        except ChecksumError:
+            kinds["checksum"] += 1
+        except InvrFormatError as e:
+            kinds[type(e).__name__] += 1
+    assert kinds["checksum"] < 15 and kinds["accepted"] > 10 and kinds["MalformedError"] > 50, kinds
+    for sample in fuzz.SAMPLES:  # and they write a sample back byte for byte
+        assert fuzz.dump(fuzz.load(sample.read_bytes())) == sample.read_bytes()
+
+
+def test_api_answers_are_clean() -> None:
+    answers = [fuzz.judge_api(*fuzz.make_case(seed)[::2]) for seed in range(SEED, SEED + 300)]
+    unclean = [a for a in answers if a.startswith("UNCLEAN")]
+    assert not unclean, unclean[:5]
+    assert Counter(a.split()[0] for a in answers)["refused"] > 150
+
+
+def test_tool_answers_are_clean(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    answers = [fuzz.judge_cli(fuzz.make_case(seed)[0], str(tmp_path)) for seed in range(SEED, SEED + 25)]
+    assert capfd.readouterr().out == ""
+    unclean = [a for a in answers if a.startswith("UNCLEAN")]
+    assert not unclean, unclean[:5]
+    assert "probe 1 dec 1" in answers and "probe 0 dec 0" in answers

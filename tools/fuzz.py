@@ -1,0 +1,509 @@
+"""Crafted-file fuzzing: mutate fields of valid .invr files, recompute every CRC, judge each answer.
+
+    nice -n 10 python tools/fuzz.py --cases 100000 --out out/fuzz.json     # the long run (docs/results.md)
+    python tools/fuzz.py --cases 200 --cli-every 1                          # a quick look
+
+A CRC only guards against accidents; whoever writes a file can write a correct one. Each case takes one of the
+committed sample files (``samples/*.invr``), parses it with the format's own construct Structs, changes one to
+three things (a header, coder, chunk, tensor, index or trailer field set to an extreme or random value;
+tensors or chunks dropped, repeated, swapped or filled with random bytes; extension records added), and writes
+the file back with the header CRC, the record CRCs and the index (offsets, sizes, CRCs) recomputed, so that
+the reader must judge the *values*. The case is then read by the Python API (``invrcodec.open`` + ``demux`` +
+``decode``, from a seekable file or a pipe) and, every ``--cli-every`` cases, by ``invr-probe`` and
+``invr-dec`` in-process.
+
+A clean answer is: the API returns frames or raises an :class:`InvrFormatError`; each tool exits 0, or exits 1
+with exactly one line on stderr that is not an "internal error"; nothing is written to the process's stdout
+behind the tools' backs; ``invr-probe`` does not accept a file that ``invr-dec`` refuses as malformed.
+Anything else (another exception, another exit status, a traceback, a crash of the process, a case running
+past ``--timeout``) is unclean and listed with its seed, so it can be replayed (``--replay SEED``).
+
+Cases run in a worker process that the parent restarts after a crash or a hang; cases are numbered and derived
+from ``--seed``, so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import io
+import json
+import math
+import multiprocessing as mp
+import os
+import platform
+import random
+import struct
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import construct as c
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = sorted((ROOT / "samples").glob("*.invr"))
+
+# --- the file as construct Containers ------------------------------------------------------------------
+
+
+def _struct(name: str, major: int) -> c.Construct:
+    from invrcodec import format as fmt
+
+    v1 = fmt.STRUCTS.get(f"{name}V1")
+    return v1 if (major < 2 and v1 is not None) else fmt.STRUCTS[name]
+
+
+def _entry_struct(major: int) -> c.Construct:
+    entries = next(sc for sc in _struct("IndexBody", major).subcons if sc.name == "entries")
+    return entries.subcon.subcon  # Renamed -> Array -> IndexEntry
+
+
+@dataclasses.dataclass
+class Model:
+    """A parsed .invr file: preamble numbers, header body, chunk bodies, index entries, trailer."""
+
+    major: int
+    minor: int
+    header: Any
+    chunks: list[Any]
+    entries: list[Any]
+    index_offset: int | None = None  # None: recompute
+    index_patches: list[tuple[int, str, Any]] = dataclasses.field(default_factory=list)  # after the rebuild
+    tail: bytes = b""  # appended after the trailer
+
+
+def load(data: bytes) -> Model:
+    from invrcodec import format as fmt
+
+    pre = fmt.PREAMBLE.parse(data[:16])
+    body_end = 16 + pre.header_length
+    header = fmt.HEADER_BODY.parse(data[16:body_end])
+    chunks, pos = [], body_end + 4
+    while data[pos : pos + 4] == fmt.TAG_CHUNK:
+        length = int.from_bytes(data[pos + 4 : pos + 8], "little")
+        chunks.append(_struct("ChunkBody", pre.major).parse(data[pos + 8 : pos + 8 + length]))
+        pos += 12 + length
+    length = int.from_bytes(data[pos + 4 : pos + 8], "little")
+    index = _struct("IndexBody", pre.major).parse(data[pos + 8 : pos + 8 + length])
+    return Model(pre.major, pre.minor, header, chunks, list(index.entries))
+
+
+def dump(m: Model) -> bytes:
+    """The file of ``m``, its index rebuilt from the chunks as written and every CRC recomputed."""
+    from invrcodec import format as fmt
+
+    body = fmt.HEADER_BODY.build(m.header)
+    out = bytearray(fmt.FILE_HEADER.build({"major": m.major, "minor": m.minor, "body": body}))
+    records = []
+    for ch in m.chunks:
+        rec = fmt.RECORD.build({"tag": fmt.TAG_CHUNK, "body": _struct("ChunkBody", m.major).build(ch)})
+        records.append((len(out), rec))
+        out += rec
+    entries = []  # rebuilt from the chunks as written, then the index mutations applied
+    for ch, (offset, rec) in zip(m.chunks, records):
+        e = {k: ch[k] for k in ("first_frame", "frame_count", "train_psnr", "prediction") if k in ch}
+        e.update(offset=offset, size=len(rec), crc32=int.from_bytes(rec[-4:], "little"))
+        entries.append(e)
+    for i, key, value in m.index_patches:
+        if i < len(entries):
+            entries[i][key] = value
+    index_offset = len(out)
+    idx_struct = _struct("IndexBody", m.major)
+    entry_fields = [sc.name for sc in _entry_struct(m.major).subcons if sc.name]
+    clean = [{k: e.get(k, 0) for k in entry_fields} for e in entries]
+    out += fmt.RECORD.build({"tag": fmt.TAG_INDEX, "body": idx_struct.build({"entries": clean})})
+    at = index_offset if m.index_offset is None else m.index_offset
+    out += fmt.RECORD.build({"tag": fmt.TAG_TRAILER, "body": fmt.TRAILER_BODY.build({"index_offset": at})})
+    return bytes(out) + m.tail
+
+
+# --- mutations ------------------------------------------------------------------------------------------
+
+_INT_RANGES = {"<B": (0, 255), "<H": (0, 65535), "<L": (0, 2**32 - 1), "<Q": (0, 2**64 - 1),
+               "<l": (-(2**31), 2**31 - 1)}
+_FLOATS = [0.0, -0.0, 1.0, -1.0, 0.5, 30.0, 1e-300, 5e-324, 1e300, 1e308, -1e308, math.inf, -math.inf,
+           math.nan, 2.0**16, 2.0**16 + 1, 2.0**-16, 2.0**-17, 1.4, 0.003, 1e6]
+
+
+def _leaves(sc: c.Construct, value: Any, path: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], str]]:
+    """(path, kind) of every field a mutation can set; computed fields (lengths, counts, CRCs) are skipped."""
+    while isinstance(sc, c.Renamed):
+        sc = sc.subcon
+    if isinstance(sc, c.Struct):
+        out = []
+        for sub in sc.subcons:
+            if sub.name and not isinstance(getattr(sub, "subcon", None), (c.Rebuild, c.Const, c.Checksum)):
+                out += _leaves(sub, value[sub.name], (*path, sub.name))
+        return out
+    if isinstance(sc, (c.Array, c.GreedyRange)):
+        return [leaf for i, v in enumerate(value) for leaf in _leaves(sc.subcon, v, (*path, i))]
+    if isinstance(sc, c.FormatField):
+        return [(path, sc.fmtstr)]
+    if isinstance(sc, c.Bytes):
+        return [(path, "tag" if isinstance(sc.length, int) else "bytes")]
+    if isinstance(sc, c.StringEncoded):
+        return [(path, "str")]
+    return []
+
+
+def _get(root: Any, path: tuple[Any, ...]) -> Any:
+    for p in path:
+        root = root[p]
+    return root
+
+
+def _set(root: Any, path: tuple[Any, ...], value: Any) -> None:
+    _get(root, path[:-1])[path[-1]] = value
+
+
+def _int_value(rng: random.Random, fmtstr: str, old: int) -> int:
+    lo, hi = _INT_RANGES[fmtstr]
+    picks = [lo, hi, lo + 1, hi - 1, 0, 1, 2, 3, old + 1, old - 1, old * 2, old // 2, 2**15, 2**16 - 1, 2**16,
+             2**31 - 1, 2**31, -1, -(2**31), rng.randint(lo, hi), rng.randint(0, 64)]
+    return min(hi, max(lo, rng.choice(picks)))
+
+
+def _float_value(rng: random.Random, old: float) -> float:
+    if rng.random() < 0.7:
+        return rng.choice(_FLOATS)
+    bits = struct.unpack("<Q", struct.pack("<d", old))[0] ^ (1 << rng.randrange(64))
+    return struct.unpack("<d", struct.pack("<Q", bits))[0]
+
+
+def _bytes_value(rng: random.Random, old: bytes, others: list[bytes]) -> bytes:
+    n = len(old)
+    choice = rng.randrange(9)
+    if choice == 0:
+        return bytes(rng.randrange(256) for _ in range(n))
+    if choice == 1:
+        return old[: rng.randrange(n + 1)]
+    if choice == 2:
+        return old + bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64)))
+    if choice == 3:
+        b = bytearray(old)
+        for _ in range(rng.randint(1, 4)):
+            if b:
+                b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+        return bytes(b)
+    if choice == 4:
+        return b""
+    if choice == 5:
+        return rng.choice(others) if others else old
+    if choice == 6:
+        return bytes(n)
+    if choice == 7:
+        return b"\xff" * n
+    return old + old
+
+
+def _str_value(rng: random.Random) -> str:
+    return rng.choice(["", "x" * 255, "yuv444p", "gray", "rgb24", "2.1.3", "9.9.9", "\x00\x01",
+                       "".join(chr(rng.randrange(32, 127)) for _ in range(rng.randrange(40)))])
+
+
+def _mutate_field(rng: random.Random, m: Model) -> str:
+    from invrcodec import format as fmt
+
+    targets: list[tuple[str, Any, c.Construct]] = [("header", m.header, fmt.HEADER_BODY)]
+    targets += [(f"chunk{i}", ch, _struct("ChunkBody", m.major)) for i, ch in enumerate(m.chunks)]
+    entry = _entry_struct(m.major)
+    targets += [(f"index{i}", e, entry) for i, e in enumerate(m.entries)]
+    weights = [6] + [3] * len(m.chunks) + [1] * len(m.entries)
+    name, root, sc = rng.choices(targets, weights)[0]
+    leaves = _leaves(sc, root, ())
+    if not leaves:
+        return "nothing"
+    path, kind = rng.choice(leaves)
+    old = _get(root, path)
+    if kind in _INT_RANGES:
+        new: Any = _int_value(rng, kind, int(old))
+    elif kind == "<d":
+        new = _float_value(rng, float(old))
+    elif kind == "bytes":
+        others = [bytes(t.data) for ch in m.chunks for t in ch.tensors]
+        new = _bytes_value(rng, bytes(old), others)
+    elif kind == "tag":
+        new = rng.choice([b"CHNK", b"INDX", b"TAIL", b"\0\0\0\0", rng.randbytes(4)])
+    else:
+        new = _str_value(rng)
+    if name.startswith("index"):
+        m.index_patches.append((int(name[5:]), path[0], new))
+    else:
+        _set(root, path, new)
+    return f"{name}.{'.'.join(map(str, path))}={new!r}"[:160]
+
+
+def _mutate_structure(rng: random.Random, m: Model) -> str:
+    choice = rng.randrange(9)
+    if choice == 0 and m.chunks:
+        ch = rng.choice(m.chunks)
+        if ch.tensors:
+            del ch.tensors[rng.randrange(len(ch.tensors))]
+        return "drop a tensor"
+    if choice == 1 and m.chunks:
+        ch = rng.choice(m.chunks)
+        extra = rng.choice(ch.tensors or [{"qp": 0, "data": b""}])
+        ch.tensors.insert(rng.randrange(len(ch.tensors) + 1), extra)
+        return "repeat a tensor"
+    if choice == 2 and m.chunks:
+        ch = rng.choice(m.chunks)
+        if len(ch.tensors) > 1:
+            i, j = rng.sample(range(len(ch.tensors)), 2)
+            ch.tensors[i], ch.tensors[j] = ch.tensors[j], ch.tensors[i]
+        return "swap tensors"
+    if choice == 3 and m.chunks:
+        del m.chunks[rng.randrange(len(m.chunks))]
+        return "drop a chunk"
+    if choice == 4 and m.chunks:
+        m.chunks.insert(rng.randrange(len(m.chunks) + 1), rng.choice(m.chunks))
+        return "repeat a chunk"
+    if choice == 5 and len(m.chunks) > 1:
+        m.chunks.reverse()
+        return "reverse the chunks"
+    if choice == 6:
+        where = m.header if rng.random() < 0.5 or not m.chunks else rng.choice(m.chunks)
+        tag = rng.choice([b"XTRA", b"CHNK", bytes(rng.randrange(256) for _ in range(4))])
+        where.extensions.append({"tag": tag, "value": rng.randbytes(rng.randrange(40))})
+        return f"add extension {tag!r}"
+    if choice == 7:
+        m.index_offset = rng.choice([0, 16, 2**63, rng.randrange(4096)])
+        return f"trailer index_offset={m.index_offset}"
+    if choice == 8:
+        m.tail = rng.choice([b"\0", b"TAIL", bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))])
+        return "bytes after the trailer"
+    m.major, m.minor = rng.choice([(m.major, 65535), (0, 0), (3, 0), (1, 1), (2, 0), (1, 0)])
+    return f"version {m.major}.{m.minor}"
+
+
+def make_case(seed: int) -> tuple[bytes, str, bool]:
+    """The bytes of case ``seed``, what was changed, and whether it is read through a pipe."""
+    rng = random.Random(seed)
+    base = SAMPLES[seed % len(SAMPLES)]
+    m = load(base.read_bytes())
+    did = [base.name]
+    for _ in range(rng.choice([1, 1, 1, 2, 3])):
+        did.append(_mutate_field(rng, m) if rng.random() < 0.8 else _mutate_structure(rng, m))
+    try:
+        data = dump(m)
+    except Exception as e:  # a value the Structs cannot write (non-ASCII text): the sample, one bit flipped
+        data = bytearray(base.read_bytes())
+        data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        data = bytes(data)
+        did.append(f"unbuildable ({type(e).__name__}), one bit flipped instead")
+    return data, "; ".join(did), rng.random() < 0.3
+
+
+# --- judging one case ------------------------------------------------------------------------------------
+
+API_MAX_PIXELS = 1 << 20  # frames larger than this are demuxed, not rendered, by the API check
+CLI_MAX_PIXELS = 1 << 16
+
+
+class _Pipe(io.RawIOBase):
+    def __init__(self, data: bytes) -> None:
+        self._b = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        d = self._b.read(min(len(b), 4096))
+        b[: len(d)] = d
+        return len(d)
+
+
+def judge_api(data: bytes, pipe: bool) -> str:
+    import invrcodec
+    from invrcodec.errors import InvrFormatError
+
+    src = io.BufferedReader(_Pipe(data)) if pipe else io.BytesIO(data)
+    try:
+        with invrcodec.open(src) as f:
+            s = f.header.stream
+            if s.width * s.height > API_MAX_PIXELS:
+                for _ in f.demux():
+                    pass
+                return "accepted (demuxed)"
+            for _ in f.decode():
+                pass
+            return "accepted"
+    except InvrFormatError as e:
+        return f"refused {type(e).__name__}"
+    except Exception as e:
+        return f"UNCLEAN api {type(e).__name__}: {str(e)[:200]}"
+
+
+def _run_tool(fn: Any) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = fn()
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    return int(code or 0), err.getvalue()
+
+
+def _tool_verdict(tool: str, code: int, err: str) -> str | None:
+    lines = err.splitlines()
+    if code not in (0, 1):
+        return f"UNCLEAN {tool} exit {code}: {err[-200:]!r}"
+    if code == 1 and len(lines) != 1:
+        return f"UNCLEAN {tool} {len(lines)} lines: {err[-300:]!r}"
+    if "internal error" in err or "Traceback" in err:
+        return f"UNCLEAN {tool}: {err[-300:]!r}"
+    return None
+
+
+def judge_cli(data: bytes, workdir: str) -> str:
+    from invrcodec.cli import common, dec, probe
+
+    path = os.path.join(workdir, "case.invr")
+    with open(path, "wb") as fh:
+        fh.write(data)
+    pcode, perr = _run_tool(lambda: probe.main.main([path], standalone_mode=False))
+    argv = ["-y", "--no-progress", "--max-pixels", str(CLI_MAX_PIXELS), "-f", "rawvideo", path,
+            os.path.join(workdir, "out.rgb")]
+    dcode, derr = _run_tool(lambda: common.run_main(dec.command, "invr-dec", argv))
+    for verdict in (_tool_verdict("invr-probe", pcode, perr), _tool_verdict("invr-dec", dcode, derr)):
+        if verdict:
+            return verdict
+    if pcode == 0 and dcode == 1 and "--max-pixels" not in derr:
+        return f"UNCLEAN probe accepts what invr-dec refuses: {derr.strip()[:200]!r}"
+    return f"probe {pcode} dec {dcode}" + (" (max-pixels)" if "--max-pixels" in derr else "")
+
+
+# --- the worker and the run ------------------------------------------------------------------------------
+
+
+def _worker(conn: Any, cli_every: int) -> None:
+    """Judge the cases the parent sends; stray writes to fd 1 (behind Python's back) make a case unclean."""
+    import logging
+
+    import torch
+
+    torch.set_num_threads(1)  # tiny networks: threads cost more than they give, and shards run side by side
+    logging.disable(logging.WARNING)  # the library's warnings are not answers (the CLIs' lines are captured)
+    stray = tempfile.TemporaryFile()
+    os.dup2(stray.fileno(), 1)
+    with tempfile.TemporaryDirectory() as workdir:
+        while True:
+            seed = conn.recv()
+            if seed is None:
+                return
+            data, did, pipe = make_case(seed)
+            before = os.fstat(1).st_size
+            answers = [judge_api(data, pipe)]
+            if cli_every and seed % cli_every == 0:
+                logging.disable(logging.NOTSET)
+                answers.append(judge_cli(data, workdir))
+                logging.disable(logging.WARNING)
+            if os.fstat(1).st_size != before:
+                answers.append("UNCLEAN bytes written to stdout")
+            conn.send((seed, did, pipe, answers))
+
+
+def run(seeds: list[int], cli_every: int, timeout: float, progress: bool,
+        checkpoint: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    counts: Counter[str] = Counter()
+    unclean: list[dict[str, Any]] = []
+    start = time.monotonic()
+    todo = list(seeds)
+    while todo:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_worker, args=(child, cli_every), daemon=True)
+        proc.start()
+        while todo:
+            seed = todo[0]
+            parent.send(seed)
+            if not parent.poll(timeout):
+                verdict = "UNCLEAN crash" if not proc.is_alive() else f"UNCLEAN hang (> {timeout:g} s)"
+                counts[verdict] += 1
+                unclean.append({"seed": seed, "answer": verdict, "change": make_case(seed)[1]})
+                todo.pop(0)
+                proc.kill()
+                break
+            try:
+                _, did, pipe, answers = parent.recv()
+            except EOFError:
+                counts["UNCLEAN crash"] += 1
+                unclean.append({"seed": seed, "answer": "UNCLEAN crash", "change": make_case(seed)[1]})
+                todo.pop(0)
+                break
+            todo.pop(0)
+            for a in answers:
+                key = a.split(":")[0] if a.startswith("UNCLEAN") else a
+                counts[key] += 1
+                if a.startswith("UNCLEAN"):
+                    unclean.append({"seed": seed, "answer": a, "change": did, "pipe": pipe})
+                    if progress:
+                        print(f"case {seed}: {a} ({did})", file=sys.stderr, flush=True)
+            done = len(seeds) - len(todo)
+            if checkpoint and done % 2000 == 0:
+                checkpoint({"cases": done, "seconds": round(time.monotonic() - start, 1),
+                            "answers": dict(counts.most_common()), "unclean": unclean})
+            if progress and done % 500 == 0:
+                el = time.monotonic() - start
+                print(f"{done}/{len(seeds)} cases, {el:.0f} s, {len(unclean)} unclean", file=sys.stderr,
+                      flush=True)
+        else:
+            parent.send(None)
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+    return {"cases": len(seeds), "seconds": round(time.monotonic() - start, 1),
+            "answers": dict(counts.most_common()), "unclean": unclean}
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cases", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0, help="first case number")
+    ap.add_argument("--cli-every", type=int, default=10, help="run invr-probe and invr-dec every N-th case")
+    ap.add_argument("--timeout", type=float, default=120.0, help="seconds before a case counts as a hang")
+    ap.add_argument("--replay", type=int, default=None, metavar="SEED", help="print and judge one case")
+    ap.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+    args = ap.parse_args(argv)
+    if args.replay is not None:
+        data, did, pipe = make_case(args.replay)
+        print(did, "(pipe)" if pipe else "")
+        print(judge_api(data, pipe))
+        with tempfile.TemporaryDirectory() as d:
+            print(judge_cli(data, d))
+        return 0
+    facts = {
+        "command": " ".join(["python", "tools/fuzz.py", *(argv if argv is not None else sys.argv[1:])]),
+        "samples": [p.name for p in SAMPLES],
+        "machine": f"{_cpu_model()}, {os.cpu_count()} CPUs, {platform.platform()}",
+        "python": platform.python_version(),
+    }
+
+    def save(result: dict[str, Any]) -> None:
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(result | facts, indent=1) + "\n")
+
+    result = run(list(range(args.seed, args.seed + args.cases)), args.cli_every, args.timeout, progress=True,
+                 checkpoint=save)
+    save(result)
+    result |= facts
+    summary = {k: v for k, v in result.items() if k != "unclean"} | {"unclean": len(result["unclean"])}
+    print(json.dumps(summary, indent=1))
+    return 1 if result["unclean"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
