@@ -93,7 +93,8 @@ class InputContainer:
         return self.header.stream.duration
 
     def demux(self, first_frame: int = 0, frame_count: int | None = None) -> Iterator[Packet]:
-        """Packets of the chunks covering frames [first_frame, first_frame + frame_count), CRC-checked."""
+        """Packets of the chunks covering frames [first_frame, first_frame + frame_count), CRC-checked,
+        from the key chunk at or before the first of them (a P-chunk is decoded from the chunks before it)."""
         return self._demuxer.demux(first_frame, frame_count)
 
     def decode(
@@ -123,6 +124,9 @@ class InputContainer:
         stop = None if frame_count is None else first_frame + frame_count
         decoder = Decoder(self.header, device=device)
         for packet in self.demux(first_frame, frame_count):
+            if packet.first_frame + packet.frame_count <= first_frame:
+                decoder.weights(packet)  # before the range: only the reference of the chunks after it
+                continue
             start = max(first_frame - packet.first_frame, 0)
             end = packet.frame_count if stop is None else min(stop - packet.first_frame, packet.frame_count)
             yield from decoder.decode(packet, start, end)

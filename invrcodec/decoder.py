@@ -15,11 +15,11 @@ import numpy as np
 import torch
 
 from invrcodec import deepcabac
-from invrcodec.errors import InvrConfigError
+from invrcodec.errors import InvrConfigError, InvrFormatError
 from invrcodec.model import INVRNet, full_encoding, to_rgb8
 from invrcodec.sampling import (Geometry, Region, Term, Timeline, chunk_terms, plan_geometry, tail_terms,
                                 time_position)
-from invrcodec.types import CoderKind, Header, Packet, Representation
+from invrcodec.types import CoderKind, Header, Packet, Prediction, Representation
 from invrcodec.weights import decode_weights
 
 log = logging.getLogger(__name__)
@@ -162,13 +162,26 @@ class Decoder:
     def __init__(self, header: Header, device: str | torch.device = "cpu") -> None:
         self.header = header
         self.device = resolve_device(device)
+        self._last: tuple[int, dict[str, np.ndarray]] | None = None  # the reference of a next P-chunk
         written = header.coder.nncodec_version
         if header.coder.kind == CoderKind.DEEPCABAC and written.split(".")[0] != deepcabac.version().split(".")[0]:
             log.warning("file written with nncodec %s, decoding with %s", written, deepcabac.version())
 
     def weights(self, packet: Packet) -> dict[str, np.ndarray]:
-        """The chunk's reconstructed float32 weights (equal to the encoder's, bit for bit)."""
-        return decode_weights(packet.tensors, self.header.representation, self.header.coder)
+        """The chunk's reconstructed float32 weights (equal to the encoder's, bit for bit).
+
+        A P-chunk adds its coded residual to the weights of the chunk before it, which must be the chunk
+        this decoder reconstructed last (packets in order from a key chunk, as ``demux`` yields them).
+        """
+        reference = None
+        if packet.prediction == Prediction.PREVIOUS:
+            if self._last is None or self._last[0] != packet.index - 1:
+                raise InvrFormatError(f"chunk {packet.index}: predicted from chunk {packet.index - 1}, "
+                                      "which was not decoded before it")
+            reference = self._last[1]
+        state = decode_weights(packet.tensors, self.header.representation, self.header.coder, reference)
+        self._last = (packet.index, state)
+        return state
 
     def network(self, packet: Packet) -> INVRNet:
         return build_network(self.header.representation, self.weights(packet), self.device)

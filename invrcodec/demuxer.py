@@ -25,7 +25,7 @@ from invrcodec.errors import (
     TruncatedError,
     UnsupportedVersionError,
 )
-from invrcodec.types import Header, IndexEntry, Packet
+from invrcodec.types import Header, IndexEntry, Packet, Prediction
 
 __all__ = ["Demuxer"]
 
@@ -135,13 +135,13 @@ class Demuxer:
         if len(pre_bytes) < fmt.PREAMBLE_SIZE:
             raise TruncatedError(f"preamble: truncated at byte {len(pre_bytes)}", len(pre_bytes))
         pre = fmt.parse_preamble(pre_bytes)
-        if pre.major != fmt.MAJOR:
+        if pre.major not in fmt.READABLE_MAJORS:
+            majors = " and ".join(f"{m}.x" for m in fmt.READABLE_MAJORS)
             raise UnsupportedVersionError(
-                f"format version {pre.major}.{pre.minor} is not supported "
-                f"(this reader implements {fmt.MAJOR}.x)",
+                f"format version {pre.major}.{pre.minor} is not supported (this reader implements {majors})",
                 8,
             )
-        if pre.minor > fmt.MINOR:
+        if pre.major == fmt.MAJOR and pre.minor > fmt.MINOR:
             log.info(
                 "format version %d.%d is newer than %d.%d: unknown extensions are skipped",
                 pre.major,
@@ -183,7 +183,7 @@ class Demuxer:
             raise MalformedError("index: does not end where the trailer starts", index_offset)
         data = head + self._read(index_offset + fmt.RECORD_HEAD_SIZE, length + 4, "index")
         rec = fmt.parse_record(data, "index", index_offset)
-        entries = fmt.parse_index_body(rec.body, index_offset + fmt.RECORD_HEAD_SIZE)
+        entries = fmt.parse_index_body(rec.body, index_offset + fmt.RECORD_HEAD_SIZE, self.preamble.major)
         self._check_entries(entries, index_offset)
         return entries
 
@@ -233,9 +233,12 @@ class Demuxer:
         return self._demux_sequential(first_frame, stop)
 
     def _demux_random(self, lo: int, hi: int | None) -> Iterator[Packet]:
-        for i, e in enumerate(self._index or ()):
-            if e.first_frame + e.frame_count <= lo:
-                continue
+        entries = self._index or []
+        first = next((i for i, e in enumerate(entries) if e.first_frame + e.frame_count > lo), len(entries))
+        while first > 0 and entries[first].prediction != Prediction.KEY:
+            first -= 1  # a P-chunk needs the chunks back to the key chunk before it
+        for i in range(first, len(entries)):
+            e = entries[i]
             if hi is not None and e.first_frame >= hi:
                 return
             what = f"chunk {i}"
@@ -246,15 +249,17 @@ class Demuxer:
             rec = fmt.parse_record(data, what, e.offset)
             if rec.crc32 != e.crc32:
                 raise ChecksumError(f"{what}: checksum does not match the index", e.offset)
-            packet = fmt.parse_chunk_body(rec.body, what, e.offset + fmt.RECORD_HEAD_SIZE)
+            packet = fmt.parse_chunk_body(rec.body, what, e.offset + fmt.RECORD_HEAD_SIZE, self.preamble.major)
             self._check_packet(packet, i, e.first_frame, what, e.offset)
-            if packet.frame_count != e.frame_count or not _same_float(packet.train_psnr, e.train_psnr):
+            if (packet.frame_count != e.frame_count or packet.prediction != e.prediction
+                    or not _same_float(packet.train_psnr, e.train_psnr)):
                 raise MalformedError(f"{what}: does not match its index entry", e.offset)
             yield packet
 
     def _demux_sequential(self, lo: int, hi: int | None) -> Iterator[Packet]:
         pos = self.header_end
         entries: list[IndexEntry] = []
+        since_key: list[Packet] = []  # the chunks a P-chunk needs, held until the range starts
         frame = 0
         while True:
             what = f"chunk {len(entries)}"
@@ -276,7 +281,7 @@ class Demuxer:
             data = head + self._read(pos + fmt.RECORD_HEAD_SIZE, length + 4, what)
             rec = fmt.parse_record(data, what, pos)
             if tag == fmt.TAG_CHUNK:
-                packet = fmt.parse_chunk_body(rec.body, what, pos + fmt.RECORD_HEAD_SIZE)
+                packet = fmt.parse_chunk_body(rec.body, what, pos + fmt.RECORD_HEAD_SIZE, self.preamble.major)
                 self._check_packet(packet, len(entries), frame, what, pos)
                 entries.append(
                     IndexEntry(
@@ -286,16 +291,23 @@ class Demuxer:
                         size=len(data),
                         crc32=rec.crc32,
                         train_psnr=packet.train_psnr,
+                        prediction=packet.prediction,
                     )
                 )
                 pos += len(data)
                 frame += packet.frame_count
                 if frame > lo:
+                    yield from since_key
+                    since_key = []
                     yield packet
+                elif packet.prediction == Prediction.KEY:
+                    since_key = [packet]
+                else:
+                    since_key.append(packet)
                 if hi is not None and frame >= hi:
                     return
             elif tag == fmt.TAG_INDEX:
-                if rec.body != fmt.build_index_body(entries):
+                if fmt.parse_index_body(rec.body, pos + fmt.RECORD_HEAD_SIZE, self.preamble.major) != entries:
                     raise MalformedError("index: does not match the chunks read", pos)
                 index_offset = pos
                 pos += len(data)

@@ -20,7 +20,7 @@ from invrcodec.decoder import build_network, render, resolve_device
 from invrcodec.errors import InvrConfigError, InvrMediaError
 from invrcodec.fit import FitProgress, Recipe, fit_chunks, rgb_psnr
 from invrcodec.format import LIMITS
-from invrcodec.presets import DEFAULT_PRESET, PRESETS, VARIANTS, make_variant
+from invrcodec.presets import DEFAULT_KEYINT, DEFAULT_PRESET, PRESETS, VARIANTS, band_limited_dims, make_variant
 from invrcodec.types import (
     CodedTensor,
     CoderKind,
@@ -29,6 +29,7 @@ from invrcodec.types import (
     Header,
     Metadata,
     Packet,
+    Prediction,
     Representation,
     StreamInfo,
 )
@@ -58,6 +59,12 @@ class EncoderConfig:
     # Chunks trained at once (one INVRBatch); 0 = auto: as many as fit on a CUDA device (up to
     # AUTO_PARALLEL_CAP), one at a time on the CPU. Memory grows with it, not with the video's length.
     parallel_chunks: int = 0
+    # A key chunk every keyint chunks (and the first); the others are P-chunks, coded as the residual to the
+    # chunk before them (spec "Prediction"). 1 = every chunk a key chunk (the paper's coding).
+    keyint: int = DEFAULT_KEYINT
+    # Encoding frequencies chosen per stream: each axis up to its Nyquist rate (presets.band_limited_dims),
+    # replacing representation.enc_dims once the frame size is known.
+    band_limit: bool = True
 
     @classmethod
     def from_preset(cls, preset: str = DEFAULT_PRESET, *, variant: str = "invr", psnr: float | None = None,
@@ -65,8 +72,14 @@ class EncoderConfig:
                     enc_dims: tuple[int, int, int] | None = None, hidden: int | None = None,
                     layers: int | None = None, steps: int | None = None, device: str = "auto", seed: int = 0,
                     coder: str = "deepcabac", dependent_quantization: bool = True,
-                    lr: float | None = None, parallel_chunks: int = 0) -> EncoderConfig:
-        """A config from a named preset and variant; ``None`` keeps the preset's value."""
+                    lr: float | None = None, parallel_chunks: int = 0,
+                    keyint: int | None = None) -> EncoderConfig:
+        """A config from a named preset and variant; ``None`` keeps the preset's value.
+
+        Every preset but ``paper`` band-limits the encoding of the ``invr`` variant to the frame size unless
+        ``enc_dims`` is given, and predicts chunks from chunks (``keyint``); ``paper`` is the paper's coding:
+        its encoding dimensions, every chunk a key chunk.
+        """
         if preset not in PRESETS:
             raise InvrConfigError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
         if variant not in VARIANTS:
@@ -80,9 +93,13 @@ class EncoderConfig:
             recipe = replace(recipe, steps=steps)
         if lr is not None:
             recipe = replace(recipe, lr=lr)
+        paper = preset == "paper"
+        if keyint is None:
+            keyint = 1 if paper else DEFAULT_KEYINT
         cfg = cls(preset=preset, representation=rep, recipe=recipe, coder=CODERS[coder],
                   qp=DEFAULT_QP if qp is None else qp, dependent_quantization=dependent_quantization,
-                  psnr=psnr, device=device, seed=seed, parallel_chunks=parallel_chunks)
+                  psnr=psnr, device=device, seed=seed, parallel_chunks=parallel_chunks, keyint=keyint,
+                  band_limit=not paper and variant == "invr" and enc_dims is None)
         cfg.validate()
         return cfg
 
@@ -101,6 +118,7 @@ class EncoderConfig:
              f"network of {rep.parameter_count} parameters exceeds the format's {MAX_CHUNK_PARAMETERS}"),
             (self.psnr is None or 0 < self.psnr < 100, "psnr target must be between 0 and 100 dB"),
             (0 <= self.parallel_chunks <= 4096, "parallel chunks must be 0..4096"),
+            (self.keyint >= 0, "keyint must be >= 0 (0: only the first chunk is a key chunk)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -123,7 +141,8 @@ class EncoderConfig:
             "arithmetic": r.arithmetic, "cpu_bf16": int(r.cpu_bf16), "refine": r.refine,
             "coder": self.coder.name.lower(), "qp": self.qp,
             "dq": int(self.dependent_quantization), "psnr": self.psnr if self.psnr is not None else "off",
-            "seed": self.seed,
+            "seed": self.seed, "keyint": self.keyint if self.keyint else "infinite",
+            "p_steps": r.p_steps, "p_lr": r.p_lr, "p_l1": r.p_l1,
         }
         return " ".join(f"{k}={v}" for k, v in parts.items())
 
@@ -154,12 +173,17 @@ class Encoder:
         if stream.width > 16384 or stream.height > 16384:
             raise InvrMediaError(f"frame size {stream.width}x{stream.height} exceeds 16384x16384")
         self.stream = stream
+        if self.config.band_limit:
+            rep = self.config.representation
+            dims = band_limited_dims(stream.width, stream.height, rep.chunk_frames, rep.sigma)
+            self.config = replace(self.config, representation=replace(rep, enc_dims=dims), band_limit=False)
         self.device = resolve_device(self.config.device)
         self.parallel = self.config.parallel_chunks or auto_parallel_chunks(self.config, stream, self.device)
         self.progress = progress
         self._buffer: list[np.ndarray] = []
         self._chunk = 0
         self._frames_done = 0
+        self._reference: dict[str, np.ndarray] | None = None  # reconstructed weights of the last chunk coded
         self.header = Header(stream, self.config.representation, self.config.coder_params(),
                              Metadata(f"invrcodec {__version__}", self.config.settings()))
 
@@ -182,53 +206,97 @@ class Encoder:
             return self._encode_buffer()
         return []
 
+    def prediction_of(self, index: int) -> Prediction:
+        """Key chunk or P-chunk: a key chunk every ``keyint`` chunks, and the first."""
+        keyint = self.config.keyint
+        key = index == 0 or keyint == 1 or (keyint > 1 and index % keyint == 0)
+        return Prediction.KEY if key else Prediction.PREVIOUS
+
     def _encode_buffer(self) -> list[Packet]:
-        """Train the chunks of the buffered frames together (the last may be shorter) and code them."""
+        """Train and code the chunks of the buffered frames (the last may be shorter).
+
+        Chunks train together in waves: a P-chunk needs the coded chunk before it, so wave d holds the chunks
+        d P-chunks away from a chunk whose reference is already coded (a key chunk, or the buffer's first);
+        a wave's key chunks and P-chunks train apart, as their recipes differ.
+        """
         n = self.config.representation.chunk_frames
         frames, self._buffer = self._buffer, []
         count = len(frames)
-        chunks = [np.stack(frames[i:i + n]) for i in range(0, count, n)]
-        cfg = self.config
-        first, index = self._frames_done, self._chunk
-        indices = list(range(index, index + len(chunks)))
-        firsts = [first + i * n for i in range(len(chunks))]
-
-        def report(p: FitProgress) -> None:
-            if self.progress:
-                self.progress(TrainProgress(index, first, count, p.step, p.steps, p.psnr, p.elapsed,
-                                            len(chunks)))
-
-        fits = fit_chunks(chunks, cfg.representation, cfg.recipe, device=self.device,
-                          seeds=[cfg.seed + i for i in indices], psnr_target=cfg.psnr, amp=cfg.amp,
-                          progress=report)
-        packets = self.pack_chunks(chunks, [f.state for f in fits], indices, firsts)
-        for fit, packet in zip(fits, packets):
-            last = packet.first_frame + packet.frame_count - 1
-            log.info("chunk %d: frames %d-%d, %d steps in %.1f s, PSNR %.2f dB trained, %.2f dB coded, "
-                     "%d bytes", packet.index, packet.first_frame, last, fit.steps, fit.seconds, fit.psnr,
-                     packet.train_psnr, packet.size)
-        self._chunk += len(chunks)
+        jobs = [ChunkJob(self._chunk + i, self._frames_done + i * n, np.stack(frames[i * n:(i + 1) * n]),
+                         self.prediction_of(self._chunk + i)) for i in range((count + n - 1) // n)]
+        waves: dict[tuple[int, Prediction], list[ChunkJob]] = {}
+        depth = 0
+        for i, job in enumerate(jobs):
+            depth = 0 if i == 0 or job.prediction == Prediction.KEY else depth + 1
+            waves.setdefault((depth, job.prediction), []).append(job)
+        done: dict[int, tuple[Packet, dict[str, np.ndarray]]] = {}
+        for _, wave in sorted(waves.items()):
+            refs = [None if job.prediction == Prediction.KEY
+                    else (done[job.index - 1][1] if job.index - 1 in done else self._reference) for job in wave]
+            for job, result in zip(wave, self.run_jobs(wave, refs)):
+                done[job.index] = result
+        packets = [done[job.index][0] for job in jobs]
+        self._reference = done[jobs[-1].index][1]
+        self._chunk += len(jobs)
         self._frames_done += count
         return packets
 
+    def run_jobs(self, jobs: list[ChunkJob], references: list[dict[str, np.ndarray] | None],
+                 ) -> list[tuple[Packet, dict[str, np.ndarray]]]:
+        """Train chunks together and code them: each chunk's packet and the weights a decoder rebuilds.
+
+        A P-chunk (its reference given) starts from its reference's weights, trains ``recipe.p_steps`` of
+        the steps at ``recipe.p_lr`` with the L1 term on its difference to the reference, and is coded as that
+        difference.
+        """
+        cfg = self.config
+        first, count = jobs[0], sum(len(j.frames) for j in jobs)
+        predicted = [ref is not None for ref in references]
+        if len(set(predicted)) != 1:
+            raise ValueError("key chunks and P-chunks train apart")
+
+        def report(p: FitProgress) -> None:
+            if self.progress:
+                self.progress(TrainProgress(first.index, first.first_frame, count, p.step, p.steps, p.psnr,
+                                            p.elapsed, len(jobs)))
+
+        recipe = cfg.recipe.for_p_chunk() if predicted[0] else cfg.recipe
+        fits = fit_chunks([j.frames for j in jobs], cfg.representation, recipe, device=self.device,
+                          seeds=[cfg.seed + j.index for j in jobs], psnr_target=cfg.psnr, amp=cfg.amp,
+                          progress=report, inits=[r or {} for r in references],
+                          anchors=references if predicted[0] else None)
+        results = self.code_chunks(jobs, [f.state for f in fits], references)
+        for job, fit, (packet, _) in zip(jobs, fits, results):
+            last = packet.first_frame + packet.frame_count - 1
+            log.info("chunk %d (%s): frames %d-%d, %d steps in %.1f s, PSNR %.2f dB trained, %.2f dB coded, "
+                     "%d bytes", packet.index, "key" if job.prediction == Prediction.KEY else "P",
+                     packet.first_frame, last, fit.steps, fit.seconds, fit.psnr, packet.train_psnr, packet.size)
+        return results
+
     def pack(self, frames: np.ndarray, state: dict[str, np.ndarray], index: int, first: int) -> Packet:
-        """The packet of a trained chunk: its coded weights and the PSNR a decoder of them will see."""
-        return self.pack_chunks([frames], [state], [index], [first])[0]
+        """The packet of a trained key chunk: its coded weights and the PSNR a decoder of them will see."""
+        job = ChunkJob(index, first, frames, Prediction.KEY)
+        return self.code_chunks([job], [state], [None])[0][0]
 
-    def pack_chunks(self, chunks: list[np.ndarray], states: list[dict[str, np.ndarray]], indices: list[int],
-                    firsts: list[int]) -> list[Packet]:
-        """:meth:`pack` for several chunks, their refinement trained together."""
-        packets = []
-        coded = self._code(chunks, states, indices)
-        for frames, (tensors, recon), index, first in zip(chunks, coded, indices, firsts):
+    def code_chunks(self, jobs: list[ChunkJob], states: list[dict[str, np.ndarray]],
+                    references: list[dict[str, np.ndarray] | None],
+                    ) -> list[tuple[Packet, dict[str, np.ndarray]]]:
+        """Code trained chunks (their refinement trained together); each packet carries the PSNR a decoder of
+        it will see."""
+        out = []
+        coded = self._code([j.frames for j in jobs], states, [j.index for j in jobs], references)
+        for job, (tensors, recon) in zip(jobs, coded):
             net = build_network(self.config.representation, recon, self.device)
-            decoded = render(net, (len(frames), self.stream.height, self.stream.width))
-            packets.append(Packet(index, first, len(frames), tensors, rgb_psnr(decoded, frames)))
-        return packets
+            decoded = render(net, (len(job.frames), self.stream.height, self.stream.width))
+            out.append((Packet(job.index, job.first_frame, len(job.frames), tensors,
+                               rgb_psnr(decoded, job.frames), job.prediction), recon))
+        return out
 
-    def _code(self, chunks: list[np.ndarray], states: list[dict[str, np.ndarray]],
-              indices: list[int]) -> list[tuple[tuple[CodedTensor, ...], dict[str, np.ndarray]]]:
-        """Code trained chunks' weights; with ``recipe.refine``, in stages with refinement between.
+    def _code(self, chunks: list[np.ndarray], states: list[dict[str, np.ndarray]], indices: list[int],
+              references: list[dict[str, np.ndarray] | None],
+              ) -> list[tuple[tuple[CodedTensor, ...], dict[str, np.ndarray]]]:
+        """Code trained chunks' weights (a P-chunk's as the residual to its reference); with
+        ``recipe.refine``, in stages with refinement between.
 
         Stages: the first layer's weights (the most sensitive tensor and nearly half the parameters), then the
         other activated layers' weights, then the biases and the output layer. After each stage but the last,
@@ -238,30 +306,41 @@ class Encoder:
         """
         cfg, rep, coder = self.config, self.config.representation, self.header.coder
         if cfg.coder != CoderKind.DEEPCABAC:
-            return [encode_weights(state, rep, coder, None) for state in states]
+            return [encode_weights(state, rep, coder, None, reference=ref) for state, ref in zip(states, references)]
         plan = qp_plan(cfg.qp, rep)
         refine_steps = round(cfg.recipe.refine * cfg.recipe.steps)
         if refine_steps <= 0:
-            return [encode_weights(state, rep, coder, plan) for state in states]
+            return [encode_weights(state, rep, coder, plan, reference=ref) for state, ref in zip(states, references)]
         names = [name for name, _ in rep.tensor_shapes()]
         hidden = [n for n in names if n.startswith("layers.") and n.endswith(".weight") and n != "layers.0.weight"]
         stages = [["layers.0.weight"], hidden, [n for n in names if n != "layers.0.weight" and n not in hidden]]
         stages = [s for s in stages if s]
         refine = replace(cfg.recipe, steps=refine_steps, lr=cfg.recipe.refine_lr, warmup=0,
                          eval_every=refine_steps)
+        predicted = any(ref is not None for ref in references)
         coded: list[dict[str, CodedTensor]] = [{} for _ in chunks]
         recon: list[dict[str, np.ndarray]] = [{} for _ in chunks]
         for i, stage in enumerate(stages):
             if i > 0:
                 fits = fit_chunks(chunks, rep, refine, device=self.device,
                                   seeds=[cfg.seed + index + 1000 * i for index in indices], amp=cfg.amp,
-                                  inits=states, frozen=recon)
+                                  inits=states, frozen=recon, anchors=references if predicted else None)
                 states = [f.state for f in fits]
-            for state, coded_c, recon_c in zip(states, coded, recon):
-                tensors, values = encode_weights(state, rep, coder, plan, names=stage)
+            for state, ref, coded_c, recon_c in zip(states, references, coded, recon):
+                tensors, values = encode_weights(state, rep, coder, plan, names=stage, reference=ref)
                 coded_c.update(zip([n for n in names if n in stage], tensors))
                 recon_c.update(values)
         return [(tuple(c[n] for n in names), r) for c, r in zip(coded, recon)]
+
+
+@dataclass(frozen=True)
+class ChunkJob:
+    """One chunk to train and code: where it sits in the stream, its frames and how it is predicted."""
+
+    index: int
+    first_frame: int
+    frames: np.ndarray  # uint8 (T, H, W, 3)
+    prediction: Prediction
 
 
 AUTO_PARALLEL_CAP = 64  # chunks trained at once when --parallel-chunks is auto (a 500-frame clip has 34)
@@ -284,5 +363,5 @@ def auto_parallel_chunks(cfg: EncoderConfig, stream: StreamInfo, device: torch.d
     return max(1, int(fits))
 
 
-__all__ = ["CODERS", "DEFAULT_QP", "QP_ORIGIN", "Encoder", "EncoderConfig", "TrainProgress",
+__all__ = ["CODERS", "DEFAULT_QP", "QP_ORIGIN", "ChunkJob", "Encoder", "EncoderConfig", "TrainProgress",
            "auto_parallel_chunks"]

@@ -12,6 +12,7 @@ one is :func:`fit_chunk`, operation for operation.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -52,6 +53,18 @@ class Recipe:
     # natively: 1.6-1.9x faster per step; after the 800-step `fast` fit 34.34 / 35.80 dB against float32's
     # 34.55 / 35.32 (bigbuckbunny / carphone). CUDA always uses float16 mixed precision, as the paper.
     cpu_bf16: bool = False
+
+    # P-chunks (invrcodec.encoder): trained from the reference chunk's decoded weights for p_steps * steps
+    # steps at p_lr (cosine-decayed, no warm-up), with the L1 term of eq. 5 at p_l1 on the difference to the
+    # reference, which is what is coded.
+    p_steps: float = 0.35
+    p_lr: float = 5e-4
+    p_l1: float = 1e-6
+
+    def for_p_chunk(self) -> Recipe:
+        """The recipe of a P-chunk (see p_steps)."""
+        return dataclasses.replace(self, steps=max(1, round(self.p_steps * self.steps)), lr=self.p_lr, warmup=0,
+                                   l1=self.p_l1, eval_every=max(1, round(self.p_steps * self.eval_every)))
 
     @property
     def warmup_steps(self) -> int:
@@ -144,28 +157,32 @@ def fit_chunk(frames: np.ndarray, rep: Representation, recipe: Recipe, *, device
               seed: int = 0, psnr_target: float | None = None, amp: bool | None = None,
               progress: Callable[[FitProgress], None] | None = None, max_retries: int = 2,
               init: dict[str, np.ndarray] | None = None,
-              frozen: dict[str, np.ndarray] | None = None) -> FitResult:
+              frozen: dict[str, np.ndarray] | None = None,
+              anchor: dict[str, np.ndarray] | None = None) -> FitResult:
     """Train a network on ``frames`` (uint8 ``(T, H, W, 3)``), retrying with a lower rate if it diverges.
 
     ``init`` starts from given weights instead of the SIREN initialisation; ``frozen`` fixes some tensors at
-    given values (they are not trained, and the result holds exactly those values).
+    given values (they are not trained, and the result holds exactly those values); ``anchor`` moves the L1
+    term of eq. 5 from the weights to their difference to these weights (what a P-chunk codes).
     """
     return fit_chunks([frames], rep, recipe, device=device, seeds=[seed], psnr_target=psnr_target, amp=amp,
                       progress=progress, max_retries=max_retries, inits=[init or {}],
-                      frozen=[frozen or {}])[0]
+                      frozen=[frozen or {}], anchors=None if anchor is None else [anchor])[0]
 
 
 def fit_chunks(chunks: Sequence[np.ndarray], rep: Representation, recipe: Recipe, *, device: torch.device,
                seeds: Sequence[int], psnr_target: float | None = None, amp: bool | None = None,
                progress: Callable[[FitProgress], None] | None = None, max_retries: int = 2,
                inits: Sequence[dict[str, np.ndarray]] | None = None,
-               frozen: Sequence[dict[str, np.ndarray]] | None = None) -> list[FitResult]:
+               frozen: Sequence[dict[str, np.ndarray]] | None = None,
+               anchors: Sequence[dict[str, np.ndarray] | None] | None = None) -> list[FitResult]:
     """Train one network per chunk, all chunks at once (:class:`INVRBatch`); frames must have equal sizes.
 
     Each chunk trains as :func:`fit_chunk` would train it alone, with its own seed, batches and Adam state:
     the loss is the sum of the chunks' losses, so no chunk's gradient depends on another chunk. A chunk that
     meets ``psnr_target`` leaves the batch; a chunk that diverges leaves it too and is retried, with the
     other diverged chunks, at half the rate. ``frozen`` must name the same tensors for every chunk.
+    ``anchors`` (see :func:`fit_chunk`) may be None for some chunks (key chunks: L1 on the weights).
     ``progress`` sees the PSNR of the batch's mean squared error.
     """
     n = len(chunks)
@@ -175,15 +192,16 @@ def fit_chunks(chunks: Sequence[np.ndarray], rep: Representation, recipe: Recipe
         raise ValueError("chunks trained together must have equal frame sizes")
     inits = list(inits) if inits is not None else [{}] * n
     frozen = list(frozen) if frozen is not None else [{}] * n
+    anchors = list(anchors) if anchors is not None else [None] * n
     if len({frozenset(f) for f in frozen}) != 1:
         raise ValueError("chunks trained together must freeze the same tensors")
     results: list[FitResult | None] = [None] * n
     pending = list(range(n))
     lr_scale = 1.0
     for attempt in range(max_retries + 1):
-        done, diverged = _fit_batch([chunks[i] for i in pending], rep, recipe, device,
-                                    [seeds[i] + 7919 * attempt for i in pending], psnr_target, amp, progress,
-                                    lr_scale, [inits[i] for i in pending], [frozen[i] for i in pending])
+        starts = [_Start(seeds[i] + 7919 * attempt, inits[i], frozen[i], anchors[i]) for i in pending]
+        done, diverged = _fit_batch([chunks[i] for i in pending], rep, recipe, device, starts, psnr_target, amp,
+                                    progress, lr_scale)
         for j, result in done.items():
             result.retries = attempt
             results[pending[j]] = result
@@ -194,6 +212,16 @@ def fit_chunks(chunks: Sequence[np.ndarray], rep: Representation, recipe: Recipe
             return [r for r in results if r is not None]
         lr_scale *= 0.5
     raise InvrEncodeError(f"training diverged {max_retries + 1} times; chunk not written")
+
+
+@dataclass(frozen=True)
+class _Start:
+    """Where one chunk's training starts: its seed, initial and frozen weights, and L1 anchor."""
+
+    seed: int
+    init: dict[str, np.ndarray]
+    frozen: dict[str, np.ndarray]
+    anchor: dict[str, np.ndarray] | None
 
 
 class _Diverged(Exception):
@@ -218,16 +246,15 @@ def _how(device: torch.device) -> _How:
     return _How(False, torch.bfloat16, 1, 0)
 
 
-def _init_batch(rep: Representation, seeds: Sequence[int], inits: Sequence[dict[str, np.ndarray]],
-                frozen: Sequence[dict[str, np.ndarray]], device: torch.device) -> INVRBatch:
+def _init_batch(rep: Representation, starts: Sequence[_Start], device: torch.device) -> INVRBatch:
     """Each chunk's network initialised as :func:`fit_chunk` initialises it alone, then stacked."""
     nets = []
-    for seed, init, frz in zip(seeds, inits, frozen):
-        torch.manual_seed(seed)
+    for start in starts:
+        torch.manual_seed(start.seed)
         net = INVRNet(rep)
         with torch.no_grad():
             for name, p in net.named_parameters():
-                value = frz.get(name, init.get(name))
+                value = start.frozen.get(name, start.init.get(name))
                 if value is not None:
                     p.copy_(torch.from_numpy(np.asarray(value, dtype=np.float32)).reshape(p.shape))
         nets.append(net)
@@ -256,10 +283,9 @@ def _compact(batch: INVRBatch, opt: torch.optim.Optimizer, keep: list[int], trai
 
 
 def _fit_batch(chunks: list[np.ndarray], rep: Representation, recipe: Recipe, device: torch.device,
-               seeds: list[int], psnr_target: float | None, amp: bool | None,
-               progress: Callable[[FitProgress], None] | None, lr_scale: float,
-               inits: list[dict[str, np.ndarray]],
-               frozen: list[dict[str, np.ndarray]]) -> tuple[dict[int, FitResult], dict[int, _Diverged]]:
+               starts: list[_Start], psnr_target: float | None, amp: bool | None,
+               progress: Callable[[FitProgress], None] | None,
+               lr_scale: float) -> tuple[dict[int, FitResult], dict[int, _Diverged]]:
     """One attempt at training the chunks together: results of the chunks that finished, and those that
     diverged, both by position in ``chunks``.
 
@@ -271,8 +297,8 @@ def _fit_batch(chunks: list[np.ndarray], rep: Representation, recipe: Recipe, de
     by_size: dict[tuple[int, ...], list[int]] = {}
     for j, chunk in enumerate(chunks):
         by_size.setdefault(chunk.shape, []).append(j)
-    runs = [_Run([chunks[j] for j in js], js, rep, recipe, device, [seeds[j] for j in js], psnr_target, amp,
-                 lr_scale, [inits[j] for j in js], [frozen[j] for j in js], start) for js in by_size.values()]
+    runs = [_Run([chunks[j] for j in js], js, rep, recipe, device, [starts[j] for j in js], psnr_target, amp,
+                 lr_scale, start) for js in by_size.values()]
     step = 0
     for step in range(1, recipe.steps + 1):
         running = [run for run in runs if run.active]
@@ -305,15 +331,14 @@ class _Run:
     """
 
     def __init__(self, chunks: list[np.ndarray], positions: list[int], rep: Representation, recipe: Recipe,
-                 device: torch.device, seeds: list[int], psnr_target: float | None, amp: bool | None,
-                 lr_scale: float, inits: list[dict[str, np.ndarray]], frozen: list[dict[str, np.ndarray]],
-                 start: float) -> None:
+                 device: torch.device, starts: list[_Start], psnr_target: float | None, amp: bool | None,
+                 lr_scale: float, start: float) -> None:
         t_n, h, w, _ = chunks[0].shape
         self.sizes = (t_n, h, w)
         self.rep, self.recipe, self.device, self.psnr_target = rep, recipe, device, psnr_target
         self.lr_scale, self.start = lr_scale, start
-        self.batch = _init_batch(rep, seeds, inits, frozen, device)
-        self.gens = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
+        self.batch = _init_batch(rep, starts, device)
+        self.gens = [torch.Generator(device="cpu").manual_seed(s.seed) for s in starts]
         self.target_u8 = torch.from_numpy(np.ascontiguousarray(np.stack(chunks))).to(device)  # (B,T,H,W,3)
         self.target = from_rgb8(self.target_u8)
         self.how = _how(device)
@@ -323,8 +348,17 @@ class _Run:
                                            enabled=self.use_amp and self.how.amp_dtype == torch.float16)
         # Frozen tensors are left out of the optimiser and the L1 term but keep requires_grad: a compiled
         # graph guards on requires_grad, and flipping it per refinement stage cost a recompile each.
-        self.trainable = [name not in frozen[0] for name in self.batch.names]
+        self.trainable = [name not in starts[0].frozen for name in self.batch.names]
         self.params = _trained(self.batch, self.trainable)
+        # L1 of eq. 5 on the weights, or on their difference to an anchor (a P-chunk's reference); a key chunk
+        # in a batch with P-chunks has the anchor zero.
+        self.anchors: list[torch.Tensor] | None = None
+        if any(s.anchor is not None for s in starts):
+            names = [n for n, train in zip(self.batch.names, self.trainable) if train]
+            self.anchors = [torch.stack([
+                torch.from_numpy(np.asarray(s.anchor[n], dtype=np.float32)).reshape(p.shape[1:])
+                if s.anchor is not None else torch.zeros(p.shape[1:]) for s in starts]).to(device)
+                for n, p in zip(names, self.params)]
         self.opt = torch.optim.Adam(self.params, lr=recipe.lr * lr_scale,
                                     fused=device.type in ("cuda", "cpu"))
         if recipe.compile:
@@ -369,7 +403,7 @@ class _Run:
             pred, truth = _step_batch(self.batch, self.target, self.sizes, recipe, self.gens, self.gamma_all,
                                       self.rep, device)
             mse = ((pred.float() - truth) ** 2).flatten(1).mean(dim=1)  # (B,): each chunk's own MSE
-            loss = (mse * self.live_mask).sum() + recipe.l1 * sum(p.abs().sum() for p in self.params)
+            loss = (mse * self.live_mask).sum() + recipe.l1 * self._l1()
         self.batch.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt)
@@ -378,6 +412,11 @@ class _Run:
         m = mse.detach().float()
         self.last_mse = m
         self.est_mse = m if self.est_mse is None else 0.9 * self.est_mse + 0.1 * m
+
+    def _l1(self) -> torch.Tensor:
+        if self.anchors is None:
+            return sum(p.abs().sum() for p in self.params)  # type: ignore[return-value]
+        return sum((p - a).abs().sum() for p, a in zip(self.params, self.anchors))  # type: ignore[return-value]
 
     def poll(self, step: int) -> tuple[list[float], bool]:
         """Read the losses back, check PSNRs where due, retire finished and diverged chunks; return the
@@ -432,6 +471,8 @@ class _Run:
         idx = torch.tensor(keep, device=self.device)
         self.batch, self.opt = _compact(self.batch, self.opt, keep, self.trainable, self.recipe, self.lr)
         self.params = _trained(self.batch, self.trainable)
+        if self.anchors is not None:
+            self.anchors = [a.index_select(0, idx) for a in self.anchors]
         self.target, self.target_u8 = self.target.index_select(0, idx), self.target_u8.index_select(0, idx)
         assert self.est_mse is not None
         self.est_mse = self.est_mse.index_select(0, idx)

@@ -38,6 +38,7 @@ from invrcodec.types import (
     Metadata,
     NetworkKind,
     Packet,
+    Prediction,
     Representation,
     StreamInfo,
 )
@@ -74,8 +75,9 @@ __all__ = [
 # --- constants (spec "Preamble", "Records", "Limits") ---------------------------------------------------
 
 MAGIC = b"INVR\r\n\x1a\n"
-MAJOR = 1
+MAJOR = 2
 MINOR = 0
+READABLE_MAJORS = (1, 2)  # a 1.x file is a 2.0 file without P-chunks (spec "Version 1 files")
 
 TAG_CHUNK = b"CHNK"
 TAG_INDEX = b"INDX"
@@ -213,6 +215,7 @@ CHUNK_BODY = c.Struct(
     "first_frame" / c.Int32ul,
     "frame_count" / c.Int32ul,
     "train_psnr" / c.Float64l,
+    "prediction" / c.Int8ul,
     "tensor_count" / c.Rebuild(c.Int32ul, c.len_(this.tensors)),
     "tensors" / c.Array(this.tensor_count, CODED_TENSOR),
     "extensions" / c.GreedyRange(EXTENSION),
@@ -226,11 +229,21 @@ INDEX_ENTRY = c.Struct(
     "size" / c.Int32ul,
     "crc32" / c.Int32ul,
     "train_psnr" / c.Float64l,
+    "prediction" / c.Int8ul,
 )
 
 INDEX_BODY = c.Struct(
     "entry_count" / c.Rebuild(c.Int32ul, c.len_(this.entries)),
     "entries" / c.Array(this.entry_count, INDEX_ENTRY),
+    c.Terminated,
+)
+
+# Version 1 (spec "Version 1 files"): the same records without the reference byte.
+CHUNK_BODY_V1 = c.Struct(*[sc for sc in CHUNK_BODY.subcons if sc.name != "prediction"])
+INDEX_ENTRY_V1 = c.Struct(*[sc for sc in INDEX_ENTRY.subcons if sc.name != "prediction"])
+INDEX_BODY_V1 = c.Struct(
+    "entry_count" / c.Rebuild(c.Int32ul, c.len_(this.entries)),
+    "entries" / c.Array(this.entry_count, INDEX_ENTRY_V1),
     c.Terminated,
 )
 
@@ -254,6 +267,9 @@ STRUCTS: dict[str, c.Construct] = {
     "IndexBody": INDEX_BODY,
     "IndexEntry": INDEX_ENTRY,
     "TrailerBody": TRAILER_BODY,
+    "ChunkBodyV1": CHUNK_BODY_V1,
+    "IndexBodyV1": INDEX_BODY_V1,
+    "IndexEntryV1": INDEX_ENTRY_V1,
 }
 
 # --- format-internal views ------------------------------------------------------------------------------
@@ -575,28 +591,38 @@ def check_packet(packet: Packet, header: Header, what: str, offset: int | None =
             )
 
 
+def _prediction(value: int, index: int, what: str, offset: int | None) -> Prediction:
+    """A chunk's prediction id, refused where the spec forbids it (chunk 0 has no chunk before it)."""
+    pred = _enum(Prediction, value, f"{what}: prediction", offset or 0)
+    _check(not (index == 0 and pred != Prediction.KEY), f"{what}: chunk 0 must be a key chunk", offset)
+    return pred
+
+
 def build_chunk_body(packet: Packet) -> bytes:
     """Body of a CHNK record (spec "ChunkBody")."""
+    _prediction(int(packet.prediction), packet.index, f"chunk {packet.index}", None)
     obj = {
         "index": packet.index,
         "first_frame": packet.first_frame,
         "frame_count": packet.frame_count,
         "train_psnr": float(packet.train_psnr),
+        "prediction": int(packet.prediction),
         "tensors": [{"qp": t.qp, "data": bytes(t.data)} for t in packet.tensors],
         "extensions": [],
     }
     return _build(CHUNK_BODY, obj, f"chunk {packet.index}")
 
 
-def parse_chunk_body(body: bytes, what: str, offset: int) -> Packet:
-    """Packet view of a CRC-checked CHNK body (extension records are skipped)."""
-    b = _parse(CHUNK_BODY, body, what, offset)
+def parse_chunk_body(body: bytes, what: str, offset: int, major: int = MAJOR) -> Packet:
+    """Packet view of a CRC-checked CHNK body of a file of version ``major`` (extensions are skipped)."""
+    b = _parse(CHUNK_BODY if major >= 2 else CHUNK_BODY_V1, body, what, offset)
     return Packet(
         index=b.index,
         first_frame=b.first_frame,
         frame_count=b.frame_count,
         tensors=tuple(CodedTensor(qp=t.qp, data=bytes(t.data)) for t in b.tensors),
         train_psnr=b.train_psnr,
+        prediction=_prediction(b.get("prediction", 0), b.index, what, offset),
     )
 
 
@@ -611,6 +637,7 @@ def build_index_body(entries: list[IndexEntry] | tuple[IndexEntry, ...]) -> byte
                 "size": e.size,
                 "crc32": e.crc32,
                 "train_psnr": float(e.train_psnr),
+                "prediction": int(e.prediction),
             }
             for e in entries
         ]
@@ -618,11 +645,12 @@ def build_index_body(entries: list[IndexEntry] | tuple[IndexEntry, ...]) -> byte
     return _build(INDEX_BODY, obj, "index")
 
 
-def parse_index_body(body: bytes, offset: int) -> list[IndexEntry]:
-    """IndexEntry views of a CRC-checked INDX body."""
-    if len(body) < 4 or len(body) != 4 + INDEX_ENTRY.sizeof() * int.from_bytes(body[:4], "little"):
+def parse_index_body(body: bytes, offset: int, major: int = MAJOR) -> list[IndexEntry]:
+    """IndexEntry views of a CRC-checked INDX body of a file of version ``major``."""
+    struct, entry = (INDEX_BODY, INDEX_ENTRY) if major >= 2 else (INDEX_BODY_V1, INDEX_ENTRY_V1)
+    if len(body) < 4 or len(body) != 4 + entry.sizeof() * int.from_bytes(body[:4], "little"):
         raise MalformedError(f"index: entry count does not match its length at byte {offset}", offset)
-    b = _parse(INDEX_BODY, body, "index", offset)
+    b = _parse(struct, body, "index", offset)
     return [
         IndexEntry(
             first_frame=e.first_frame,
@@ -631,8 +659,9 @@ def parse_index_body(body: bytes, offset: int) -> list[IndexEntry]:
             size=e.size,
             crc32=e.crc32,
             train_psnr=e.train_psnr,
+            prediction=_prediction(e.get("prediction", 0), i, f"index entry {i}", offset),
         )
-        for e in b.entries
+        for i, e in enumerate(b.entries)
     ]
 
 

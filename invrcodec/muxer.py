@@ -102,6 +102,7 @@ class Muxer:
             size=len(record),
             crc32=int.from_bytes(record[-4:], "little"),
             train_psnr=float(packet.train_psnr),
+            prediction=packet.prediction,
         )
         self._write(record)
         self._entries.append(entry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from invrcodec.fit import Recipe
@@ -32,6 +33,24 @@ PRESETS: dict[str, Recipe] = {
 }
 
 DEFAULT_PRESET = "fast"
+
+# A key chunk every DEFAULT_KEYINT chunks; the chunks between are P-chunks (docs/results.md, "Prediction").
+DEFAULT_KEYINT = 8
+
+
+def band_limited_dims(width: int, height: int, frames: int, sigma: float) -> tuple[int, int, int]:
+    """Encoding lengths per axis whose frequencies stay at or below the axis' Nyquist rate.
+
+    Eq. 2's k-th frequency is sigma^k * pi on coordinates spaced 2/n apart (eq. 4), so the samples of an axis
+    of n values resolve it only while sigma^k <= n / 2; the frequencies above alias to pseudo-random
+    features that cost first-layer weights and generalise to nothing between samples. The paper's
+    [64, 64, 32] at sigma 1.4 keeps 13, 13 and 6 such frequencies on a 128x128, 15-frame chunk
+    (docs/results.md, "Rate-distortion").
+    """
+    def length(n: int) -> int:
+        return 0 if n < 2 else int(math.floor(math.log(n / 2) / math.log(sigma) + 1e-9)) + 1
+
+    return length(width), length(height), length(frames)
 
 # Paper sec. 3.3: INVR [64, 64, 32]; INVR-Even [52, 52, 52]; INVR-None; INVR-Gaussian (eq. 3, sigma 0.003);
 # ReLU-Sin (ReLU MLP on the INVR encoding).

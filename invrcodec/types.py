@@ -35,6 +35,13 @@ class CoordConvention(IntEnum):
     PAPER_EQ4 = 1
 
 
+class Prediction(IntEnum):
+    """What a chunk's coded tensors are (spec "Prediction")."""
+
+    KEY = 0  # the chunk's weights, coded on their own: decoding may start here
+    PREVIOUS = 1  # the residual to the reconstructed weights of the chunk before it (a "P-chunk")
+
+
 class CoderKind(IntEnum):
     """How the weights of each chunk are stored."""
 
@@ -142,6 +149,7 @@ class Packet:
     frame_count: int
     tensors: tuple[CodedTensor, ...]
     train_psnr: float  # RGB PSNR (dB) of the chunk as the decoder will reconstruct it
+    prediction: Prediction = Prediction.KEY
 
     @property
     def size(self) -> int:
@@ -176,3 +184,4 @@ class IndexEntry:
     size: int  # byte size of the whole chunk record
     crc32: int  # CRC32 of the chunk record (spec: "Chunk record")
     train_psnr: float
+    prediction: Prediction = Prediction.KEY  # the chunk's, so that a reader seeks without reading chunks

@@ -28,7 +28,7 @@ class QPPlan:
     out_weight: int
     out_bias: int
 
-    def qp_for(self, name: str, layer_count: int) -> int:
+    def qp_for(self, name: str) -> int:
         if name == "out.weight":
             return self.out_weight
         if name == "out.bias":
@@ -59,53 +59,105 @@ def qp_plan(user_qp: int, rep: Representation) -> QPPlan:
                   out_bias=base - 4)
 
 
+class WeightCoder:
+    """One way of storing a tensor: ``encode`` gives the stored form and the values a decoder will rebuild
+    from it (bit for bit), ``decode`` rebuilds them. One subclass per :class:`CoderKind` (``CODERS``)."""
+
+    def __init__(self, params: CoderParams) -> None:
+        self.params = params
+
+    def encode(self, w: np.ndarray, qp: int) -> tuple[CodedTensor, np.ndarray]:
+        raise NotImplementedError
+
+    def decode(self, coded: CodedTensor, shape: tuple[int, ...]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class RawCoder(WeightCoder):
+    """IEEE floats, little-endian (INVR-U); the QP is unused and stored as 0."""
+
+    dtype = "<f4"
+
+    def encode(self, w: np.ndarray, qp: int) -> tuple[CodedTensor, np.ndarray]:
+        stored = w.astype(self.dtype)
+        return CodedTensor(0, stored.tobytes()), stored.astype(np.float32)
+
+    def decode(self, coded: CodedTensor, shape: tuple[int, ...]) -> np.ndarray:
+        numel = int(np.prod(shape))
+        if len(coded.data) != numel * np.dtype(self.dtype).itemsize:
+            raise InvrFormatError(f"{len(coded.data)} bytes for {numel} {self.dtype} values")
+        return np.frombuffer(coded.data, dtype=self.dtype).astype(np.float32).reshape(shape)
+
+
+class Raw16Coder(RawCoder):
+    dtype = "<f2"
+
+
+class DeepCabacCoder(WeightCoder):
+    """Uniform (or dependent) quantisation at the tensor's QP, then DeepCABAC (spec "Quantisation")."""
+
+    def encode(self, w: np.ndarray, qp: int) -> tuple[CodedTensor, np.ndarray]:
+        k = self.params
+        levels = deepcabac.quantize(w, qp, k.qp_density, k.dependent_quantization, k.cabac_unary_length_minus1)
+        data = deepcabac.encode_levels(levels, k.dependent_quantization, k.cabac_unary_length_minus1)
+        return CodedTensor(qp, data), deepcabac.dequantize(levels, qp, k.qp_density)
+
+    def decode(self, coded: CodedTensor, shape: tuple[int, ...]) -> np.ndarray:
+        k = self.params
+        levels = deepcabac.decode_levels(coded.data, shape, k.dependent_quantization, k.cabac_unary_length_minus1)
+        return deepcabac.dequantize(levels, coded.qp, k.qp_density)
+
+
+CODERS: dict[CoderKind, type[WeightCoder]] = {
+    CoderKind.DEEPCABAC: DeepCabacCoder,
+    CoderKind.RAW_FLOAT32: RawCoder,
+    CoderKind.RAW_FLOAT16: Raw16Coder,
+}
+
+
+def coder_for(params: CoderParams) -> WeightCoder:
+    return CODERS[params.kind](params)
+
+
 def encode_weights(state: dict[str, np.ndarray], rep: Representation, coder: CoderParams,
                    plan: QPPlan | None, names: Collection[str] | None = None,
+                   reference: dict[str, np.ndarray] | None = None,
                    ) -> tuple[tuple[CodedTensor, ...], dict[str, np.ndarray]]:
     """Code every tensor (or only those in ``names``) in the order of ``rep.tensor_shapes()``; return the
-    coded tensors and the weights a decoder reconstructs from them."""
+    coded tensors and the weights a decoder reconstructs from them.
+
+    With a ``reference`` (a P-chunk, spec "Prediction") each tensor is coded as its difference to the
+    reference's tensor and reconstructed as ``reference + decoded difference`` in float32, as the decoder does.
+    """
+    if coder.kind == CoderKind.DEEPCABAC and plan is None:
+        raise ValueError("DeepCABAC coding needs a QP plan")
+    wc = coder_for(coder)
     coded: list[CodedTensor] = []
     recon: dict[str, np.ndarray] = {}
     for name, shape in rep.tensor_shapes():
         if names is not None and name not in names:
             continue
         w = np.ascontiguousarray(state[name], dtype=np.float32).reshape(shape)
-        if coder.kind == CoderKind.RAW_FLOAT32:
-            data = w.astype("<f4").tobytes()
-            coded.append(CodedTensor(0, data))
-            recon[name] = w.copy()
-        elif coder.kind == CoderKind.RAW_FLOAT16:
-            half = w.astype("<f2")
-            coded.append(CodedTensor(0, half.tobytes()))
-            recon[name] = half.astype(np.float32)
-        else:
-            if plan is None:
-                raise ValueError("DeepCABAC coding needs a QP plan")
-            qp = plan.qp_for(name, rep.layers)
-            levels = deepcabac.quantize(w, qp, coder.qp_density, coder.dependent_quantization,
-                                        coder.cabac_unary_length_minus1)
-            data = deepcabac.encode_levels(levels, coder.dependent_quantization, coder.cabac_unary_length_minus1)
-            coded.append(CodedTensor(qp, data))
-            recon[name] = deepcabac.dequantize(levels, qp, coder.qp_density)
+        base = None if reference is None else np.asarray(reference[name], dtype=np.float32).reshape(shape)
+        ct, values = wc.encode(w if base is None else w - base, 0 if plan is None else plan.qp_for(name))
+        coded.append(ct)
+        recon[name] = values if base is None else base + values
     return tuple(coded), recon
 
 
-def decode_weights(tensors: tuple[CodedTensor, ...], rep: Representation,
-                   coder: CoderParams) -> dict[str, np.ndarray]:
-    """Reconstruct a chunk's float32 weights from its coded tensors."""
+def decode_weights(tensors: tuple[CodedTensor, ...], rep: Representation, coder: CoderParams,
+                   reference: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Reconstruct a chunk's float32 weights from its coded tensors (added to ``reference``'s for a
+    P-chunk)."""
     shapes = rep.tensor_shapes()
     if len(tensors) != len(shapes):
         raise InvrFormatError(f"chunk holds {len(tensors)} tensors, the representation needs {len(shapes)}")
+    wc = coder_for(coder)
     out: dict[str, np.ndarray] = {}
     for (name, shape), ct in zip(shapes, tensors):
-        numel = int(np.prod(shape))
-        if coder.kind in (CoderKind.RAW_FLOAT32, CoderKind.RAW_FLOAT16):
-            dtype = "<f4" if coder.kind == CoderKind.RAW_FLOAT32 else "<f2"
-            if len(ct.data) != numel * np.dtype(dtype).itemsize:
-                raise InvrFormatError(f"tensor {name}: {len(ct.data)} bytes for {numel} {dtype} values")
-            out[name] = np.frombuffer(ct.data, dtype=dtype).astype(np.float32).reshape(shape)
-        else:
-            levels = deepcabac.decode_levels(ct.data, shape, coder.dependent_quantization,
-                                             coder.cabac_unary_length_minus1)
-            out[name] = deepcabac.dequantize(levels, ct.qp, coder.qp_density)
+        try:
+            values = wc.decode(ct, shape)
+        except InvrFormatError as exc:
+            raise InvrFormatError(f"tensor {name}: {exc}") from exc
+        out[name] = values if reference is None else reference[name] + values
     return out

@@ -40,12 +40,14 @@ from invrcodec.types import (
     Metadata,
     NetworkKind,
     Packet,
+    Prediction,
     Representation,
     StreamInfo,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = ROOT / "samples" / "tiny.invr"
+GOLDEN = ROOT / "samples" / "tiny.invr"  # version 2.0: a key chunk and a P-chunk
+GOLDEN_V1 = ROOT / "samples" / "tiny-1.0.invr"  # the 1.0 golden file, which every later reader must read
 
 REP = Representation(hidden=16, layers=2, enc_dims=(4, 4, 2), chunk_frames=3)
 HEADER = Header(
@@ -139,9 +141,9 @@ class CountingFile(io.BytesIO):
 # --- Structs: round trips -------------------------------------------------------------------------------
 
 
-def _golden_pieces() -> dict[str, list[bytes]]:
-    """Bytes of every kind of structure, cut from the golden file."""
-    data = GOLDEN.read_bytes()
+def _golden_pieces(path: Path = GOLDEN, suffix: str = "") -> dict[str, list[bytes]]:
+    """Bytes of every kind of structure, cut from a golden file (``suffix``: the version's struct names)."""
+    data = path.read_bytes()
     pre = fmt.PREAMBLE.parse(data[:16])
     body_end = 16 + pre.header_length
     pieces: dict[str, list[bytes]] = {
@@ -155,7 +157,7 @@ def _golden_pieces() -> dict[str, list[bytes]]:
         record = data[pos : pos + 12 + length]
         pieces.setdefault("Record", []).append(record)
         body = record[8:-4]
-        name = {b"CHNK": "ChunkBody", b"INDX": "IndexBody", b"TAIL": "TrailerBody"}[record[:4]]
+        name = {b"CHNK": "ChunkBody" + suffix, b"INDX": "IndexBody" + suffix, b"TAIL": "TrailerBody"}[record[:4]]
         pieces.setdefault(name, []).append(body)
         pos += len(record)
     return pieces
@@ -177,6 +179,10 @@ def test_build_parse_bytes_identity_on_golden_structures() -> None:
     index = fmt.INDEX_BODY.parse(pieces["IndexBody"][0])
     pieces["IndexEntry"] = [fmt.INDEX_ENTRY.build(e) for e in index.entries]
     pieces["Extension"] = [fmt.EXTENSION.build({"tag": b"TEST", "value": b"\x00\x01xyz"})]
+    v1 = _golden_pieces(GOLDEN_V1, "V1")
+    pieces["ChunkBodyV1"], pieces["IndexBodyV1"] = v1["ChunkBodyV1"], v1["IndexBodyV1"]
+    index_v1 = fmt.INDEX_BODY_V1.parse(pieces["IndexBodyV1"][0])
+    pieces["IndexEntryV1"] = [fmt.INDEX_ENTRY_V1.build(e) for e in index_v1.entries]
     assert set(pieces) == set(fmt.STRUCTS)
     for name, samples in pieces.items():
         for data in samples:
@@ -245,6 +251,7 @@ STRUCT_OBJECTS = {
         "size": 999,
         "crc32": 0xDEADBEEF,
         "train_psnr": 31.5,
+        "prediction": 1,
     },
     "TrailerBody": {"index_offset": 123456},
 }
@@ -274,6 +281,7 @@ def test_parse_build_nested_objects() -> None:
         "first_frame": 45,
         "frame_count": 15,
         "train_psnr": float("inf"),
+        "prediction": 1,
         "tensors": [{"qp": -40, "data": b"ab"}, {"qp": 2, "data": b""}],
         "extensions": [],
     }
@@ -432,7 +440,7 @@ def test_round_trip_seekable_patches_frame_count() -> None:
     pkts = packets(11)
     data = write(pkts)
     with invrcodec.open(io.BytesIO(data)) as f:
-        assert f.version == (1, 0)
+        assert f.version == (fmt.MAJOR, 0)
         assert f.size == len(data)
         assert f.header == dataclasses.replace(
             HEADER, stream=dataclasses.replace(HEADER.stream, frame_count=11)
@@ -668,7 +676,7 @@ def test_newer_minor_with_unknown_extensions_and_records_is_read() -> None:
     data = _forge(HEADER, records, pkts, minor=3, extensions=ext)
     for src in (io.BytesIO(data), io.BufferedReader(PipeReader(data))):
         with invrcodec.open(src) as f:
-            assert f.version == (1, 3)
+            assert f.version == (fmt.MAJOR, 3)
             assert list(f.demux()) == pkts
             assert f.header.stream.frame_count == 6
     demuxer = Demuxer(io.BytesIO(data))
@@ -681,10 +689,10 @@ def test_newer_minor_through_the_muxer() -> None:
     muxer.mux(packet(0, 0, 3))
     muxer.close()
     with invrcodec.open(io.BytesIO(buf.getvalue())) as f:
-        assert f.version == (1, 9) and f.header.stream.frame_count == 3
+        assert f.version == (fmt.MAJOR, 9) and f.header.stream.frame_count == 3
 
 
-@pytest.mark.parametrize("major", [0, 2, 65535])
+@pytest.mark.parametrize("major", [0, 3, 65535])
 def test_unknown_major_is_refused(major: int) -> None:
     data = bytearray(write(packets(3)))
     data[8:10] = major.to_bytes(2, "little")
@@ -775,21 +783,32 @@ GOLDEN_HEADER = Header(
 )
 
 
-def test_golden_file_reads_to_its_exact_header() -> None:
-    data = GOLDEN.read_bytes()
+@pytest.mark.parametrize(
+    ("path", "version", "size", "dq", "predictions"),
+    [
+        (GOLDEN_V1, (1, 0), 2271, False, [Prediction.KEY, Prediction.KEY]),
+        (GOLDEN, (2, 0), 2021, True, [Prediction.KEY, Prediction.PREVIOUS]),
+    ],
+)
+def test_golden_file_reads_to_its_exact_header(path: Path, version: tuple[int, int], size: int, dq: bool,
+                                               predictions: list[Prediction]) -> None:
+    data = path.read_bytes()
+    expected = dataclasses.replace(GOLDEN_HEADER, coder=dataclasses.replace(GOLDEN_HEADER.coder,
+                                                                            dependent_quantization=dq))
     for src in (io.BytesIO(data), io.BufferedReader(PipeReader(data, piece=64))):
         with invrcodec.open(src) as f:
             pkts = list(f.demux())
-            assert f.version == (1, 0)
+            assert f.version == version
             h = f.header
-            assert dataclasses.replace(h, metadata=Metadata()) == GOLDEN_HEADER
+            assert dataclasses.replace(h, metadata=Metadata()) == expected
             assert h.metadata.encoder == "invrcodec 0.1.0"
             assert h.metadata.settings.startswith("preset=ultrafast network=siren hidden=16 layers=2")
             assert [(e.first_frame, e.frame_count) for e in f.index] == [(0, 2), (2, 2)]
-            assert f.size == len(data) == 2271
-    assert [(p.index, p.first_frame, p.frame_count, len(p.tensors)) for p in pkts] == [
-        (0, 0, 2, 6),
-        (1, 2, 2, 6),
+            assert [e.prediction for e in f.index] == predictions
+            assert f.size == len(data) == size
+    assert [(p.index, p.first_frame, p.frame_count, len(p.tensors), p.prediction) for p in pkts] == [
+        (0, 0, 2, 6, predictions[0]),
+        (1, 2, 2, 6, predictions[1]),
     ]
     assert all(20 < p.train_psnr < 60 for p in pkts)
 
@@ -803,7 +822,12 @@ def test_golden_file_decodes() -> None:
         deepcabac._lib()
     except (ImportError, InvrError) as e:
         pytest.skip(f"the decoder is not usable here: {e}")
-    with invrcodec.open(GOLDEN) as f:
+    for path in (GOLDEN, GOLDEN_V1):
+        _decodes_whole_and_in_part(path)
+
+
+def _decodes_whole_and_in_part(path: Path) -> None:
+    with invrcodec.open(path) as f:
         frames = list(f.decode())
         assert len(frames) == 4
         assert all(fr.shape == (16, 16, 3) and fr.dtype.name == "uint8" for fr in frames)
@@ -834,8 +858,8 @@ def test_overhead_of_ten_seconds_at_25_fps() -> None:
     tail = len(data) - (index[-1].offset + index[-1].size)
     assert len(index) == 17
     assert header_bytes == 114 + len("yuv420p") + len("2.1.3") + len("invrcodec 0.1.0") + 237 == 378
-    assert framing == 17 * (36 + 8 * 10) == 1972
-    assert tail == 36 + 32 * 17 == 580
+    assert framing == 17 * (37 + 8 * 10) == 1989
+    assert tail == 36 + 33 * 17 == 597
     assert header_bytes + framing + tail + payload == len(data)
 
 

@@ -50,7 +50,7 @@ def test_summary() -> None:
     assert "Duration: 00:00:00.13" in out
     assert "16x16 [SAR 1:1 DAR 1:1]" in out and "29.97 fps" in out and "4 frames" in out
     assert "SIREN 2x16" in out and "DeepCABAC (nncodec 2.1.3)" in out
-    assert "Chunks: 2 of up to 2 frames, train PSNR mean" in out
+    assert "Chunks: 2 of up to 2 frames, 1 key, train PSNR mean" in out
 
 
 def test_json_is_ffprobe_shaped() -> None:
@@ -85,7 +85,7 @@ def test_json_is_ffprobe_shaped() -> None:
     for key in ("duration", "size", "bit_rate"):
         assert isinstance(fmt[key], str)
     inv = s["invr"]
-    assert inv["format_version"] == "1.0"
+    assert inv["format_version"] == "2.0"
     assert inv["representation"]["hidden"] == 16 and inv["representation"]["layers"] == 2
     assert inv["representation"]["network"] == "siren" and inv["representation"]["encoding"] == "sinusoidal"
     assert [inv["representation"][k] for k in ("lx", "ly", "lt")] == [4, 4, 2]
@@ -115,6 +115,7 @@ def test_show_chunks() -> None:
             "size": e.size,
             "crc32": f"0x{e.crc32:08x}",
             "train_psnr": round(e.train_psnr, 4),
+            "prediction": e.prediction.name.lower(),
         }
         for i, e in enumerate(index())
     ]

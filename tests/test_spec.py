@@ -150,6 +150,7 @@ REGISTRIES: dict[str, type[IntEnum]] = {
     "EncodingKind": types.EncodingKind,
     "CoordConvention": types.CoordConvention,
     "CoderKind": types.CoderKind,
+    "Prediction": types.Prediction,
 }
 
 

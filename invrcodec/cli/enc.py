@@ -64,6 +64,9 @@ def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tu
 @click.option("--qp", type=int, default=None, metavar="N", help="Weight quantiser (larger = smaller, worse).")
 @click.option("--chunk-frames", type=click.IntRange(min=1), default=None, metavar="N",
               help="Frames per network.")
+@click.option("--keyint", type=click.IntRange(min=0), default=None, metavar="N",
+              help="A key chunk every N chunks, P-chunks between (0: only the first; 1: all key). "
+              "Default 8; paper: 1.")
 @click.option("--frames", type=click.IntRange(min=1), default=None, metavar="N", help="Encode only N frames.")
 @click.option("--seek", type=click.IntRange(min=0), default=0, metavar="N", help="Skip the first N frames.")
 @click.option("--device", default="auto", show_default=True, callback=common.parse_device,
@@ -208,6 +211,7 @@ def _encode_from(reader: Any, opts: dict[str, Any]) -> int:
         psnr=opts["psnr"],
         qp=opts["qp"],
         chunk_frames=opts["chunk_frames"],
+        keyint=opts["keyint"],
         enc_dims=opts["enc_dims"],
         hidden=opts["hidden"],
         layers=opts["layers"],

@@ -20,7 +20,7 @@ import click
 import invrcodec
 from invrcodec.container import InputContainer
 from invrcodec.errors import InvrError
-from invrcodec.types import CoderKind, EncodingKind, IndexEntry, NetworkKind
+from invrcodec.types import CoderKind, EncodingKind, IndexEntry, NetworkKind, Prediction
 
 TOOL = "invr-probe"
 EXIT_PIPE = 141  # what a shell reports for a process ended by SIGPIPE
@@ -141,6 +141,7 @@ def probe(f: InputContainer, filename: str, show_chunks: bool) -> tuple[dict[str
         },
         "metadata": {"encoder": m.encoder, "settings": m.settings},
         "nb_chunks": len(index),
+        "nb_key_chunks": sum(e.prediction == Prediction.KEY for e in index),
         "train_psnr": {
             "mean": _psnr(sum(finite) / len(finite)) if finite else None,
             "min": _psnr(min(psnrs)) if psnrs else None,
@@ -157,6 +158,7 @@ def probe(f: InputContainer, filename: str, show_chunks: bool) -> tuple[dict[str
                 "size": e.size,
                 "crc32": f"0x{e.crc32:08x}",
                 "train_psnr": _psnr(e.train_psnr),
+                "prediction": e.prediction.name.lower(),
             }
             for i, e in enumerate(index)
         ]
@@ -299,7 +301,7 @@ def render_summary(f: InputContainer, stream: dict[str, Any], fmt: dict[str, Any
             f"source {s.pix_fmt}, {fps_text} fps, {s.frame_count} frames"
         ),
         f"  Weights: {coder}; {r.parameter_count} parameters per chunk",
-        f"  Chunks: {inv['nb_chunks']} of up to {r.chunk_frames} frames"
+        f"  Chunks: {inv['nb_chunks']} of up to {r.chunk_frames} frames, {inv['nb_key_chunks']} key"
         + (
             f", train PSNR mean {psnr['mean']:.2f} dB (min {psnr['min']:.2f}, max {psnr['max']:.2f})"
             if psnr["mean"] is not None and psnr["min"] is not None and psnr["max"] is not None
