@@ -14,8 +14,8 @@ the reader must judge the *values*. The case is then read by the Python API (``i
 
 A clean answer is: the API returns frames or raises an :class:`InvrFormatError`; each tool exits 0, or exits 1
 with exactly one line on stderr that is not an "internal error"; nothing is written to the process's stdout
-behind the tools' backs; ``invr-probe`` does not accept a file that ``invr-dec`` refuses as malformed.
-Anything else (another exception, another exit status, a traceback, a crash of the process, a case running
+behind the tools' backs; ``invr-probe`` does not accept a file that ``invr-dec`` refuses (refused work, not a
+refused file, excepted: frames over ``--max-pixels``, a file of no chunks). Anything else (another exception, another exit status, a traceback, a crash of the process, a case running
 past ``--timeout``) is unclean and listed with its seed, so it can be replayed (``--replay SEED``).
 
 Cases run in a worker process that the parent restarts after a crash or a hang; cases are numbered and derived
@@ -372,9 +372,11 @@ def judge_cli(data: bytes, workdir: str) -> str:
     for verdict in (_tool_verdict("invr-probe", pcode, perr), _tool_verdict("invr-dec", dcode, derr)):
         if verdict:
             return verdict
-    if pcode == 0 and dcode == 1 and "--max-pixels" not in derr:
+    lawful = {"--max-pixels": " (max-pixels)", "no frames decoded": " (no chunks)"}  # refused work, not files
+    why = next((tag for text, tag in lawful.items() if text in derr), "") if dcode else ""
+    if pcode == 0 and dcode == 1 and not why:
         return f"UNCLEAN probe accepts what invr-dec refuses: {derr.strip()[:200]!r}"
-    return f"probe {pcode} dec {dcode}" + (" (max-pixels)" if "--max-pixels" in derr else "")
+    return f"probe {pcode} dec {dcode}{why}"
 
 
 # --- the worker and the run ------------------------------------------------------------------------------
