@@ -15,8 +15,9 @@ the reader must judge the *values*. The case is then read by the Python API (``i
 A clean answer is: the API returns frames or raises an :class:`InvrFormatError`; each tool exits 0, or exits 1
 with exactly one line on stderr that is not an "internal error"; nothing is written to the process's stdout
 behind the tools' backs; ``invr-probe`` does not accept a file that ``invr-dec`` refuses (refused work, not a
-refused file, excepted: frames over ``--max-pixels``, a file of no chunks). Anything else (another exception, another exit status, a traceback, a crash of the process, a case running
-past ``--timeout``) is unclean and listed with its seed, so it can be replayed (``--replay SEED``).
+refused file, excepted: frames over ``--max-pixels``, a file of no chunks). Anything else (another
+exception, another exit status, a traceback, a crash of the process, a case running past ``--timeout``) is
+unclean and listed with its seed, so it can be replayed (``--replay SEED``).
 
 Cases run in a worker process that the parent restarts after a crash or a hang; cases are numbered and derived
 from ``--seed``, so a run is reproducible.
