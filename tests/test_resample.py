@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAST_DEC, FAST_ENC, ROOT, read_rgb, run
+from conftest import FAST_DEC, FAST_ENC, read_rgb, run
 from test_cli_pipes import HEADLESS, count_frames, pipeline
 
 import invrcodec
@@ -240,17 +240,3 @@ def test_invr_dec_size_into_ffplay(ffplay: str, tiny_invr: Path) -> None:
     assert len(re.findall(rb"\] n:\s*(\d+)", errs[1])) == 6, errs[1][-2000:]
     assert b"s:256x256" in errs[1] and b"s:32x32" not in errs[1]
 
-
-def test_band_limited_encoding_of_the_eval_tool() -> None:
-    """tools/resample_eval.py's band-limited lengths: the largest l with sigma^(l-1) below n / 2."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("resample_eval", ROOT / "tools" / "resample_eval.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.band_limited(128, 15) == (13, 13, 6)
-    assert module.band_limited(64, 15) == (11, 11, 6)
-    for n in (8, 100, 128, 1920):
-        length = module.band_limited(n, 15)[0]
-        assert 1.4 ** (length - 1) < n / 2 <= 1.4**length

@@ -19,7 +19,6 @@ below every axis' Nyquist rate), three measurements through real .invr files and
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from dataclasses import replace
@@ -37,17 +36,11 @@ from _evalcommon import SHARED_MEDIA, command_line, encode_with_encoder, load_cl
 import invrcodec  # noqa: E402
 from invrcodec.encoder import EncoderConfig  # noqa: E402
 from invrcodec.fit import rgb_psnr  # noqa: E402
+from invrcodec.presets import band_limited_dims  # noqa: E402
 from invrcodec.sampling import BOUNDARIES  # noqa: E402
 
 CLIPS = ("carphone_pristine.mp4", "bigbuckbunny.mp4")
-
-
-def band_limited(size: int, frames: int, sigma: float = 1.4) -> tuple[int, int, int]:
-    """Encoding lengths whose top frequency sigma^(l-1) pi stays below the Nyquist rate pi n / 2 of an axis
-    of n samples spaced 2 / n apart (eq. 4): the largest l with sigma^(l-1) < n / 2."""
-    def length(n: int) -> int:
-        return max(1, math.ceil(math.log(n / 2) / math.log(sigma)))
-    return length(size), length(size), length(frames)
+SIGMA = 1.4  # the paper's, every preset's
 
 
 def resize(frames: np.ndarray, width: int, height: int, how: str) -> np.ndarray:
@@ -135,25 +128,30 @@ def measure_c(frames: np.ndarray, path: Path, rate: Fraction, chunk: int) -> dic
 @click.option("--preset", default="fast", show_default=True)
 @click.option("--steps", default=None, type=int, help="Override the preset's steps (smoke runs).")
 @click.option("--chunk-frames", default=15, show_default=True)
+@click.option("--threads", default=0, show_default=True, help="torch CPU threads (0: torch's default).")
 @click.option("--work", default="out/resample", show_default=True, type=click.Path(file_okay=False))
 @click.option("--out", default="docs/resample.json", show_default=True, type=click.Path(dir_okay=False))
 def main(clips: tuple[str, ...], size: int, frames: int, half_frames: int, preset: str, steps: int | None,
-         chunk_frames: int, work: str, out: str) -> None:
+         chunk_frames: int, threads: int, work: str, out: str) -> None:
     """Measure (a), (b), (c) on each clip with the paper's encoding and a band-limited one.
 
     (a) and (c) share one encode: every other frame of 2 x FRAMES source frames, at half the frame rate.
     """
+    if threads:
+        torch.set_num_threads(threads)
     work_dir = Path(work)
     paths = clips or tuple(str(SHARED_MEDIA / c) for c in CLIPS)
+    half = size // 2
     encodings = {"paper": ((64, 64, 32), (64, 64, 32)),
-                 "band-limited": (band_limited(size, chunk_frames), band_limited(size // 2, chunk_frames))}
+                 "band-limited": (band_limited_dims(size, size, chunk_frames, SIGMA),
+                                  band_limited_dims(half, half, chunk_frames, SIGMA))}
     results: dict[str, object] = {"machine": machine(), "command": command_line(), "preset": preset,
                                   "steps": steps, "size": size, "frames": frames, "half_frames": half_frames,
                                   "chunk_frames": chunk_frames, "encodings": encodings, "clips": {}}
     t0 = time.perf_counter()
     for clip_path in paths:
         full = load_clip(clip_path, size, 2 * frames)
-        half = load_clip(clip_path, size // 2, half_frames)
+        half_clip = load_clip(clip_path, half, half_frames)
         rate = Fraction(full.info.frame_rate)
         per: dict[str, object] = {}
         for name, (dims, half_dims) in encodings.items():
@@ -167,8 +165,8 @@ def main(clips: tuple[str, ...], size: int, frames: int, half_frames: int, prese
             hcfg = EncoderConfig.from_preset(preset, enc_dims=half_dims, chunk_frames=chunk_frames, steps=steps,
                                              device="cpu")
             hpath = work_dir / f"{full.name}-{name}-half.invr"
-            row["half_encode_s"] = encode(half.frames, half.info, hcfg, hpath)
-            row["b"] = measure_b(full.frames[:half_frames], half.frames, hpath)
+            row["half_encode_s"] = encode(half_clip.frames, half_clip.info, hcfg, hpath)
+            row["b"] = measure_b(full.frames[:half_frames], half_clip.frames, hpath)
             per[name] = row
             print(f"{full.name} {name}: {json.dumps(row)}", flush=True)
         results["clips"][full.name] = per  # type: ignore[index]
