@@ -60,6 +60,10 @@ class Recipe:
     p_steps: float = 0.35
     p_lr: float = 5e-4
     p_l1: float = 1e-6
+    # Which tensors a P-chunk trains: "all", or "first" (the first layer, every bias and the output layer; the
+    # hidden layers' weights stay exactly the reference's, so their residuals are all zero and cost almost
+    # nothing to code).
+    p_train: Literal["all", "first"] = "all"
 
     def for_p_chunk(self) -> Recipe:
         """The recipe of a P-chunk (see p_steps)."""

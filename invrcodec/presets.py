@@ -48,7 +48,7 @@ def band_limited_dims(width: int, height: int, frames: int, sigma: float) -> tup
     (docs/results.md, "Rate-distortion").
     """
     def length(n: int) -> int:
-        return 0 if n < 2 else int(math.floor(math.log(n / 2) / math.log(sigma) + 1e-9)) + 1
+        return 0 if n < 2 else math.floor(math.log(n / 2) / math.log(sigma) + 1e-9) + 1
 
     return length(width), length(height), length(frames)
 
