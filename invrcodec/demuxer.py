@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from invrcodec import format as fmt
-from invrcodec import payload, rules
+from invrcodec import rules
 from invrcodec.errors import (
     ChecksumError,
     InvrError,
@@ -212,7 +212,6 @@ class Demuxer:
             raise MalformedError(f"{what}: first_frame {packet.first_frame}, expected {first_frame}", offset)
         fmt.check_packet(packet, self.file_header, what, offset)
         rules.check_packet(packet, self.file_header, what, offset)
-        payload.check_payload(packet, self.file_header, what, offset)
 
     def demux(self, first_frame: int = 0, frame_count: int | None = None) -> Iterator[Packet]:
         """The packets of the chunks that hold frames [first_frame, first_frame + frame_count).

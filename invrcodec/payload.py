@@ -3,9 +3,10 @@
 The container cannot see inside a DeepCABAC stream: its shape is not in the stream but in the header, so a
 header whose ``hidden`` or ``l_x`` was changed (with its CRC recomputed) still parses. This check
 entropy-decodes every tensor of a chunk (milliseconds per chunk, against the seconds of rendering it) and
-refuses the chunk unless each stream decodes to its tensor's shape and ends exactly at its last byte. The
-demuxer runs it on every chunk before handing the packet on, so ``invr-probe`` refuses what ``invr-dec``
-could not decode, and a decoder only ever sees streams that decode.
+refuses the chunk unless each stream decodes to its tensor's shape and ends exactly at its last byte.
+``invr-probe`` runs it on every chunk and ``invr-dec`` on every chunk it will decode, before writing anything,
+so the probe refuses what the decoder could not decode. The demuxer does not: it stays a reader of the
+container, whatever the payload (a decoder meeting such a stream raises the same MalformedError).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from invrcodec.errors import MalformedError
 from invrcodec.types import CoderKind, EncodingKind, Header, Packet
 
-__all__ = ["RULE_LIMITS", "RULES", "check_header", "check_packet", "qp_range"]
+__all__ = ["RULES", "RULE_LIMITS", "check_header", "check_packet", "qp_range"]
 
 RULE_LIMITS: dict[str, float] = {
     "min_w0": 2.0**-16,  # Representation.w0 in [min_w0, max_w0]: SIREN's initial bound divides by w0
@@ -31,8 +31,6 @@ RULE_LIMITS: dict[str, float] = {
     "min_step_log2": -126,  # floor(qp / 2^qp_density) >= -126: every step a normal float32
     "max_step_log2": 31,  # floor(qp / 2^qp_density) <= 31: step < 2^32, |level * step| < 2^63
 }
-
-_RAW = (CoderKind.RAW_FLOAT32, CoderKind.RAW_FLOAT16)
 
 
 def qp_range(qp_density: int) -> tuple[int, int]:
@@ -71,17 +69,10 @@ def _sigma(h: Header, offset: int | None) -> None:
 
 
 def _coder(h: Header, offset: int | None) -> None:
-    k = h.coder
+    k = h.coder  # raw coders ignore the DeepCABAC fields (writers put 0 there, API users the defaults)
     if k.kind == CoderKind.DEEPCABAC:
         top = int(RULE_LIMITS["max_qp_density"])
         _refuse(0 <= k.qp_density <= top, f"header: qp_density {k.qp_density} not in 0..{top}", offset)
-    elif k.kind in _RAW:
-        _refuse(
-            k.qp_density == 0 and not k.dependent_quantization and k.cabac_unary_length_minus1 == 0,
-            f"header: a {k.kind.name} coder has qp_density, dependent_quantization and "
-            "cabac_unary_length_minus1 0",
-            offset,
-        )
 
 
 HeaderRule = Callable[[Header, "int | None"], None]
@@ -92,16 +83,14 @@ PacketRule = Callable[[Packet, Header, str, "int | None"], None]
 
 
 def _tensor_qps(p: Packet, h: Header, what: str, offset: int | None) -> None:
-    shapes = h.representation.tensor_shapes()
-    for t, (name, _) in zip(p.tensors, shapes):
-        if h.coder.kind == CoderKind.DEEPCABAC:
-            lo, hi = qp_range(h.coder.qp_density)
-            _refuse(lo <= t.qp <= hi, f"{what}: tensor {name}: qp {t.qp} not in {lo}..{hi} for qp_density "
-                    f"{h.coder.qp_density}", offset)
-            _refuse(len(t.data) >= 2, f"{what}: tensor {name}: a DeepCABAC stream of {len(t.data)} bytes "
-                    "(at least 2)", offset)
-        elif h.coder.kind in _RAW:
-            _refuse(t.qp == 0, f"{what}: tensor {name}: qp {t.qp} with a raw coder (must be 0)", offset)
+    if h.coder.kind != CoderKind.DEEPCABAC:  # raw coders ignore the QP
+        return
+    lo, hi = qp_range(h.coder.qp_density)
+    for t, (name, _) in zip(p.tensors, h.representation.tensor_shapes()):
+        _refuse(lo <= t.qp <= hi, f"{what}: tensor {name}: qp {t.qp} not in {lo}..{hi} for qp_density "
+                f"{h.coder.qp_density}", offset)
+        _refuse(len(t.data) >= 2, f"{what}: tensor {name}: a DeepCABAC stream of {len(t.data)} bytes "
+                "(at least 2)", offset)
 
 
 RULES: dict[str, HeaderRule | PacketRule] = {

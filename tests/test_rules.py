@@ -113,9 +113,12 @@ IDS = [f"{rule}-{i}" for i, (rule, _, _) in enumerate(CASES)]
 @pytest.mark.parametrize(("rule", "change", "message"), CASES, ids=IDS)
 @pytest.mark.parametrize("pipe", [False, True], ids=["file", "pipe"])
 def test_api_refuses_each_rule(rule: str, change: Callable[[Any], None], message: str, pipe: bool) -> None:
+    """The tools name the chunk; the API's error for a tensor payload comes from the decoder, which knows
+    only the tensor."""
     data = crafted(change)
     src: Any = io.BufferedReader(fuzz._Pipe(data)) if pipe else io.BytesIO(data)
-    with pytest.raises(MalformedError, match=re.escape(message)):
+    expected = re.sub(r"^chunk \d+: ", "", message) if rule == "tensor payload" else message
+    with pytest.raises(InvrFormatError, match=re.escape(expected)):
         with invrcodec.open(src) as f:
             list(f.decode())
 

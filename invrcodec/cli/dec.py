@@ -15,8 +15,8 @@ from typing import Any
 
 import click
 
-from . import common
 from ..guard import DEFAULT_MAX_PIXELS
+from . import common
 from .common import CliError
 
 log = logging.getLogger("invrcodec.cli.dec")
@@ -184,6 +184,7 @@ def _check_work(reader: Any, info: Any, wanted: int, name: str, opts: dict[str, 
     needs, so that a damaged or crafted file is refused before anything is written."""
     from invrcodec.errors import InvrError, InvrLimitError
     from invrcodec.guard import check_frame_size
+    from invrcodec.payload import check_payload
 
     try:
         check_frame_size(info.width, info.height, wanted, reader.header.representation, opts["max_pixels"])
@@ -192,8 +193,8 @@ def _check_work(reader: Any, info: Any, wanted: int, name: str, opts: dict[str, 
     if reader.seekable:
         try:
             span = (0, None) if opts["rate"] else (opts["seek"], opts["frames"])  # --fps: frames of its own
-            for _ in reader.demux(*span):
-                pass
+            for packet in reader.demux(*span):
+                check_payload(packet, reader.header, f"chunk {packet.index}")
         except InvrError as exc:
             raise CliError(f"{name}: {exc}") from exc
 

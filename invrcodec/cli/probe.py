@@ -20,6 +20,7 @@ import click
 import invrcodec
 from invrcodec.container import InputContainer
 from invrcodec.errors import InvrError
+from invrcodec.payload import check_payload
 from invrcodec.types import CoderKind, EncodingKind, IndexEntry, NetworkKind, Prediction
 
 TOOL = "invr-probe"
@@ -376,8 +377,8 @@ def main(
     try:
         source: str | BinaryIO = _stdin() if file == "-" else file
         with invrcodec.open(source) as f:
-            for _ in f.demux():  # verifies every CRC; a pipe is read through to its index
-                pass
+            for packet in f.demux():  # verifies every CRC; a pipe is read through to its index
+                check_payload(packet, f.header, f"chunk {packet.index}")  # and that every tensor decodes
             stream, fmt = probe(f, file, show_chunks)
             if output_format is None and not (show_format or show_streams or show_chunks):
                 text = render_summary(f, stream, fmt)
