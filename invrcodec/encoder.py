@@ -9,7 +9,7 @@ muxer (:func:`invrcodec.open`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -17,7 +17,8 @@ import torch
 
 from invrcodec import __version__, deepcabac
 from invrcodec.decoder import build_network, render, resolve_device
-from invrcodec.errors import InvrConfigError, InvrMediaError
+from invrcodec.errors import InvrConfigError, InvrEncodeError, InvrMediaError
+from invrcodec.executors import BatchedExecutor, Executor, GopJob, InProcessExecutor
 from invrcodec.fit import FitProgress, Recipe, fit_chunks, rgb_psnr
 from invrcodec.format import LIMITS
 from invrcodec.presets import DEFAULT_KEYINT, DEFAULT_PRESET, PRESETS, VARIANTS, band_limited_dims, make_variant
@@ -165,7 +166,8 @@ class Encoder:
     """Turns RGB frames (uint8 ``(H, W, 3)``) into packets, one per chunk of ``chunk_frames`` frames."""
 
     def __init__(self, stream: StreamInfo, config: EncoderConfig | None = None,
-                 progress: Callable[[TrainProgress], None] | None = None) -> None:
+                 progress: Callable[[TrainProgress], None] | None = None,
+                 executor: Executor | None = None) -> None:
         self.config = config or EncoderConfig()
         self.config.validate()
         if stream.width < 1 or stream.height < 1:
@@ -181,11 +183,16 @@ class Encoder:
         self.parallel = self.config.parallel_chunks or auto_parallel_chunks(self.config, stream, self.device)
         self.progress = progress
         self._buffer: list[np.ndarray] = []
-        self._chunk = 0
-        self._frames_done = 0
-        self._reference: dict[str, np.ndarray] | None = None  # reconstructed weights of the last chunk coded
+        self._chunk = 0  # index of the next chunk to cut
+        self._frames_in = 0  # its first frame
+        self._frames_done = 0  # frames of the packets returned
+        self._start_reference: dict[str, np.ndarray] | None = None  # of the first chunk after resume_at()
         self.header = Header(stream, self.config.representation, self.config.coder_params(),
                              Metadata(f"invrcodec {__version__}", self.config.settings()))
+        if executor is None:
+            executor = BatchedExecutor(self.parallel) if self.parallel > 1 else InProcessExecutor()
+        self.executor = executor  # where the chunks train (invrcodec.executors)
+        executor.bind(self)
 
     @property
     def frames_encoded(self) -> int:
@@ -195,16 +202,30 @@ class Encoder:
         """Add one frame (or flush with ``None``); return the packets completed."""
         n = self.config.representation.chunk_frames
         if frame is None:
-            return self._encode_buffer() if self._buffer else []
+            if self._buffer:
+                self._submit()
+            return self._returned(self.executor.collect(wait=True))
         s = self.stream
         if frame.dtype != np.uint8 or frame.shape != (s.height, s.width, 3):
             raise InvrMediaError(
-                f"frame {self._frames_done + len(self._buffer)}: expected uint8 ({s.height}, {s.width}, 3), "
+                f"frame {self._frames_in + len(self._buffer)}: expected uint8 ({s.height}, {s.width}, 3), "
                 f"got {frame.dtype} {tuple(frame.shape)}")
         self._buffer.append(frame)
-        if len(self._buffer) == n * self.parallel:
-            return self._encode_buffer()
-        return []
+        if len(self._buffer) == n:
+            self._submit()
+        return self._returned(self.executor.collect())
+
+    def resume_at(self, index: int, first_frame: int, reference: dict[str, np.ndarray] | None,
+                  kept: Sequence[Packet] = ()) -> None:
+        """Continue an encode whose chunks before ``index`` are coded already (``kept``, in order): the next
+        frame given starts chunk ``index`` at ``first_frame``; ``reference`` is the reconstruction of chunk
+        ``index - 1``, which a P-chunk there is coded against."""
+        if self._chunk or self._buffer:
+            raise InvrEncodeError("resume_at() comes before the first frame")
+        if index > 0 and self.prediction_of(index) != Prediction.KEY and reference is None:
+            raise InvrEncodeError(f"chunk {index} is a P-chunk: resuming there needs chunk {index - 1}'s weights")
+        self._chunk, self._frames_in, self._frames_done = index, first_frame, first_frame
+        self._start_reference = reference
 
     def prediction_of(self, index: int) -> Prediction:
         """Key chunk or P-chunk: a key chunk every ``keyint`` chunks, and the first."""
@@ -212,33 +233,19 @@ class Encoder:
         key = index == 0 or keyint == 1 or (keyint > 1 and index % keyint == 0)
         return Prediction.KEY if key else Prediction.PREVIOUS
 
-    def _encode_buffer(self) -> list[Packet]:
-        """Train and code the chunks of the buffered frames (the last may be shorter).
+    def _submit(self) -> None:
+        """Hand the buffered frames to the executor as the next chunk's job."""
+        frames, self._buffer = np.stack(self._buffer), []
+        index = self._chunk
+        chunk = ChunkJob(index, self._frames_in, frames, self.prediction_of(index))
+        reference, self._start_reference = self._start_reference, None
+        self.executor.submit(GopJob(self.stream, self.config, (chunk,),
+                                    reference if chunk.prediction != Prediction.KEY else None))
+        self._chunk += 1
+        self._frames_in += len(frames)
 
-        Chunks train together in waves: a P-chunk needs the coded chunk before it, so wave d holds the chunks
-        d P-chunks away from a chunk whose reference is already coded (a key chunk, or the buffer's first);
-        a wave's key chunks and P-chunks train apart, as their recipes differ.
-        """
-        n = self.config.representation.chunk_frames
-        frames, self._buffer = self._buffer, []
-        count = len(frames)
-        jobs = [ChunkJob(self._chunk + i, self._frames_done + i * n, np.stack(frames[i * n:(i + 1) * n]),
-                         self.prediction_of(self._chunk + i)) for i in range((count + n - 1) // n)]
-        waves: dict[tuple[int, Prediction], list[ChunkJob]] = {}
-        depth = 0
-        for i, job in enumerate(jobs):
-            depth = 0 if i == 0 or job.prediction == Prediction.KEY else depth + 1
-            waves.setdefault((depth, job.prediction), []).append(job)
-        done: dict[int, tuple[Packet, dict[str, np.ndarray]]] = {}
-        for _, wave in sorted(waves.items()):
-            refs = [None if job.prediction == Prediction.KEY
-                    else (done[job.index - 1][1] if job.index - 1 in done else self._reference) for job in wave]
-            for job, result in zip(wave, self.run_jobs(wave, refs)):
-                done[job.index] = result
-        packets = [done[job.index][0] for job in jobs]
-        self._reference = done[jobs[-1].index][1]
-        self._chunk += len(jobs)
-        self._frames_done += count
+    def _returned(self, packets: list[Packet]) -> list[Packet]:
+        self._frames_done += sum(p.frame_count for p in packets)
         return packets
 
     def run_jobs(self, jobs: list[ChunkJob], references: list[dict[str, np.ndarray] | None],

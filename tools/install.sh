@@ -3,6 +3,8 @@
 #
 #   tools/install.sh            Python side only: torch (CPU), numpy, PyAV, construct, click, DeepCABAC
 #   tools/install.sh --ffmpeg   also Debian's ffmpeg/ffprobe/ffplay (the pipe tests drive the real tools)
+#   tools/install.sh --ray      also Ray (the extra `ray`, for invr-enc --ray; about 240 MB; tools/test.sh asks
+#                               for it because the tests run a local Ray cluster)
 #
 # Why each step is explicit:
 # * torch is pinned here, not in pyproject.toml: `torch==2.13.0` is the CPU build this machine keeps on disk;
@@ -16,9 +18,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_ffmpeg=0
+want_ray=0
 for arg in "$@"; do
   case "$arg" in
     --ffmpeg) want_ffmpeg=1 ;;
+    --ray) want_ray=1 ;;
     *) echo "install.sh: error: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -55,4 +59,10 @@ fi
 
 step "invrcodec (editable) with test and evaluation extras"
 pip install -e '.[test,eval]'
+
+# Ray serves only `invr-enc --ray` (and its tests), so the core install leaves it out.
+if [ "$want_ray" = 1 ] && ! "$VPY" -c "import ray" 2>/dev/null; then
+  step "Ray, for invr-enc --ray and its tests (extra 'ray')"
+  pip install -e '.[ray]'
+fi
 "$VPY" -c "import invrcodec, torch; print('invrcodec', invrcodec.__version__, '| torch', torch.__version__)" >&2

@@ -63,7 +63,7 @@ def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tu
               help="Target PSNR: train each chunk until it reaches this (or the step cap).")
 @click.option("--qp", type=int, default=None, metavar="N", help="Weight quantiser (larger = smaller, worse).")
 @click.option("--chunk-frames", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Frames per network.")
+              help="Frames per network (default 45; paper: 15).")
 @click.option("--keyint", type=click.IntRange(min=0), default=None, metavar="N",
               help="A key chunk every N chunks, P-chunks between (0: only the first; 1: all key). "
               "Default 8; paper: 1.")
@@ -74,6 +74,12 @@ def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tu
 @click.option("--parallel-chunks", type=click.IntRange(min=0, max=4096), default=0, show_default=True,
               metavar="N", help="Chunks trained at once; 0 = as many as fit on a GPU, one on the CPU.")
 @common.threads_option
+@click.option("--ray", "ray_address", default=None, metavar="local|ADDRESS",
+              help="Train the chunks on a Ray cluster: 'local' starts one on this machine, otherwise an address "
+              "as ray.init takes it (auto, HOST:6379, ray://HOST:10001). Needs pip install 'invrcodec[ray]'.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted encode of OUT from its journal OUT.part (same input and options): "
+              "its finished chunks are kept, the rest trained.")
 @click.option("--variant", type=click.Choice(VARIANTS), default="invr", show_default=True,
               help="Positional encoding / network family from the paper.")
 @click.option("--enc-dims", callback=_enc_dims, default=None, metavar="LX,LY,LT",
@@ -180,10 +186,17 @@ def _encode(opts: dict[str, Any]) -> int:
     stdin_used = src == "-"
     if src != "-" and dst != "-" and common.same_file(src, dst):
         raise CliError(f"{dst}: output is the same file as the input")
+    if opts["resume"] and dst == "-":
+        raise click.UsageError("--resume needs an output file: an encode to stdout keeps no journal")
+    if opts["ray_address"] and opts["parallel_chunks"] > 1:
+        raise click.UsageError("--parallel-chunks is not for --ray: each Ray task trains one chunk")
     common.check_output(dst, opts["overwrite"], stdin_in_use=stdin_used)
+    if dst != "-":
+        _check_journal(dst, opts["resume"], opts["overwrite"])
 
     from ..media import VideoReader
 
+    opts["held"] = common.HeldInfo()  # until the encode starts: a refused resume or setup error is one line
     source = common.open_stdin("pipe a Y4M stream in (ffmpeg -i in.mp4 -f yuv4mpegpipe -)") if stdin_used else src
     with VideoReader(
         source,
@@ -197,9 +210,31 @@ def _encode(opts: dict[str, Any]) -> int:
         return _encode_from(reader, opts)
 
 
-def _encode_from(reader: Any, opts: dict[str, Any]) -> int:
-    import invrcodec
+def _check_journal(dst: str, resume: bool, overwrite: bool | None) -> None:
+    """A journal of an interrupted encode of ``dst`` is resumed (--resume), dropped (-y) or protected."""
+    import os
 
+    from ..resume import journal_path
+
+    path = journal_path(dst)
+    if resume or not os.path.lexists(path):
+        return
+    if not overwrite:
+        raise CliError(f"{path}: holds the finished chunks of an interrupted encode of {dst}; "
+                       "--resume continues it, -y starts over")
+    os.unlink(path)
+    log.info(f"{path}: journal of an interrupted encode removed (-y): starting over")
+
+
+def _executor(opts: dict[str, Any]) -> Any:
+    if not opts["ray_address"]:
+        return None
+    from ..executors import RayExecutor
+
+    return RayExecutor(opts["ray_address"], threads=opts["threads"])
+
+
+def _encode_from(reader: Any, opts: dict[str, Any]) -> int:
     from ..encoder import Encoder, EncoderConfig
 
     common.apply_threads(opts["threads"])
@@ -224,50 +259,43 @@ def _encode_from(reader: Any, opts: dict[str, Any]) -> int:
     machine = common.ProgressOutput(opts["progress_target"], stdout_busy=dst == "-") if opts["progress_target"] else None
     total = reader.expected_frames
     tracker = _Tracker(total=total, chunk_frames=1, status=status, machine=machine)
-    encoder = Encoder(reader.info, cfg, progress=tracker.on_train)
+    executor = _executor(opts)
+    try:
+        encoder = Encoder(reader.info, cfg, progress=tracker.on_train, executor=executor)
+        return _run(reader, encoder, opts, tracker)
+    finally:
+        if executor is not None:
+            executor.close()
+
+
+def _run(reader: Any, encoder: Any, opts: dict[str, Any], tracker: _Tracker) -> int:
+    from ..resume import ResumableEncoder, journal_path
+
+    dst, status, machine = opts["output"], tracker.status, tracker.machine
+    # before anything is logged: a refused resume is one line
+    job = None if dst == "-" else ResumableEncoder(encoder, journal_path(dst), resume=opts["resume"])
+    opts["held"].release()
     header = encoder.header
     tracker.chunk_frames = header.representation.chunk_frames
     settings = getattr(header.metadata, "settings", "")
     if settings:
         log.info(f"settings: {settings}")
     log.debug(f"representation: {header.representation}")
-    if encoder.parallel > 1:
+    if encoder.parallel > 1 and not opts["ray_address"]:
         log.info(f"training {encoder.parallel} chunks at once on {encoder.device}")
 
     packets: list[tuple[int, float, int]] = []  # (frame_count, train_psnr, size) per chunk
-
-    def emit(out: Any, pkts: list[Any]) -> None:
-        for pkt in pkts:
-            out.mux(pkt)
-            packets.append((pkt.frame_count, pkt.train_psnr, pkt.size))
-
     start = time.monotonic()
     try:
-        if dst == "-":
-            sink = common.CountingWriter(common.open_stdout())
-            with invrcodec.open(sink, "w", header=header) as out:
-                for frame in reader:
-                    emit(out, encoder.encode(frame))
-                emit(out, encoder.encode(None))
-            sink.flush()
-            size = sink.count
+        if job is None:
+            size = _to_stdout(reader, encoder, packets)
         else:
-            with common.SafeOutput(dst, opts["overwrite"]) as safe:
-                with invrcodec.open(safe.target, "w", header=header) as out:
-                    for frame in reader:
-                        emit(out, encoder.encode(frame))
-                    emit(out, encoder.encode(None))
-                safe.commit()
-            import os
-
-            size = os.path.getsize(dst)
+            size = _to_file(reader, job, opts, packets)
     finally:
         if status is not None:
             status.clear()
     elapsed = time.monotonic() - start
     frames = sum(p[0] for p in packets)
-    if frames == 0:
-        raise CliError(f"{reader.name}: no frames were encoded")
     if machine is not None:
         machine.report(
             {"frames_done": frames, "total_frames": frames, "elapsed": f"{elapsed:.2f}", "bytes": size}, final=True
@@ -275,6 +303,60 @@ def _encode_from(reader: Any, opts: dict[str, Any]) -> int:
         machine.close()
     _summary(reader.info, packets, frames, elapsed, size)
     return 0
+
+
+def _to_stdout(reader: Any, encoder: Any, packets: list[tuple[int, float, int]]) -> int:
+    """Encode straight into the muxer on stdout (no journal: a pipe cannot be resumed); the bytes written."""
+    import invrcodec
+
+    sink = common.CountingWriter(common.open_stdout())
+    with invrcodec.open(sink, "w", header=encoder.header) as out:
+        for frame in reader:
+            _emit(packets, encoder.encode(frame), out)
+        _emit(packets, encoder.encode(None), out)
+        if not packets:
+            raise CliError(f"{reader.name}: no frames were encoded")
+    sink.flush()
+    return int(sink.count)
+
+
+def _to_file(reader: Any, job: Any, opts: dict[str, Any], packets: list[tuple[int, float, int]]) -> int:
+    """Encode with every finished chunk kept in the journal OUT.part, then write OUT from it (through a
+    temporary file) and delete the journal; the size of OUT. An interruption leaves the journal (README
+    "Resuming")."""
+    import os
+
+    import invrcodec
+
+    dst = opts["output"]
+    try:
+        for frame in reader:
+            _emit(packets, job.encode(frame))
+        _emit(packets, job.encode(None))
+    except BaseException:
+        kept = job.close()
+        if kept:
+            log.info(f"{job.path}: {kept} finished chunk{'s' if kept > 1 else ''} kept; the same command "
+                     "with --resume continues")
+        raise
+    if not packets:
+        raise CliError(f"{reader.name}: no frames were encoded")
+    with common.SafeOutput(dst, opts["overwrite"]) as safe:
+        with invrcodec.open(safe.target, "w", header=job.encoder.header) as out:
+            for packet in job.packets():
+                out.mux(packet)
+        safe.commit()
+    job.remove()
+    if job.kept:
+        log.info(f"{job.kept} chunks kept from the interrupted encode, {len(packets) - job.kept} trained")
+    return os.path.getsize(dst)
+
+
+def _emit(packets: list[tuple[int, float, int]], new: list[Any], out: Any = None) -> None:
+    for pkt in new:
+        if out is not None:
+            out.mux(pkt)
+        packets.append((pkt.frame_count, pkt.train_psnr, pkt.size))
 
 
 def _summary(info: Any, packets: list[tuple[int, float, int]], frames: int, elapsed: float, size: int) -> None:

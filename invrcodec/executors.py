@@ -1,0 +1,382 @@
+"""Where chunks are trained: GOP jobs and the executors that run them (README, "Many machines").
+
+A :class:`GopJob` is a unit of independent work: a key chunk and the P-chunks after it up to the next key chunk
+(spec/invr-format.md, "Prediction"), or the next chunks of such a group together with the reconstructed
+weights they continue from. It carries everything the work needs (frames, chunk indices, the encoder's
+settings, which fix the seeds, representation, recipe and QP), and running it (:func:`run_gop`) yields its
+packets and nothing else, so it runs the same in this process, batched on a GPU or on another machine.
+
+An :class:`~invrcodec.encoder.Encoder` hands its executor one job per chunk as soon as the chunk's frames are
+in (a job whose first chunk is a P-chunk and which carries no reference continues from the job before it),
+and takes the packets back in stream order:
+
+* :class:`InProcessExecutor`: chunk after chunk in this process (the default on a CPU);
+* :class:`BatchedExecutor`: ``parallel`` chunks trained at once as one batched network, P-chunks in waves
+  after the chunks they follow (the default on a GPU);
+* :class:`RayExecutor`: one Ray task per chunk on a Ray cluster; a P-chunk's task takes the object ref of the
+  reconstruction of the chunk before it, so the chunks of a GOP run in order and GOPs run side by side.
+
+Determinism: on CPUs of one kind the in-process and Ray executors write the same bytes (each chunk is trained
+alone, with its own seed, by the same code). The batched executor trains the same networks to within float
+rounding (tests/test_batch.py), so its bytes can differ, as CUDA's differ from the CPU's and a CPU with native
+bfloat16 from one without.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from invrcodec.errors import InvrConfigError, InvrEncodeError, InvrError
+from invrcodec.types import Packet, Prediction, StreamInfo
+
+if TYPE_CHECKING:
+    from invrcodec.encoder import ChunkJob, Encoder, EncoderConfig
+
+log = logging.getLogger(__name__)
+
+Reference = dict[str, np.ndarray]  # reconstructed float32 weights of a chunk, by tensor name
+
+__all__ = ["BatchedExecutor", "Executor", "GopJob", "InProcessExecutor", "RayExecutor", "run_gop"]
+
+
+@dataclass(frozen=True)
+class GopJob:
+    """A key chunk and the P-chunks after it (or the next chunks of such a group), with all they need.
+
+    ``config`` is the encoder's resolved config (:attr:`Encoder.config`); ``reference`` the reconstructed
+    weights of the chunk before ``chunks[0]`` when that is a P-chunk (an executor supplies the previous job's
+    when it is ``None``).
+    """
+
+    stream: StreamInfo
+    config: EncoderConfig
+    chunks: tuple[ChunkJob, ...]
+    reference: Reference | None = None
+
+    def run(self) -> Iterator[Packet]:
+        """Train and code the chunks in order: their packets."""
+        for packet, _ in run_gop(self):
+            yield packet
+
+
+def run_gop(job: GopJob, encoder: Encoder | None = None) -> Iterator[tuple[Packet, Reference]]:
+    """Train and code a job's chunks in order, each P-chunk against the chunk before it: each chunk's packet
+    and the weights a decoder rebuilds from it. ``encoder`` (with the job's stream and config) lends its
+    device and progress callback; without one a fresh :class:`Encoder` runs the job."""
+    if encoder is None:
+        from invrcodec.encoder import Encoder
+
+        encoder = Encoder(job.stream, job.config, executor=_Unused())
+    reference = job.reference
+    for chunk in job.chunks:
+        if chunk.prediction == Prediction.KEY:
+            reference = None
+        elif reference is None:
+            raise InvrEncodeError(f"chunk {chunk.index}: a P-chunk needs the reconstruction of chunk "
+                                  f"{chunk.index - 1}")
+        [(packet, recon)] = encoder.run_jobs([chunk], [reference])
+        reference = recon
+        yield packet, recon
+
+
+class Executor:
+    """Runs an encoder's GOP jobs; packets come back in stream order. Subclasses implement submit/collect."""
+
+    encoder: Encoder
+
+    def bind(self, encoder: Encoder) -> None:
+        """Attach to the encoder whose jobs this executor will run (called by the encoder)."""
+        self.encoder = encoder
+
+    def submit(self, job: GopJob) -> None:
+        """Take the next job of the stream (jobs come in order)."""
+        raise NotImplementedError
+
+    def collect(self, wait: bool = False) -> list[Packet]:
+        """The packets finished since the last call, in order; ``wait``: every job submitted, finished."""
+        raise NotImplementedError
+
+    def engine(self) -> dict[str, Any]:
+        """What decides the bytes of an encode besides the file's header (kept by a resume journal)."""
+        return {"device": self.encoder.device.type, "chunks_at_once": 1, "amp": self.encoder.config.amp}
+
+    def close(self) -> None:
+        """Release what the executor holds (a Ray connection, for one)."""
+
+
+class _Unused(Executor):
+    """The executor of an Encoder that only lends :meth:`Encoder.run_jobs` to :func:`run_gop`."""
+
+    def submit(self, job: GopJob) -> None:
+        raise InvrEncodeError("this encoder only runs jobs given to run_gop()")
+
+    def collect(self, wait: bool = False) -> list[Packet]:
+        return []
+
+
+class InProcessExecutor(Executor):
+    """Chunk after chunk in this process, as soon as each is submitted."""
+
+    def __init__(self) -> None:
+        self._last: Reference | None = None
+        self._ready: list[Packet] = []
+
+    def submit(self, job: GopJob) -> None:
+        if job.reference is None and job.chunks[0].prediction != Prediction.KEY:
+            job = replace(job, reference=self._last)
+        for packet, recon in run_gop(job, self.encoder):
+            self._ready.append(packet)
+            self._last = recon
+
+    def collect(self, wait: bool = False) -> list[Packet]:
+        out, self._ready = self._ready, []
+        return out
+
+
+class BatchedExecutor(Executor):
+    """``parallel`` chunks trained at once as one batched network (the chunks of every job submitted, in
+    order, cut into batches of ``parallel``); the rest when the encoder flushes."""
+
+    def __init__(self, parallel: int) -> None:
+        if parallel < 1:
+            raise InvrConfigError("parallel chunks must be at least 1")
+        self.parallel = parallel
+        self._chunks: list[ChunkJob] = []
+        self._given: dict[int, Reference] = {}  # references that came with a job, by the chunk they precede
+        self._last: Reference | None = None
+        self._ready: list[Packet] = []
+
+    def engine(self) -> dict[str, Any]:
+        return {**super().engine(), "chunks_at_once": self.parallel}
+
+    def submit(self, job: GopJob) -> None:
+        if job.reference is not None:
+            self._given[job.chunks[0].index] = job.reference
+        self._chunks.extend(job.chunks)
+        while len(self._chunks) >= self.parallel:
+            batch, self._chunks = self._chunks[:self.parallel], self._chunks[self.parallel:]
+            self._run(batch)
+
+    def collect(self, wait: bool = False) -> list[Packet]:
+        if wait and self._chunks:
+            batch, self._chunks = self._chunks, []
+            self._run(batch)
+        out, self._ready = self._ready, []
+        return out
+
+    def _run(self, jobs: list[ChunkJob]) -> None:
+        """Train and code a batch of chunks in waves: a P-chunk needs the coded chunk before it, so wave d
+        holds the chunks d P-chunks away from a chunk whose reference is already coded (a key chunk, or the
+        batch's first); a wave's key chunks and P-chunks train apart, as their recipes differ."""
+        waves: dict[tuple[int, Prediction], list[ChunkJob]] = {}
+        depth = 0
+        for i, job in enumerate(jobs):
+            depth = 0 if i == 0 or job.prediction == Prediction.KEY else depth + 1
+            waves.setdefault((depth, job.prediction), []).append(job)
+        done: dict[int, tuple[Packet, Reference]] = {}
+        for _, wave in sorted(waves.items()):
+            refs = [None if job.prediction == Prediction.KEY else self._reference_of(job.index, done)
+                    for job in wave]
+            for job, result in zip(wave, self.encoder.run_jobs(wave, refs)):
+                done[job.index] = result
+        self._ready.extend(done[job.index][0] for job in jobs)
+        self._last = done[jobs[-1].index][1]
+
+    def _reference_of(self, index: int, done: dict[int, tuple[Packet, Reference]]) -> Reference:
+        if index - 1 in done:
+            return done[index - 1][1]
+        reference = self._given.pop(index, None) or self._last
+        if reference is None:
+            raise InvrEncodeError(f"chunk {index}: a P-chunk needs the reconstruction of chunk {index - 1}")
+        return reference
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise InvrConfigError("--ray needs Ray, which is not installed: pip install 'invrcodec[ray]'") from None
+    return ray
+
+
+class RayExecutor(Executor):
+    """One Ray task per chunk on a Ray cluster, at most ``in_flight`` chunks submitted and not yet collected.
+
+    ``address``: ``"local"`` starts a cluster on this machine (``num_cpus`` CPUs, default all); anything else
+    goes to ``ray.init(address=...)`` (``"auto"``, ``"HOST:6379"``, ``"ray://HOST:10001"``). A task asks for
+    ``threads`` CPUs (default 1) and, when the encoder's device is CUDA (or ``auto`` on a cluster with GPUs),
+    one GPU; a task whose worker died is retried ``max_retries`` times. Frames go to the object store once per
+    chunk (``ray.put``); a P-chunk's task gets the reconstruction of the chunk before it as an object ref,
+    never through this process. ``in_flight`` defaults to the cluster's task slots times (GOP length + 1),
+    enough to keep every slot busy with a GOP of its own; memory is that many chunks' frames, whatever the
+    video's length.
+    """
+
+    def __init__(self, address: str = "local", *, num_cpus: int | None = None, threads: int = 0,
+                 in_flight: int | None = None, max_retries: int = 3) -> None:
+        self.address = address
+        self.num_cpus = num_cpus
+        self.threads = threads
+        self.in_flight = in_flight
+        self.max_retries = max_retries
+        self._ray: Any = None
+        self._started = False
+        self._gpu = False
+        self._remote: Any = None
+        self._last: Any = None  # object ref of the reconstruction of the last chunk submitted
+        self._inflight: collections.deque[tuple[ChunkJob, Any, float]] = collections.deque()
+        self._ready: list[Packet] = []
+
+    def bind(self, encoder: Encoder) -> None:
+        super().bind(encoder)
+        cfg = encoder.config
+        if getattr(cfg, "bitrate", None) is not None:
+            raise InvrConfigError("--bitrate cannot run on Ray yet: its rate control carries over from chunk "
+                                  "to chunk")
+        ray = self._ray = _import_ray()
+        if not ray.is_initialized():
+            local = self.address == "local"
+            try:
+                # a cluster of our own, gone when we are: its start-up warnings are noise to a user
+                ray.init(address=self.address, num_cpus=self.num_cpus if local else None,
+                         include_dashboard=False, logging_level=logging.ERROR if local else logging.WARNING,
+                         log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise InvrEncodeError(f"ray: cannot connect to {self.address}: {exc}") from exc
+            self._started = True
+        resources = ray.cluster_resources()
+        self._gpu = cfg.device.startswith("cuda") or (cfg.device == "auto" and resources.get("GPU", 0) > 0)
+        cpus = max(self.threads, 1)
+        self._remote = ray.remote(invr_train_chunk).options(
+            num_cpus=cpus, num_gpus=1 if self._gpu else 0, max_retries=self.max_retries, num_returns=2)
+        slots = int(resources.get("GPU", 0)) if self._gpu else int(resources.get("CPU", 1)) // cpus
+        if slots < 1:
+            raise InvrEncodeError(f"ray: the cluster at {self.address} has no {'GPU' if self._gpu else 'CPU'} "
+                                  f"for a task of {cpus} CPUs")
+        gop = cfg.keyint if 0 < cfg.keyint <= 16 else 16
+        self.in_flight = self.in_flight or slots * (gop + 1)
+        log.info("ray: %d task slots (%s), up to %d chunks in flight", slots, "GPU" if self._gpu else
+                 f"{cpus} CPU each", self.in_flight)
+
+    def engine(self) -> dict[str, Any]:
+        return {**super().engine(), "device": "cuda" if self._gpu else "cpu"}
+
+    def submit(self, job: GopJob) -> None:
+        ray, cfg = self._ray, self.encoder.config
+        worker_cfg = replace(cfg, device="cuda" if self._gpu else "cpu")
+        reference = job.reference
+        for chunk in job.chunks:
+            if chunk.prediction == Prediction.KEY:
+                ref_arg: Any = None
+            elif reference is not None:
+                ref_arg = ray.put(reference)
+            elif self._last is not None:
+                ref_arg = self._last
+            else:
+                raise InvrEncodeError(f"chunk {chunk.index}: a P-chunk needs the reconstruction of chunk "
+                                      f"{chunk.index - 1}")
+            reference = None
+            frames = ray.put(chunk.frames)
+            out, recon = self._remote.remote(job.stream, worker_cfg, chunk.index, chunk.first_frame,
+                                             chunk.prediction, self.threads, frames, ref_arg)
+            self._last = recon
+            self._inflight.append((replace(chunk, frames=np.empty(0, np.uint8)), out, time.monotonic()))
+            self._harvest(wait_all=False)
+
+    def collect(self, wait: bool = False) -> list[Packet]:
+        self._harvest(wait_all=wait)
+        out, self._ready = self._ready, []
+        return out
+
+    def _harvest(self, wait_all: bool) -> None:
+        """Take the finished chunks at the head of the queue; block while more than ``in_flight`` are out
+        (or, with ``wait_all``, until none is), waking twice a second so that signals are handled."""
+        ray = self._ray
+        while self._inflight:
+            chunk, ref, since = self._inflight[0]
+            block = wait_all or len(self._inflight) > (self.in_flight or 1)
+            ready, _ = ray.wait([ref], timeout=0.5 if block else 0)
+            if not ready:
+                if block:
+                    continue
+                return
+            self._inflight.popleft()
+            packet, lines = self._get(ref, chunk)
+            for line in lines:
+                log.info("%s", line)
+            self._ready.append(packet)
+            self._report(packet, time.monotonic() - since)
+
+    def _get(self, ref: Any, chunk: ChunkJob) -> tuple[Packet, list[str]]:
+        ray = self._ray
+        try:
+            return ray.get(ref)  # type: ignore[no-any-return]
+        except ray.exceptions.RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, InvrError):
+                raise type(cause)(str(cause)) from exc
+            raise InvrEncodeError(f"chunk {chunk.index}: {type(cause).__name__}: {cause}") from exc
+        except ray.exceptions.RayError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InvrEncodeError(f"chunk {chunk.index}: ray: {first}") from exc
+
+    def _report(self, packet: Packet, elapsed: float) -> None:
+        """Progress per finished chunk (a task reports nothing while it trains)."""
+        if self.encoder.progress is None:
+            return
+        from invrcodec.encoder import TrainProgress
+
+        self.encoder.progress(TrainProgress(packet.index, packet.first_frame, packet.frame_count, 1, 1,
+                                            packet.train_psnr, elapsed, 1))
+
+    def close(self) -> None:
+        """Drop the chunks still out and, for a cluster started here, stop it."""
+        self._inflight.clear()
+        self._last = None
+        if self._started and self._ray is not None:
+            self._ray.shutdown()
+            self._started = False
+
+
+class _Lines(logging.Handler):
+    """Collects a worker's log lines about its chunk, to be logged again by the driver."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def invr_train_chunk(stream: StreamInfo, config: EncoderConfig, index: int, first_frame: int,
+                     prediction: Prediction, threads: int, frames: np.ndarray, reference: Reference | None,
+                     ) -> tuple[tuple[Packet, list[str]], Reference]:
+    """The Ray task of one chunk (its process is titled ``ray::invr_train_chunk`` while it runs): the packet,
+    the log lines of its training, and the reconstruction that the next P-chunk's task takes."""
+    import torch
+
+    from invrcodec.encoder import ChunkJob
+
+    torch.set_num_threads(max(threads, 1))
+    chunk = ChunkJob(index, first_frame, np.array(frames), prediction)  # a writable copy of the store's
+    handler = _Lines()
+    logger = logging.getLogger("invrcodec")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        [(packet, recon)] = list(run_gop(GopJob(stream, config, (chunk,), reference)))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    lines = [f"{line} [ray worker {os.getpid()}]" for line in handler.lines]
+    return (packet, lines), recon
