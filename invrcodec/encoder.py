@@ -21,7 +21,16 @@ from invrcodec.errors import InvrConfigError, InvrEncodeError, InvrMediaError
 from invrcodec.executors import BatchedExecutor, Executor, GopJob, InProcessExecutor
 from invrcodec.fit import FitProgress, Recipe, fit_chunks, rgb_psnr
 from invrcodec.format import LIMITS
-from invrcodec.presets import DEFAULT_KEYINT, DEFAULT_PRESET, PRESETS, VARIANTS, band_limited_dims, make_variant
+from invrcodec.presets import (
+    DEFAULT_CHUNK_FRAMES,
+    DEFAULT_KEYINT,
+    DEFAULT_PRESET,
+    PRESETS,
+    VARIANTS,
+    band_limited_dims,
+    make_variant,
+)
+from invrcodec.ratecontrol import RateControl, choose_qp
 from invrcodec.types import (
     CodedTensor,
     CoderKind,
@@ -54,6 +63,7 @@ class EncoderConfig:
     qp: int = DEFAULT_QP  # user QP: larger is coarser; nncodec QP = qp - 80 for the activated layers
     dependent_quantization: bool = True  # trellis quantisation: ~0.7 dB better at equal size (qpsweep)
     psnr: float | None = None  # stop a chunk's training once its PSNR reaches this (dB)
+    bitrate: float | None = None  # kbit/s over the clip: a QP per chunk (invrcodec.ratecontrol) instead of qp
     device: str = "auto"
     seed: int = 0
     amp: bool | None = None  # mixed precision; None = CUDA float16 always, CPU bfloat16 per recipe.cpu_bf16
@@ -74,7 +84,7 @@ class EncoderConfig:
                     layers: int | None = None, steps: int | None = None, device: str = "auto", seed: int = 0,
                     coder: str = "deepcabac", dependent_quantization: bool = True,
                     lr: float | None = None, parallel_chunks: int = 0,
-                    keyint: int | None = None) -> EncoderConfig:
+                    keyint: int | None = None, bitrate: float | None = None) -> EncoderConfig:
         """A config from a named preset and variant; ``None`` keeps the preset's value.
 
         Every preset but ``paper`` band-limits the encoding of the ``invr`` variant to the frame size unless
@@ -87,6 +97,9 @@ class EncoderConfig:
             raise InvrConfigError(f"unknown variant {variant!r} (choose from {', '.join(VARIANTS)})")
         if coder not in CODERS:
             raise InvrConfigError(f"unknown coder {coder!r} (choose from {', '.join(CODERS)})")
+        paper = preset == "paper"
+        if chunk_frames is None and not paper:
+            chunk_frames = DEFAULT_CHUNK_FRAMES
         rep = make_variant(variant, chunk_frames=chunk_frames, enc_dims=enc_dims, hidden=hidden,
                                    layers=layers)
         recipe = PRESETS[preset]
@@ -94,12 +107,12 @@ class EncoderConfig:
             recipe = replace(recipe, steps=steps)
         if lr is not None:
             recipe = replace(recipe, lr=lr)
-        paper = preset == "paper"
         if keyint is None:
             keyint = 1 if paper else DEFAULT_KEYINT
         cfg = cls(preset=preset, representation=rep, recipe=recipe, coder=CODERS[coder],
                   qp=DEFAULT_QP if qp is None else qp, dependent_quantization=dependent_quantization,
-                  psnr=psnr, device=device, seed=seed, parallel_chunks=parallel_chunks, keyint=keyint,
+                  psnr=psnr, bitrate=bitrate, device=device, seed=seed, parallel_chunks=parallel_chunks,
+                  keyint=keyint,
                   band_limit=not paper and variant == "invr" and enc_dims is None)
         cfg.validate()
         return cfg
@@ -120,6 +133,8 @@ class EncoderConfig:
             (self.psnr is None or 0 < self.psnr < 100, "psnr target must be between 0 and 100 dB"),
             (0 <= self.parallel_chunks <= 4096, "parallel chunks must be 0..4096"),
             (self.keyint >= 0, "keyint must be >= 0 (0: only the first chunk is a key chunk)"),
+            (self.bitrate is None or 0 < self.bitrate < 1e7, "bitrate must be a positive kbit/s value"),
+            (self.bitrate is None or self.coder == CoderKind.DEEPCABAC, "bitrate needs the deepcabac coder"),
         ]
         for ok, message in checks:
             if not ok:
@@ -140,10 +155,11 @@ class EncoderConfig:
             "steps": r.steps, "lr": r.lr, "warmup": r.warmup_steps, "schedule": r.schedule,
             "batch": r.batch, "l1": r.l1,
             "arithmetic": r.arithmetic, "cpu_bf16": int(r.cpu_bf16), "refine": r.refine,
-            "coder": self.coder.name.lower(), "qp": self.qp,
+            "coder": self.coder.name.lower(), "qp": self.qp if self.bitrate is None else "auto",
+            "bitrate": self.bitrate if self.bitrate is not None else "off",
             "dq": int(self.dependent_quantization), "psnr": self.psnr if self.psnr is not None else "off",
             "seed": self.seed, "keyint": self.keyint if self.keyint else "infinite",
-            "p_steps": r.p_steps, "p_lr": r.p_lr, "p_l1": r.p_l1,
+            "p_steps": r.p_steps, "p_lr": r.p_lr, "p_l1": r.p_l1, "p_train": r.p_train,
         }
         return " ".join(f"{k}={v}" for k, v in parts.items())
 
@@ -187,6 +203,7 @@ class Encoder:
         self._frames_in = 0  # its first frame
         self._frames_done = 0  # frames of the packets returned
         self._start_reference: dict[str, np.ndarray] | None = None  # of the first chunk after resume_at()
+        self._rate = None if self.config.bitrate is None else RateControl(self.config.bitrate, stream.frame_rate)
         self.header = Header(stream, self.config.representation, self.config.coder_params(),
                              Metadata(f"invrcodec {__version__}", self.config.settings()))
         if executor is None:
@@ -226,6 +243,9 @@ class Encoder:
             raise InvrEncodeError(f"chunk {index} is a P-chunk: resuming there needs chunk {index - 1}'s weights")
         self._chunk, self._frames_in, self._frames_done = index, first_frame, first_frame
         self._start_reference = reference
+        if self._rate is not None:
+            for packet in kept:
+                self._rate.record(packet.frame_count, packet.size + chunk_overhead(self.config.representation))
 
     def prediction_of(self, index: int) -> Prediction:
         """Key chunk or P-chunk: a key chunk every ``keyint`` chunks, and the first."""
@@ -268,17 +288,44 @@ class Encoder:
                                             p.elapsed, len(jobs)))
 
         recipe = cfg.recipe.for_p_chunk() if predicted[0] else cfg.recipe
+        frozen: list[dict[str, np.ndarray]] = [{} for _ in jobs]
+        if predicted[0] and cfg.recipe.p_train == "first":
+            kept = hidden_weights(cfg.representation)
+            frozen = [{name: r[name] for name in kept} for r in references if r is not None]
         fits = fit_chunks([j.frames for j in jobs], cfg.representation, recipe, device=self.device,
                           seeds=[cfg.seed + j.index for j in jobs], psnr_target=cfg.psnr, amp=cfg.amp,
-                          progress=report, inits=[r or {} for r in references],
+                          progress=report, inits=[r or {} for r in references], frozen=frozen,
                           anchors=references if predicted[0] else None)
-        results = self.code_chunks(jobs, [f.state for f in fits], references)
+        states = [f.state for f in fits]
+        qps = [cfg.qp] * len(jobs)
+        if self._rate is not None:
+            qps = [self._rate_qp(job, state, ref, len(jobs)) for job, state, ref in zip(jobs, states, references)]
+        results = self.code_chunks(jobs, states, references, frozen, qps)
+        if self._rate is not None:
+            for job, (packet, _) in zip(jobs, results):
+                self._rate.record(len(job.frames), packet.size + chunk_overhead(cfg.representation))
         for job, fit, (packet, _) in zip(jobs, fits, results):
             last = packet.first_frame + packet.frame_count - 1
             log.info("chunk %d (%s): frames %d-%d, %d steps in %.1f s, PSNR %.2f dB trained, %.2f dB coded, "
                      "%d bytes", packet.index, "key" if job.prediction == Prediction.KEY else "P",
                      packet.first_frame, last, fit.steps, fit.seconds, fit.psnr, packet.train_psnr, packet.size)
         return results
+
+    def _rate_qp(self, job: ChunkJob, state: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None,
+                 together: int) -> int:
+        """The finest QP at which the chunk, coded without refinement, fits its share of the bitrate."""
+        assert self._rate is not None
+        rep, coder = self.config.representation, self.header.coder
+        overhead = chunk_overhead(rep)
+
+        def size_at(qp: int) -> int:
+            tensors, _ = encode_weights(state, rep, coder, qp_plan(qp, rep), reference=reference)
+            return sum(len(t.data) for t in tensors) + overhead
+
+        budget = self._rate.budget(len(job.frames), share=1.0 / together)
+        qp = choose_qp(size_at, budget)
+        log.debug("chunk %d: qp %d for a budget of %.0f bytes", job.index, qp, budget)
+        return qp
 
     def pack(self, frames: np.ndarray, state: dict[str, np.ndarray], index: int, first: int) -> Packet:
         """The packet of a trained key chunk: its coded weights and the PSNR a decoder of them will see."""
@@ -287,11 +334,13 @@ class Encoder:
 
     def code_chunks(self, jobs: list[ChunkJob], states: list[dict[str, np.ndarray]],
                     references: list[dict[str, np.ndarray] | None],
+                    held: list[dict[str, np.ndarray]] | None = None, qps: list[int] | None = None,
                     ) -> list[tuple[Packet, dict[str, np.ndarray]]]:
-        """Code trained chunks (their refinement trained together); each packet carries the PSNR a decoder of
-        it will see."""
+        """Code trained chunks at ``qps`` (default: the config's), their refinement trained together with
+        ``held`` tensors kept at their values; each packet carries the PSNR a decoder of it will see."""
         out = []
-        coded = self._code([j.frames for j in jobs], states, [j.index for j in jobs], references)
+        coded = self._code([j.frames for j in jobs], states, [j.index for j in jobs], references,
+                           held or [{} for _ in jobs], qps or [self.config.qp] * len(jobs))
         for job, (tensors, recon) in zip(jobs, coded):
             net = build_network(self.config.representation, recon, self.device)
             decoded = render(net, (len(job.frames), self.stream.height, self.stream.width))
@@ -300,8 +349,8 @@ class Encoder:
         return out
 
     def _code(self, chunks: list[np.ndarray], states: list[dict[str, np.ndarray]], indices: list[int],
-              references: list[dict[str, np.ndarray] | None],
-              ) -> list[tuple[tuple[CodedTensor, ...], dict[str, np.ndarray]]]:
+              references: list[dict[str, np.ndarray] | None], held: list[dict[str, np.ndarray]],
+              qps: list[int]) -> list[tuple[tuple[CodedTensor, ...], dict[str, np.ndarray]]]:
         """Code trained chunks' weights (a P-chunk's as the residual to its reference); with
         ``recipe.refine``, in stages with refinement between.
 
@@ -314,12 +363,13 @@ class Encoder:
         cfg, rep, coder = self.config, self.config.representation, self.header.coder
         if cfg.coder != CoderKind.DEEPCABAC:
             return [encode_weights(state, rep, coder, None, reference=ref) for state, ref in zip(states, references)]
-        plan = qp_plan(cfg.qp, rep)
+        plans = [qp_plan(qp, rep) for qp in qps]
         refine_steps = round(cfg.recipe.refine * cfg.recipe.steps)
         if refine_steps <= 0:
-            return [encode_weights(state, rep, coder, plan, reference=ref) for state, ref in zip(states, references)]
+            return [encode_weights(state, rep, coder, plan, reference=ref)
+                    for state, ref, plan in zip(states, references, plans)]
         names = [name for name, _ in rep.tensor_shapes()]
-        hidden = [n for n in names if n.startswith("layers.") and n.endswith(".weight") and n != "layers.0.weight"]
+        hidden = hidden_weights(rep)
         stages = [["layers.0.weight"], hidden, [n for n in names if n != "layers.0.weight" and n not in hidden]]
         stages = [s for s in stages if s]
         refine = replace(cfg.recipe, steps=refine_steps, lr=cfg.recipe.refine_lr, warmup=0,
@@ -331,13 +381,25 @@ class Encoder:
             if i > 0:
                 fits = fit_chunks(chunks, rep, refine, device=self.device,
                                   seeds=[cfg.seed + index + 1000 * i for index in indices], amp=cfg.amp,
-                                  inits=states, frozen=recon, anchors=references if predicted else None)
+                                  inits=states, frozen=[{**h, **r} for h, r in zip(held, recon)],
+                                  anchors=references if predicted else None)
                 states = [f.state for f in fits]
-            for state, ref, coded_c, recon_c in zip(states, references, coded, recon):
+            for state, ref, plan, coded_c, recon_c in zip(states, references, plans, coded, recon):
                 tensors, values = encode_weights(state, rep, coder, plan, names=stage, reference=ref)
                 coded_c.update(zip([n for n in names if n in stage], tensors))
                 recon_c.update(values)
         return [(tuple(c[n] for n in names), r) for c, r in zip(coded, recon)]
+
+
+def chunk_overhead(rep: Representation) -> int:
+    """Bytes a chunk costs in the file besides its tensors' data (spec "Overhead"): record, fields, tensor
+    framing, index entry."""
+    return 12 + 25 + 8 * len(rep.tensor_shapes()) + 33
+
+
+def hidden_weights(rep: Representation) -> list[str]:
+    """Names of the weight matrices of the activated layers after the first."""
+    return [f"layers.{i}.weight" for i in range(1, rep.layers)]
 
 
 @dataclass(frozen=True)

@@ -76,8 +76,8 @@ def test_audio_is_reported_and_progress_lines(bin_dir: Path, tiny_audio_mp4: Pat
 
 def test_parallel_chunks_trains_several_at_once(bin_dir: Path, tiny_y4m: Path, tmp_path: Path) -> None:
     out = tmp_path / "p.invr"
-    proc = run(["invr-enc", *FAST_ENC, "--chunk-frames", "2", "--parallel-chunks", "2", "--progress", "-",
-                tiny_y4m, out])
+    proc = run(["invr-enc", *FAST_ENC, "--chunk-frames", "2", "--keyint", "1", "--parallel-chunks", "2",
+                "--progress", "-", tiny_y4m, out])
     assert proc.returncode == 0, proc.stderr
     assert "training 2 chunks at once on cpu" in proc.stderr.decode()
     lines = proc.stdout.decode().splitlines()

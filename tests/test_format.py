@@ -787,7 +787,7 @@ GOLDEN_HEADER = Header(
     ("path", "version", "size", "dq", "predictions"),
     [
         (GOLDEN_V1, (1, 0), 2271, False, [Prediction.KEY, Prediction.KEY]),
-        (GOLDEN, (2, 0), 2021, True, [Prediction.KEY, Prediction.PREVIOUS]),
+        (GOLDEN, (2, 0), 2045, True, [Prediction.KEY, Prediction.PREVIOUS]),
     ],
 )
 def test_golden_file_reads_to_its_exact_header(path: Path, version: tuple[int, int], size: int, dq: bool,

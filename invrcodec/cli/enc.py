@@ -38,6 +38,20 @@ def _enc_dims(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     return dims  # type: ignore[return-value]
 
 
+def _bitrate(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    text = value.strip().lower()
+    scale = {"k": 1.0, "m": 1000.0}.get(text[-1:], None)
+    try:
+        kbps = float(text[:-1] if scale else text) * (scale or 1.0)
+    except ValueError:
+        kbps = -1.0
+    if not (0 < kbps < 1e7):
+        raise click.BadParameter(f"{value!r} is not a bitrate in kbit/s (e.g. 300, 300k or 1.5M)")
+    return kbps
+
+
 def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
     if value is None:
         return None
@@ -62,6 +76,9 @@ def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tu
 @click.option("--psnr", type=click.FloatRange(min=1.0, max=100.0), default=None, metavar="DB",
               help="Target PSNR: train each chunk until it reaches this (or the step cap).")
 @click.option("--qp", type=int, default=None, metavar="N", help="Weight quantiser (larger = smaller, worse).")
+@click.option("--bitrate", "-b", callback=_bitrate, default=None, metavar="KBPS",
+              help="Average bitrate over the clip in kbit/s (x264's --bitrate; 500k and 1.5M also read); "
+              "chooses a QP per chunk instead of --qp.")
 @click.option("--chunk-frames", type=click.IntRange(min=1), default=None, metavar="N",
               help="Frames per network (default 45; paper: 15).")
 @click.option("--keyint", type=click.IntRange(min=0), default=None, metavar="N",
@@ -245,6 +262,7 @@ def _encode_from(reader: Any, opts: dict[str, Any]) -> int:
         variant=opts["variant"],
         psnr=opts["psnr"],
         qp=opts["qp"],
+        bitrate=opts["bitrate"],
         chunk_frames=opts["chunk_frames"],
         keyint=opts["keyint"],
         enc_dims=opts["enc_dims"],

@@ -1,0 +1,95 @@
+"""How many training steps a P-chunk needs against a key chunk, for the same PSNR (issue 11).
+
+For every chunk after the first of each clip: train it as a key chunk (from the SIREN initialisation, the
+preset's recipe and step count) and note the float PSNR it ends at; then train it as a P-chunk (from the
+previous chunk's reconstruction, as the encoder codes it, with the preset's P-chunk recipe) until it reaches
+that same PSNR, or its own step cap. Reported: the steps each took and their ratio, per chunk and on average,
+and the PSNR the P-chunk reached. The references are the real ones: every chunk is coded at the default QP as
+the encoder would code it, key chunk first.
+
+    python tools/bench_prediction.py ../shared/media/carphone_pristine.mp4 ../shared/media/bigbuckbunny.mp4 \
+        --size 128 --frames 90 --out docs/bench_prediction.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _evalcommon as ec
+
+from invrcodec.encoder import ChunkJob, Encoder, EncoderConfig
+from invrcodec.fit import fit_chunk
+from invrcodec.types import Prediction
+
+
+def bench_clip(clip: ec.Clip, cfg: EncoderConfig, log: bool = True) -> list[dict[str, object]]:
+    enc = Encoder(clip.info, cfg)
+    cfg = enc.config  # the representation resolved for this stream (band-limited encoding)
+    rep, recipe = cfg.representation, cfg.recipe
+    n = rep.chunk_frames
+    chunks = [clip.frames[i:i + n] for i in range(0, len(clip.frames) - n + 1, n)]  # whole chunks only
+    reference = None
+    rows = []
+    for i, frames in enumerate(chunks):
+        job = ChunkJob(i, i * n, frames, Prediction.KEY if i == 0 else Prediction.PREVIOUS)
+        if i > 0:
+            t0 = time.perf_counter()
+            key = fit_chunk(frames, rep, replace(recipe, eval_every=recipe.steps), device=enc.device,
+                            seed=cfg.seed + i)
+            key_s = time.perf_counter() - t0
+            p_recipe = recipe.for_p_chunk()
+            t0 = time.perf_counter()
+            pred = fit_chunk(frames, rep, replace(p_recipe, eval_every=max(1, p_recipe.steps // 20)),
+                             device=enc.device, seed=cfg.seed + i, psnr_target=key.psnr, init=reference,
+                             anchor=reference)
+            p_s = time.perf_counter() - t0
+            row = {"chunk": i, "key_steps": key.steps, "key_psnr": round(key.psnr, 3), "key_s": round(key_s, 1),
+                   "p_steps": pred.steps, "p_psnr": round(pred.psnr, 3), "p_s": round(p_s, 1),
+                   "p_reached": pred.psnr >= key.psnr, "step_ratio": round(pred.steps / key.steps, 4)}
+            rows.append(row)
+            if log:
+                print(f"  {clip.name} chunk {i}: key {key.steps} steps -> {key.psnr:.2f} dB; P {pred.steps} "
+                      f"steps -> {pred.psnr:.2f} dB ({row['step_ratio']:.0%})", flush=True)
+        # the reference of the next chunk: this chunk as the encoder codes it
+        (_, reference), = enc.run_jobs([job], [reference] if i > 0 else [None])
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("clips", nargs="+")
+    ap.add_argument("--size", default="128", help="N (centre square crop, area-scaled) or 'native'")
+    ap.add_argument("--frames", type=int, default=90)
+    ap.add_argument("--preset", default="fast")
+    ap.add_argument("--out", type=Path, default=None, help="JSON output")
+    args = ap.parse_args(argv)
+    cfg = EncoderConfig.from_preset(args.preset, device="cpu")
+    report: dict[str, object] = {"tool": "bench_prediction", "command": ec.command_line(),
+                                 "machine": ec.machine(), "settings": cfg.settings(), "clips": {}}
+    ratios = []
+    for path in args.clips:
+        clip = ec.load_clip(path, ec.parse_size(args.size), args.frames)
+        rows = bench_clip(clip, cfg)
+        report["clips"][clip.name] = rows  # type: ignore[index]
+        ratios += [r["step_ratio"] for r in rows]
+    report["mean_step_ratio"] = float(np.mean(ratios)) if ratios else None
+    print(f"P-chunk steps / key-chunk steps for the same PSNR, mean over {len(ratios)} chunks: "
+          f"{report['mean_step_ratio']:.1%}" if ratios else "no chunk after the first")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(torch.get_num_threads())
+    sys.exit(main())
