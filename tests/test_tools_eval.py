@@ -21,6 +21,7 @@ import torch
 from conftest import ROOT, run, synthetic_frames, write_clip
 
 import invrcodec
+from invrcodec.presets import PRESETS
 from invrcodec.encoder import Encoder, EncoderConfig
 from invrcodec.types import Prediction, StreamInfo
 
@@ -235,7 +236,8 @@ def test_named_curves_are_the_package_configs() -> None:
     args = rd.parse_args(["x.mp4", "--preset", "ultrafast", "--invr", "default,v1"])
     common = {"qp": 42, "device": args.device, "seed": args.seed}
     v1 = rd.curve_config(args, rd.NAMED_CURVES["v1"][0], 42)
-    assert v1 == EncoderConfig.from_preset("ultrafast", enc_dims=(64, 64, 32), keyint=1, **common)
+    assert v1 == EncoderConfig.from_preset("ultrafast", enc_dims=(64, 64, 32), keyint=1, chunk_frames=15,
+                                           steps=PRESETS["ultrafast"].steps // 2, **common)
     info = StreamInfo(128, 128, 90, Fraction(25), Fraction(1, 25))
     resolved = Encoder(info, v1).config
     assert resolved.representation.enc_dims == (64, 64, 32) and resolved.keyint == 1

@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _evalcommon as ec
 
 from invrcodec.encoder import DEFAULT_QP, EncoderConfig
+from invrcodec.presets import PRESETS
 from invrcodec.errors import InvrError
 from invrcodec.fit import rgb_psnr
 from invrcodec.presets import DEFAULT_PRESET
@@ -72,12 +73,15 @@ BASELINES: dict[str, Baseline] = {
 }
 DEFAULT_BASELINES = "mpeg1,h264,h264-444,h265,h265-444"
 
+V1_STEPS = "v1"  # the steps the preset had before 2.0: half of today's, which are for 45-frame chunks
+
 # INVR curves by name: from_preset(--preset, qp=each --qp, **these), so that "default" follows the package's
 # defaults (hidden width, chunk length, keyint, band-limited encoding) whatever they become.
 NAMED_CURVES: dict[str, tuple[dict[str, object], str]] = {
     "default": ({}, "the package's defaults for the preset"),
-    "v1": ({"enc_dims": (64, 64, 32), "keyint": 1},
-           "the default of format 1.0: the paper's encoding [64, 64, 32], every chunk a key chunk"),
+    "v1": ({"enc_dims": (64, 64, 32), "keyint": 1, "chunk_frames": 15, "steps": V1_STEPS},
+           "the default of format 1.0: the paper's encoding [64, 64, 32] and 15-frame chunks, every chunk a key "
+           "chunk, half the preset's steps (what it trained a 15-frame chunk for)"),
     "intra": ({"keyint": 1}, "the defaults with every chunk a key chunk (no inter-chunk prediction)"),
 }
 
@@ -201,7 +205,12 @@ class Curve:
 
 def curve_config(args: argparse.Namespace, kwargs: dict[str, object], qp: int | None = None,
                  coder: str = "deepcabac") -> EncoderConfig:
-    return EncoderConfig.from_preset(args.preset, qp=qp, coder=coder, steps=args.steps, lr=args.lr,
+    kwargs = dict(kwargs)
+    steps = kwargs.pop("steps", None)
+    if steps == V1_STEPS:
+        preset_steps = PRESETS[args.preset].steps
+        steps = args.steps or (preset_steps if args.preset == "paper" else preset_steps // 2)
+    return EncoderConfig.from_preset(args.preset, qp=qp, coder=coder, steps=steps or args.steps, lr=args.lr,
                                      device=args.device, seed=args.seed, **kwargs)  # type: ignore[arg-type]
 
 
