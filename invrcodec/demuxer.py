@@ -25,6 +25,7 @@ from invrcodec.errors import (
     TruncatedError,
     UnsupportedVersionError,
 )
+from invrcodec.fileio import is_seekable
 from invrcodec.types import Header, IndexEntry, Packet, Prediction
 
 __all__ = ["Demuxer"]
@@ -33,16 +34,6 @@ log = logging.getLogger(__name__)
 
 _PIECE = 1 << 20  # largest single read: a lying length field costs at most this before EOF is seen
 _MIN_CHUNK_RECORD = fmt.RECORD_OVERHEAD + 24  # framing + the fixed ChunkBody fields
-
-
-def _is_seekable(f: BinaryIO) -> bool:
-    try:
-        if not f.seekable():
-            return False
-        f.tell()
-        return True
-    except (AttributeError, OSError, ValueError):
-        return False
 
 
 def _same_float(a: float, b: float) -> bool:
@@ -57,7 +48,7 @@ class Demuxer:
 
     def __init__(self, fileobj: BinaryIO) -> None:
         self._f = fileobj
-        self.seekable = _is_seekable(fileobj)
+        self.seekable = is_seekable(fileobj)
         self._pos = 0  # sequential mode: bytes consumed so far
         self._base = 0
         self._size: int | None = None

@@ -28,6 +28,7 @@ import numpy as np
 
 from . import y4m
 from .errors import InvrMediaError
+from .fileio import is_seekable
 from .types import StreamInfo
 
 log = logging.getLogger(__name__)
@@ -575,7 +576,7 @@ class VideoWriter:
             av.VideoFormat(self.pix_fmt)
         except (ValueError, av.FFmpegError) as exc:
             raise InvrMediaError(f"unknown pixel format {self.pix_fmt!r}") from exc
-        seekable = isinstance(target, (str, os.PathLike)) or _seekable(target)
+        seekable = isinstance(target, (str, os.PathLike)) or is_seekable(target)
         options: dict[str, str] = {}
         if fmt.format in ("mp4", "mov") and not seekable:
             options["movflags"] = "frag_keyframe+empty_moov"
@@ -679,10 +680,3 @@ class VideoWriter:
             self.close()
         else:
             self._abort()
-
-
-def _seekable(stream: BinaryIO) -> bool:
-    try:
-        return bool(stream.seekable())
-    except (AttributeError, OSError, ValueError):
-        return False

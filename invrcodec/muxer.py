@@ -13,21 +13,12 @@ from typing import BinaryIO
 
 from invrcodec import format as fmt
 from invrcodec.errors import InvrError, MalformedError
+from invrcodec.fileio import is_seekable
 from invrcodec.types import Header, IndexEntry, Packet
 
 __all__ = ["Muxer"]
 
 log = logging.getLogger(__name__)
-
-
-def _is_seekable(f: BinaryIO) -> bool:
-    try:
-        if not f.seekable():
-            return False
-        f.tell()
-        return True
-    except (AttributeError, OSError, ValueError):
-        return False
 
 
 class Muxer:
@@ -47,7 +38,7 @@ class Muxer:
         self._f = fileobj
         self._header = header
         self._header_bytes = fmt.build_header(header, minor=minor, extensions=extensions)
-        self._seekable = _is_seekable(fileobj)
+        self._seekable = is_seekable(fileobj)
         self._base = fileobj.tell() if self._seekable else 0
         self._pos = 0
         self._entries: list[IndexEntry] = []
