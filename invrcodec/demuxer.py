@@ -225,7 +225,7 @@ class Demuxer:
     def _demux_random(self, lo: int, hi: int | None) -> Iterator[Packet]:
         entries = self._index or []
         first = next((i for i, e in enumerate(entries) if e.first_frame + e.frame_count > lo), len(entries))
-        while first > 0 and entries[first].prediction != Prediction.KEY:
+        while 0 < first < len(entries) and entries[first].prediction != Prediction.KEY:
             first -= 1  # a P-chunk needs the chunks back to the key chunk before it
         for i in range(first, len(entries)):
             e = entries[i]
@@ -287,7 +287,8 @@ class Demuxer:
                 pos += len(data)
                 frame += packet.frame_count
                 if frame > lo:
-                    yield from since_key
+                    if packet.prediction != Prediction.KEY:
+                        yield from since_key  # the first chunk of the range is predicted from these
                     since_key = []
                     yield packet
                 elif packet.prediction == Prediction.KEY:

@@ -160,3 +160,30 @@ def test_keyint_one_is_all_key_and_decodes_as_before(predicted_file: bytes) -> N
     assert kinds == {Prediction.KEY}
     enc0 = Encoder(StreamInfo(16, 16, 0), EncoderConfig.from_preset("ultrafast", keyint=0, device="cpu"))
     assert [enc0.prediction_of(i) for i in range(4)] == [Prediction.KEY] + [Prediction.PREVIOUS] * 3
+
+
+class Pipe(io.RawIOBase):
+    """A non-seekable stream over bytes, as a pipe reads."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data, self._pos = data, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        n = min(len(buffer), len(self._data) - self._pos, 4096)
+        buffer[:n] = self._data[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+
+@pytest.mark.parametrize(("frame", "first_chunk"), [(3, 0), (9, 4), (15, 4), (17, 8)])
+def test_a_pipe_decodes_from_the_key_chunk_too(predicted_file: bytes, frame: int, first_chunk: int) -> None:
+    with invrcodec.open(io.BytesIO(predicted_file)) as f:
+        whole = np.stack(list(f.decode()))
+    with invrcodec.open(io.BufferedReader(Pipe(predicted_file))) as f:
+        assert [p.index for p in f.demux(frame, 1)][0] == first_chunk
+    with invrcodec.open(io.BufferedReader(Pipe(predicted_file))) as f:
+        (one,) = list(f.decode(first_frame=frame, frame_count=1))
+    assert (one == whole[frame]).all()

@@ -93,7 +93,7 @@ def test_json_is_ffprobe_shaped() -> None:
         "kind": "deepcabac",
         "nncodec_version": "2.1.3",
         "qp_density": 2,
-        "dependent_quantization": False,
+        "dependent_quantization": True,
         "cabac_unary_length_minus1": 10,
     }
     assert inv["metadata"]["encoder"] == "invrcodec 0.1.0"

@@ -40,8 +40,9 @@ COLORS = {"invr": "tab:red", "even": "tab:orange", "none": "tab:gray", "gaussian
 
 def run_variant(clip: ec.Clip, name: str, args: argparse.Namespace, outdir: Path) -> dict[str, object]:
     n = len(clip.frames)
+    # The paper's variants with the paper's encoding lengths (not the default band-limited ones).
     common = dict(variant=name, steps=args.steps, lr=args.lr, chunk_frames=n, device=args.device,
-                  seed=args.seed, hidden=args.hidden)
+                  seed=args.seed, hidden=args.hidden, enc_dims=VARIANTS[name].enc_dims)
     cfg_u = EncoderConfig.from_preset(args.preset, coder="raw32", **common)  # type: ignore[arg-type]
     cfg_c = EncoderConfig.from_preset(args.preset, qp=args.qp, **common)  # type: ignore[arg-type]
     recipe = cfg_u.recipe
