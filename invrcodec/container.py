@@ -101,7 +101,7 @@ class InputContainer:
         self, first_frame: int = 0, frame_count: int | None = None, device: str = "cpu", *,
         size: tuple[int, int] | None = None, scale: Fraction | float | None = None,
         region: tuple[int, int, int, int] | None = None, rate: Fraction | float | None = None,
-        boundary: str = "blend",
+        boundary: str = "crossfade",
     ) -> Iterator[np.ndarray]:
         """Frames [first_frame, first_frame + frame_count) as uint8 HxWx3 RGB arrays.
 

@@ -38,11 +38,13 @@ MAX_DIMENSION = 65535
 # At most this many output frames (the format's u32 frame count).
 MAX_FRAMES = (1 << 32) - 1
 
-Boundary = Literal["blend", "nearest", "hold"]
+Boundary = Literal["crossfade", "blend", "nearest", "hold"]
 #: Between the last stored frame of chunk c and the first of chunk c + 1 (fraction f of the way):
-#: ``blend`` evaluates both networks at the instant and mixes them (1 - f, f); ``nearest`` evaluates only the
-#: chunk whose stored frame is nearer (f < 1/2: chunk c); ``hold`` repeats the nearer stored frame.
-BOUNDARIES: tuple[Boundary, ...] = ("blend", "nearest", "hold")
+#: ``crossfade`` mixes those two stored frames (1 - f, f); ``blend`` evaluates both networks at the instant
+#: (each outside its chunk) and mixes them; ``nearest`` evaluates only the chunk whose stored frame is nearer
+#: (f < 1/2: chunk c); ``hold`` repeats the nearer stored frame. The first is the default: it was the best
+#: of the four on both clips measured (docs/results.md, "Between the samples").
+BOUNDARIES: tuple[Boundary, ...] = ("crossfade", "blend", "nearest", "hold")
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,7 @@ class Timeline:
     first_frame: int = 0
     frame_count: int | None = None  # output frames; None: to the end of the stream
     rate: Fraction | None = None
-    boundary: Boundary = "blend"
+    boundary: Boundary = "crossfade"
 
     def __post_init__(self) -> None:
         if isinstance(self.rate, float):  # 29.97 means 2997/100, not the nearest binary fraction
@@ -273,6 +275,8 @@ def _boundary_terms(boundary: Boundary, f: Fraction, prev_frames: int) -> tuple[
     """Terms of an instant a fraction ``f`` (0 < f < 1) of the way from one chunk's last frame to the
     next's first."""
     before, after = Term(-1, prev_frames - 1 + f), Term(0, f - 1)
+    if boundary == "crossfade":
+        return Term(-1, Fraction(prev_frames - 1), 1 - f), Term(0, Fraction(0), f)
     if boundary == "blend":
         return replace(before, weight=1 - f), replace(after, weight=f)
     if boundary == "nearest":

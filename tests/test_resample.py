@@ -91,7 +91,10 @@ def test_boundary_terms(boundary: str) -> None:
     terms = dict(chunk_terms(tl, 13, 4, 4, 4, None))  # chunk [4, 8) after one of 4: 3.25, 3.5, 3.75, 4 .. 7
     assert sorted(terms) == list(range(13, 29))
     first = terms[13]
-    if boundary == "blend":
+    if boundary == "crossfade":
+        assert [(t.which, t.offset, t.weight) for t in first] == [(-1, Fraction(3), Fraction(3, 4)),
+                                                                   (0, Fraction(0), Fraction(1, 4))]
+    elif boundary == "blend":
         assert [(t.which, t.offset, t.weight) for t in first] == [(-1, Fraction(13, 4), Fraction(3, 4)),
                                                                    (0, Fraction(-3, 4), Fraction(1, 4))]
     elif boundary == "nearest":
@@ -167,6 +170,9 @@ def test_between_chunks(chunked_invr: Path) -> None:
     assert np.array_equal(got["hold"], plain[4])  # a tie goes to the later frame
     assert np.array_equal(got["nearest"], after.astype(np.uint8))
     assert np.abs(got["blend"] - (before + after) / 2).max() <= 1
+    mean = (plain[3].astype(float) + plain[4]) / 2  # crossfade: the two stored frames, mixed before rounding
+    assert np.abs(got["crossfade"] - mean).max() <= 1
+    assert np.array_equal(_decode(chunked_invr, rate=50, first_frame=3, frame_count=2)[1], got["crossfade"])
 
 
 def test_api_errors(chunked_invr: Path) -> None:

@@ -59,8 +59,13 @@ def decode(path: Path, **kwargs: object) -> np.ndarray:
         return np.stack(list(f.decode(**kwargs)))  # type: ignore[arg-type]
 
 
+REUSE = False  # --reuse: measure the .invr files already in --work instead of encoding again
+
+
 def encode(frames: np.ndarray, info: object, cfg: EncoderConfig, path: Path,
-           rate: Fraction | None = None) -> float:
+           rate: Fraction | None = None) -> float | None:
+    if REUSE and path.exists() and path.stat().st_size:
+        return None
     info = replace(info, frame_count=len(frames))  # type: ignore[type-var]
     if rate is not None:
         info = replace(info, frame_rate=rate, time_base=1 / rate)  # type: ignore[type-var]
@@ -128,15 +133,20 @@ def measure_c(frames: np.ndarray, path: Path, rate: Fraction, chunk: int) -> dic
 @click.option("--preset", default="fast", show_default=True)
 @click.option("--steps", default=None, type=int, help="Override the preset's steps (smoke runs).")
 @click.option("--chunk-frames", default=15, show_default=True)
+@click.option("--encoding", "which", multiple=True, type=click.Choice(["paper", "band-limited"]),
+              help="Encodings to measure (default: both).")
+@click.option("--reuse", is_flag=True, help="Measure the encodes already in --work (same options) again.")
 @click.option("--threads", default=0, show_default=True, help="torch CPU threads (0: torch's default).")
 @click.option("--work", default="out/resample", show_default=True, type=click.Path(file_okay=False))
 @click.option("--out", default="docs/resample.json", show_default=True, type=click.Path(dir_okay=False))
 def main(clips: tuple[str, ...], size: int, frames: int, half_frames: int, preset: str, steps: int | None,
-         chunk_frames: int, threads: int, work: str, out: str) -> None:
+         chunk_frames: int, which: tuple[str, ...], reuse: bool, threads: int, work: str, out: str) -> None:
     """Measure (a), (b), (c) on each clip with the paper's encoding and a band-limited one.
 
     (a) and (c) share one encode: every other frame of 2 x FRAMES source frames, at half the frame rate.
     """
+    global REUSE
+    REUSE = reuse
     if threads:
         torch.set_num_threads(threads)
     work_dir = Path(work)
@@ -145,6 +155,7 @@ def main(clips: tuple[str, ...], size: int, frames: int, half_frames: int, prese
     encodings = {"paper": ((64, 64, 32), (64, 64, 32)),
                  "band-limited": (band_limited_dims(size, size, chunk_frames, SIGMA),
                                   band_limited_dims(half, half, chunk_frames, SIGMA))}
+    encodings = {k: v for k, v in encodings.items() if not which or k in which}
     results: dict[str, object] = {"machine": machine(), "command": command_line(), "preset": preset,
                                   "steps": steps, "size": size, "frames": frames, "half_frames": half_frames,
                                   "chunk_frames": chunk_frames, "encodings": encodings, "clips": {}}

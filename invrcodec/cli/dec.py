@@ -22,7 +22,7 @@ from .common import CliError
 log = logging.getLogger("invrcodec.cli.dec")
 
 TOOL = "invr-dec"
-BOUNDARIES = ["blend", "nearest", "hold"]  # invrcodec.sampling.BOUNDARIES (a test keeps them equal)
+BOUNDARIES = ["crossfade", "blend", "nearest", "hold"]  # sampling.BOUNDARIES (a test keeps them equal)
 
 
 def _parsed(parse: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter, str | None], Any]:
@@ -95,9 +95,9 @@ def _rate(text: str) -> Any:
 @click.option("-r", "--fps", "rate", callback=_parsed(_rate), default=None, metavar="RATE",
               help="Render at this frame rate (60, 30000/1001), sampling between the stored frames; "
               "--frames then counts output frames.")
-@click.option("--chunk-boundary", type=click.Choice(BOUNDARIES), default="blend", show_default=True,
-              help="With --fps, an instant between two chunks: mix both networks, the nearer network, "
-              "or hold the nearer frame.")
+@click.option("--chunk-boundary", type=click.Choice(BOUNDARIES), default="crossfade", show_default=True,
+              help="With --fps, an instant between two chunks: mix their two stored frames, mix both "
+              "networks at the instant, take the nearer network, or hold the nearer frame.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
               metavar="N", help="Refuse frames of more than N pixels (a small file can declare huge frames).")
 @click.option("--device", default="cpu", show_default=True, callback=common.parse_device,
