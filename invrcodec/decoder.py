@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from invrcodec import deepcabac
+from invrcodec.devices import resolve_device
 from invrcodec.errors import InvrConfigError, InvrFormatError
 from invrcodec.model import INVRNet, full_encoding, to_rgb8
 from invrcodec.sampling import (Geometry, Region, Term, Timeline, chunk_terms, plan_geometry, tail_terms,
@@ -30,26 +31,6 @@ TILE_PIXELS = 1 << 16
 # (RENDER_TILE_PIXELS * hidden * 4 bytes each) stay near the CPU caches, large enough that each matrix
 # product keeps all cores busy.
 RENDER_TILE_PIXELS = 1 << 13
-
-
-def resolve_device(name: str | torch.device) -> torch.device:
-    """``auto`` -> the first CUDA device when there is one, else the CPU; ``cuda[:N]`` is checked."""
-    if isinstance(name, torch.device):
-        return name
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as exc:
-        raise InvrConfigError(f"unknown device {name!r} (use auto, cpu or cuda[:N])") from exc
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InvrConfigError(f"device {name}: CUDA is not available on this machine")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise InvrConfigError(f"device {name}: only {torch.cuda.device_count()} CUDA device(s)")
-    elif dev.type != "cpu":
-        raise InvrConfigError(f"unsupported device {name!r} (use auto, cpu or cuda[:N])")
-    return dev
 
 
 def build_network(rep: Representation, state: dict[str, np.ndarray], device: torch.device) -> INVRNet:

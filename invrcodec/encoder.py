@@ -16,11 +16,13 @@ import numpy as np
 import torch
 
 from invrcodec import __version__, deepcabac
-from invrcodec.decoder import build_network, render, resolve_device
+from invrcodec.decoder import build_network, render
+from invrcodec.devices import resolve_device
 from invrcodec.errors import InvrConfigError, InvrEncodeError, InvrMediaError
 from invrcodec.executors import BatchedExecutor, Executor, GopJob, InProcessExecutor
-from invrcodec.fit import FitProgress, Recipe, fit_chunks, rgb_psnr
+from invrcodec.fit import FitProgress, Recipe, fit_chunks
 from invrcodec.format import LIMITS
+from invrcodec.metrics import rgb_psnr
 from invrcodec.presets import (
     DEFAULT_CHUNK_FRAMES,
     DEFAULT_KEYINT,
@@ -42,6 +44,7 @@ from invrcodec.types import (
     Prediction,
     Representation,
     StreamInfo,
+    TensorRole,
 )
 from invrcodec.weights import QP_ORIGIN, encode_weights, qp_plan
 
@@ -49,7 +52,18 @@ log = logging.getLogger(__name__)
 
 CODERS = {"deepcabac": CoderKind.DEEPCABAC, "raw32": CoderKind.RAW_FLOAT32, "raw16": CoderKind.RAW_FLOAT16}
 DEFAULT_QP = 38
-MAX_CHUNK_PARAMETERS = LIMITS["max_parameters"]
+# What this encoder accepts, in one table: what a file may hold (format.LIMITS), tighter where the encoder
+# chooses to be (a width or encoding length this far beyond the presets' 128 and 64 is a mistake; a chunk of
+# frames over 16384 pixels a side does not fit in training memory). min() keeps every entry within the
+# format's, so the encoder cannot accept what a file cannot hold; tests/test_codec.py checks the table.
+ENCODER_LIMITS: dict[str, int] = {
+    "max_dimension": min(16384, LIMITS["max_dimension"]),  # width, height
+    "max_hidden": min(4096, LIMITS["max_hidden"]),
+    "max_layers": LIMITS["max_layers"],
+    "max_enc_dim": min(1024, LIMITS["max_enc_dim"]),  # each of l_x, l_y, l_t
+    "max_chunk_frames": LIMITS["max_chunk_frames"],
+    "max_parameters": LIMITS["max_parameters"],
+}
 
 
 @dataclass(frozen=True)
@@ -118,18 +132,20 @@ class EncoderConfig:
         return cfg
 
     def validate(self) -> None:
-        rep, r = self.representation, self.recipe
+        rep, r, lim = self.representation, self.recipe, ENCODER_LIMITS
         checks = [
-            (1 <= rep.chunk_frames <= 65535, "chunk frames must be 1..65535"),
-            (1 <= rep.hidden <= 4096, "hidden width must be 1..4096"),
-            (1 <= rep.layers <= 64, "layers must be 1..64"),
-            (all(0 <= d <= 1024 for d in rep.enc_dims), "encoding dimensions must be 0..1024"),
+            (1 <= rep.chunk_frames <= lim["max_chunk_frames"],
+             f"chunk frames must be 1..{lim['max_chunk_frames']}"),
+            (1 <= rep.hidden <= lim["max_hidden"], f"hidden width must be 1..{lim['max_hidden']}"),
+            (1 <= rep.layers <= lim["max_layers"], f"layers must be 1..{lim['max_layers']}"),
+            (all(0 <= d <= lim["max_enc_dim"] for d in rep.enc_dims),
+             f"encoding dimensions must be 0..{lim['max_enc_dim']}"),
             (rep.encoding == EncodingKind.NONE or any(rep.enc_dims), "encoding dimensions are all zero"),
             (r.steps >= 1, "steps must be at least 1"),
             (r.lr > 0, "learning rate must be positive"),
             (0 <= self.qp <= 160, "qp must be 0..160"),
-            (rep.parameter_count <= MAX_CHUNK_PARAMETERS,
-             f"network of {rep.parameter_count} parameters exceeds the format's {MAX_CHUNK_PARAMETERS}"),
+            (rep.parameter_count <= lim["max_parameters"],
+             f"network of {rep.parameter_count} parameters exceeds the format's {lim['max_parameters']}"),
             (self.psnr is None or 0 < self.psnr < 100, "psnr target must be between 0 and 100 dB"),
             (0 <= self.parallel_chunks <= 4096, "parallel chunks must be 0..4096"),
             (self.keyint >= 0, "keyint must be >= 0 (0: only the first chunk is a key chunk)"),
@@ -188,8 +204,9 @@ class Encoder:
         self.config.validate()
         if stream.width < 1 or stream.height < 1:
             raise InvrMediaError(f"frame size {stream.width}x{stream.height} is empty")
-        if stream.width > 16384 or stream.height > 16384:
-            raise InvrMediaError(f"frame size {stream.width}x{stream.height} exceeds 16384x16384")
+        side = ENCODER_LIMITS["max_dimension"]
+        if stream.width > side or stream.height > side:
+            raise InvrMediaError(f"frame size {stream.width}x{stream.height} exceeds {side}x{side}")
         self.stream = stream
         if self.config.band_limit:
             rep = self.config.representation
@@ -290,7 +307,7 @@ class Encoder:
         recipe = cfg.recipe.for_p_chunk() if predicted[0] else cfg.recipe
         frozen: list[dict[str, np.ndarray]] = [{} for _ in jobs]
         if predicted[0] and cfg.recipe.p_train == "first":
-            kept = hidden_weights(cfg.representation)
+            kept = cfg.representation.tensor_names(TensorRole.HIDDEN_WEIGHT)
             frozen = [{name: r[name] for name in kept} for r in references if r is not None]
         fits = fit_chunks([j.frames for j in jobs], cfg.representation, recipe, device=self.device,
                           seeds=[cfg.seed + j.index for j in jobs], psnr_target=cfg.psnr, amp=cfg.amp,
@@ -368,9 +385,9 @@ class Encoder:
         if refine_steps <= 0:
             return [encode_weights(state, rep, coder, plan, reference=ref)
                     for state, ref, plan in zip(states, references, plans)]
-        names = [name for name, _ in rep.tensor_shapes()]
-        hidden = hidden_weights(rep)
-        stages = [["layers.0.weight"], hidden, [n for n in names if n != "layers.0.weight" and n not in hidden]]
+        names = rep.tensor_names()
+        stages = [rep.tensor_names(TensorRole.FIRST_WEIGHT), rep.tensor_names(TensorRole.HIDDEN_WEIGHT),
+                  rep.tensor_names(TensorRole.BIAS, TensorRole.OUT_WEIGHT, TensorRole.OUT_BIAS)]
         stages = [s for s in stages if s]
         refine = replace(cfg.recipe, steps=refine_steps, lr=cfg.recipe.refine_lr, warmup=0,
                          eval_every=refine_steps)
@@ -395,11 +412,6 @@ def chunk_overhead(rep: Representation) -> int:
     """Bytes a chunk costs in the file besides its tensors' data (spec "Overhead"): record, fields, tensor
     framing, index entry."""
     return 12 + 25 + 8 * len(rep.tensor_shapes()) + 33
-
-
-def hidden_weights(rep: Representation) -> list[str]:
-    """Names of the weight matrices of the activated layers after the first."""
-    return [f"layers.{i}.weight" for i in range(1, rep.layers)]
 
 
 @dataclass(frozen=True)
@@ -432,5 +444,5 @@ def auto_parallel_chunks(cfg: EncoderConfig, stream: StreamInfo, device: torch.d
     return max(1, int(fits))
 
 
-__all__ = ["CODERS", "DEFAULT_QP", "QP_ORIGIN", "ChunkJob", "Encoder", "EncoderConfig", "TrainProgress",
-           "auto_parallel_chunks"]
+__all__ = ["CODERS", "DEFAULT_QP", "ENCODER_LIMITS", "QP_ORIGIN", "ChunkJob", "Encoder", "EncoderConfig",
+           "TrainProgress", "auto_parallel_chunks"]

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from invrcodec.errors import InvrEncodeError
+from invrcodec.metrics import pooled_psnr, psnr_from_mse, rgb_psnr
 from invrcodec.model import INVRBatch, INVRNet, from_rgb8, full_encoding, to_rgb8
 from invrcodec.types import Representation
 
@@ -100,18 +101,6 @@ def cpu_has_native_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
-
-
-def psnr_from_mse(mse: float) -> float:
-    """PSNR in dB of an MSE measured on [0, 1] values."""
-    return float("inf") if mse <= 0 else 10.0 * math.log10(1.0 / mse)
-
-
-def rgb_psnr(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
-    """PSNR (dB) between two uint8 RGB arrays of equal shape: the one quality metric of invrcodec."""
-    ta = torch.as_tensor(a).to(torch.float64)
-    tb = torch.as_tensor(b).to(torch.float64)
-    return psnr_from_mse(float(((ta - tb) ** 2).mean()) / (255.0**2))
 
 
 @torch.no_grad()
@@ -316,7 +305,7 @@ def _fit_batch(chunks: list[np.ndarray], rep: Representation, recipe: Recipe, de
         polled = [run.poll(step) for run in running]
         shown = [p for psnrs, _ in polled for p in psnrs]
         if progress and shown and (any(checked for _, checked in polled) or step % 25 == 0):
-            progress(FitProgress(step, recipe.steps, _mean_psnr(shown), time.perf_counter() - start))
+            progress(FitProgress(step, recipe.steps, pooled_psnr(shown), time.perf_counter() - start))
     done: dict[int, FitResult] = {}
     diverged: dict[int, _Diverged] = {}
     for run in runs:
@@ -509,11 +498,6 @@ class _Run:
 
 def _result(batch: INVRBatch, row: int, psnr: float, step: int, start: float) -> FitResult:
     return FitResult(batch.state(row), psnr, step, time.perf_counter() - start, 0)
-
-
-def _mean_psnr(psnrs: Sequence[float]) -> float:
-    """PSNR of the mean MSE of equally sized chunks given by their PSNRs."""
-    return psnr_from_mse(sum(10.0 ** (-p / 10.0) for p in psnrs) / len(psnrs))
 
 
 def _step_batch(batch: INVRBatch, target: torch.Tensor, sizes: tuple[int, int, int], recipe: Recipe,

@@ -5,11 +5,18 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from invrcodec.choices import DEFAULT_CHUNK_FRAMES, DEFAULT_KEYINT, DEFAULT_PRESET
 from invrcodec.fit import Recipe
 from invrcodec.types import EncodingKind, NetworkKind, Representation
 
+__all__ = ["DEFAULT_CHUNK_FRAMES", "DEFAULT_KEYINT", "DEFAULT_PRESET", "PRESETS", "VARIANTS", "band_limited_dims",
+           "make_variant"]
+
 # Our recipe: random k x m x n pixel grids from the whole chunk, per-axis first-layer tables, Adam with
 # cosine decay. Measured against the paper's recipe in tools/bench.py (docs/results.md).
+#
+# The names and defaults (DEFAULT_PRESET, DEFAULT_CHUNK_FRAMES, DEFAULT_KEYINT) live in invrcodec.choices, which
+# the command line reads without importing torch; the tables here are keyed by its names, in its order.
 #
 # Every preset but paper codes DEFAULT_CHUNK_FRAMES (45) frames per network, three times the paper's 15, and
 # trains it twice the steps it took for 15 frames: two thirds of the training per frame. On the first 45
@@ -37,14 +44,6 @@ PRESETS: dict[str, Recipe] = {
     "paper": Recipe(steps=25000, lr=2e-5, schedule="constant", batch=0, arithmetic="reference",
                     eval_every=1000),
 }
-
-DEFAULT_PRESET = "fast"
-
-# Frames per network of every preset but paper (which keeps the paper's 15).
-DEFAULT_CHUNK_FRAMES = 45
-
-# A key chunk every DEFAULT_KEYINT chunks; the chunks between are P-chunks (docs/results.md, "Prediction").
-DEFAULT_KEYINT = 8
 
 
 def band_limited_dims(width: int, height: int, frames: int, sigma: float) -> tuple[int, int, int]:

@@ -8,7 +8,7 @@ and never reused.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import Enum, IntEnum
 from fractions import Fraction
 
 
@@ -50,6 +50,17 @@ class CoderKind(IntEnum):
     RAW_FLOAT16 = 3  # IEEE float16 little-endian
 
 
+class TensorRole(Enum):
+    """What a weight tensor is to the network; the coder picks its quantisation step by it (spec
+    "Quantisation"), and the encoder its coding stage. Not written into files."""
+
+    FIRST_WEIGHT = "first_weight"  # the first layer's weights: fan-in of the whole encoding
+    HIDDEN_WEIGHT = "hidden_weight"  # the weights of the activated layers after the first
+    BIAS = "bias"  # an activated layer's bias
+    OUT_WEIGHT = "out_weight"  # the linear output layer's weights
+    OUT_BIAS = "out_bias"
+
+
 @dataclass(frozen=True)
 class Representation:
     """Everything that defines the network of one chunk, hence every tensor's shape."""
@@ -76,17 +87,27 @@ class Representation:
             return raw + lx + ly + lt
         return raw
 
-    def tensor_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
-        """Names and shapes of the weight tensors in their coded order (spec: "Tensor order")."""
-        shapes: list[tuple[str, tuple[int, ...]]] = []
+    def tensor_layout(self) -> list[tuple[str, tuple[int, ...], TensorRole]]:
+        """Name, shape and role of every weight tensor in their coded order (spec: "Tensor order"). The names
+        are :class:`invrcodec.model.INVRNet`'s parameter names; this is the one place that spells them."""
+        layout: list[tuple[str, tuple[int, ...], TensorRole]] = []
         fan_in = self.in_features
         for i in range(self.layers):
-            shapes.append((f"layers.{i}.weight", (self.hidden, fan_in)))
-            shapes.append((f"layers.{i}.bias", (self.hidden,)))
+            role = TensorRole.FIRST_WEIGHT if i == 0 else TensorRole.HIDDEN_WEIGHT
+            layout.append((f"layers.{i}.weight", (self.hidden, fan_in), role))
+            layout.append((f"layers.{i}.bias", (self.hidden,), TensorRole.BIAS))
             fan_in = self.hidden
-        shapes.append(("out.weight", (3, fan_in)))
-        shapes.append(("out.bias", (3,)))
-        return shapes
+        layout.append(("out.weight", (3, fan_in), TensorRole.OUT_WEIGHT))
+        layout.append(("out.bias", (3,), TensorRole.OUT_BIAS))
+        return layout
+
+    def tensor_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        """Names and shapes of the weight tensors in their coded order (spec: "Tensor order")."""
+        return [(name, shape) for name, shape, _ in self.tensor_layout()]
+
+    def tensor_names(self, *roles: TensorRole) -> list[str]:
+        """Names of the tensors of the given roles (every tensor when none is given), in coded order."""
+        return [name for name, _, role in self.tensor_layout() if not roles or role in roles]
 
     @property
     def parameter_count(self) -> int:

@@ -15,7 +15,7 @@ import numpy as np
 
 from invrcodec import deepcabac
 from invrcodec.errors import InvrFormatError
-from invrcodec.types import CodedTensor, CoderKind, CoderParams, NetworkKind, Representation
+from invrcodec.types import CodedTensor, CoderKind, CoderParams, NetworkKind, Representation, TensorRole
 
 
 @dataclass(frozen=True)
@@ -28,14 +28,15 @@ class QPPlan:
     out_weight: int
     out_bias: int
 
-    def qp_for(self, name: str) -> int:
-        if name == "out.weight":
-            return self.out_weight
-        if name == "out.bias":
-            return self.out_bias
-        if name.endswith(".bias"):
-            return self.bias
-        return self.first_weight if name == "layers.0.weight" else self.hidden_weight
+    def qp_for(self, role: TensorRole) -> int:
+        """The QP of a tensor of this role (:meth:`Representation.tensor_layout`)."""
+        return {
+            TensorRole.FIRST_WEIGHT: self.first_weight,
+            TensorRole.HIDDEN_WEIGHT: self.hidden_weight,
+            TensorRole.BIAS: self.bias,
+            TensorRole.OUT_WEIGHT: self.out_weight,
+            TensorRole.OUT_BIAS: self.out_bias,
+        }[role]
 
 
 # invr-enc's --qp maps to the QP of the activated layers' weights as nncodec QP = qp - QP_ORIGIN, so that the
@@ -134,12 +135,12 @@ def encode_weights(state: dict[str, np.ndarray], rep: Representation, coder: Cod
     wc = coder_for(coder)
     coded: list[CodedTensor] = []
     recon: dict[str, np.ndarray] = {}
-    for name, shape in rep.tensor_shapes():
+    for name, shape, role in rep.tensor_layout():
         if names is not None and name not in names:
             continue
         w = np.ascontiguousarray(state[name], dtype=np.float32).reshape(shape)
         base = None if reference is None else np.asarray(reference[name], dtype=np.float32).reshape(shape)
-        ct, values = wc.encode(w if base is None else w - base, 0 if plan is None else plan.qp_for(name))
+        ct, values = wc.encode(w if base is None else w - base, 0 if plan is None else plan.qp_for(role))
         coded.append(ct)
         recon[name] = values if base is None else base + values
     return tuple(coded), recon

@@ -13,12 +13,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from invrcodec.format import LIMITS
+
 __all__ = ["HEADER_LINE_MAX", "MAGIC", "Y4MHeader", "parse_header"]
 
 MAGIC = b"YUV4MPEG2"
 HEADER_LINE_MAX = 256  # FFmpeg's Y4M_LINE_MAX: the longest header line it reads
 FRAME_HEADER = b"FRAME\n"
-MAX_DIMENSION = 65535  # what an .invr file can hold (spec "Limits")
+MAX_DIMENSION = LIMITS["max_dimension"]  # what an .invr file can hold (spec "Limits")
 
 # Chroma subsampling (x, y) and planes of each colour space; p9..p16 suffixes take two bytes a sample.
 _CHROMA = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from fractions import Fraction
@@ -27,6 +28,7 @@ def test_summary_and_file(tiny_invr: Path, tiny_invr_log: str) -> None:
     assert int(m.group(1)) == 6
     assert int(m.group(3)) == tiny_invr.stat().st_size
     assert re.search(r"PSNR \(RGB\) mean [\d.]+ dB, min [\d.]+ dB, max [\d.]+ dB", err), err
+    assert re.search(r"mean of the chunks' PSNRs in dB, weighted by frames; the PSNR of their pooled MSE is", err)
     assert "Traceback" not in err
     with invrcodec.open(tiny_invr) as f:
         assert (f.header.stream.width, f.header.stream.height, f.header.stream.frame_count) == (32, 32, 6)
@@ -174,3 +176,19 @@ def test_real_clip_carphone(bin_dir: Path, shared_media: Path, tmp_path: Path) -
     with invrcodec.open(out) as f:
         s = f.header.stream
         assert (s.width, s.height, s.frame_count, s.frame_rate) == (44, 36, 3, Fraction(30000, 1001))
+
+
+def test_offered_names_are_the_presets() -> None:
+    """invr-enc offers exactly the presets and variants the encoder defines, in their order, and its --help
+    does not import torch (the names come from invrcodec.choices)."""
+    from invrcodec import choices, presets
+    from invrcodec.cli.enc import command
+
+    assert tuple(presets.PRESETS) == choices.PRESET_NAMES
+    assert tuple(presets.VARIANTS) == choices.VARIANT_NAMES
+    params = {p.name: p for p in command.params}
+    assert tuple(params["preset"].type.choices) == choices.PRESET_NAMES  # type: ignore[attr-defined]
+    assert tuple(params["variant"].type.choices) == choices.VARIANT_NAMES  # type: ignore[attr-defined]
+    assert (params["preset"].default, params["variant"].default) == (choices.DEFAULT_PRESET, choices.DEFAULT_VARIANT)
+    code = "import sys, invrcodec.cli.enc, invrcodec.cli.probe; sys.exit(int('torch' in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0, "torch imported"

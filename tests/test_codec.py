@@ -12,11 +12,13 @@ from conftest import synthetic_frames
 
 import invrcodec
 from invrcodec.decoder import Decoder, build_network, render, render_reference
-from invrcodec.encoder import Encoder, EncoderConfig
+from invrcodec.encoder import ENCODER_LIMITS, Encoder, EncoderConfig
 from invrcodec.errors import InvrConfigError, InvrEncodeError, InvrMediaError
-from invrcodec.fit import Recipe, fit_chunk, rgb_psnr
+from invrcodec.fit import Recipe, fit_chunk
+from invrcodec.format import LIMITS
+from invrcodec.metrics import mean_of_psnrs, pooled_psnr, rgb_psnr
 from invrcodec.presets import PRESETS
-from invrcodec.types import CoderKind, StreamInfo
+from invrcodec.types import CoderKind, StreamInfo, TensorRole
 from invrcodec.weights import decode_weights, encode_weights, qp_plan
 
 
@@ -214,3 +216,41 @@ def test_frozen_tensors_are_not_trained() -> None:
     second = fit_chunk(frames, rep, cfg.recipe, device=torch.device("cpu"), init=first.state, frozen=frozen)
     assert second.state["layers.0.weight"].tobytes() == frozen["layers.0.weight"].astype(np.float32).tobytes()
     assert not np.array_equal(second.state["layers.1.weight"], first.state["layers.1.weight"])
+
+
+def test_encoder_limits_are_within_the_format() -> None:
+    """The encoder's limits come from format.LIMITS, tighter where it chooses, never looser."""
+    for name, value in ENCODER_LIMITS.items():
+        assert 1 <= value <= LIMITS[name], name
+    lim = ENCODER_LIMITS
+    tiny_config(hidden=lim["max_hidden"], layers=1).validate()
+    with pytest.raises(InvrConfigError, match=f"1..{lim['max_hidden']}"):
+        tiny_config(hidden=lim["max_hidden"] + 1, layers=1)
+    with pytest.raises(InvrConfigError, match=f"0..{lim['max_enc_dim']}"):
+        tiny_config(enc_dims=(lim["max_enc_dim"] + 1, 1, 1))
+    side = lim["max_dimension"] + 1
+    with pytest.raises(InvrMediaError, match=f"exceeds {side - 1}x{side - 1}"):
+        Encoder(StreamInfo(side, 16, 1), tiny_config())
+
+
+def test_tensor_roles() -> None:
+    """Representation names every tensor's role; the QP plan and the coding stages go by it."""
+    rep = tiny_config(layers=3).representation
+    assert rep.tensor_names() == [name for name, _ in rep.tensor_shapes()]
+    assert rep.tensor_names(TensorRole.FIRST_WEIGHT) == ["layers.0.weight"]
+    assert rep.tensor_names(TensorRole.HIDDEN_WEIGHT) == ["layers.1.weight", "layers.2.weight"]
+    assert rep.tensor_names(TensorRole.BIAS) == ["layers.0.bias", "layers.1.bias", "layers.2.bias"]
+    assert rep.tensor_names(TensorRole.OUT_WEIGHT, TensorRole.OUT_BIAS) == ["out.weight", "out.bias"]
+    plan = qp_plan(38, rep)
+    assert [plan.qp_for(role) for role in TensorRole] == [
+        plan.first_weight, plan.hidden_weight, plan.bias, plan.out_weight, plan.out_bias]
+
+
+def test_the_two_mean_psnrs() -> None:
+    """pooled_psnr averages the MSE, mean_of_psnrs the dB values; the first is never above the second."""
+    assert pooled_psnr([30.0, 30.0]) == pytest.approx(30.0)
+    assert mean_of_psnrs([30.0, 40.0]) == 35.0
+    assert pooled_psnr([30.0, 40.0]) == pytest.approx(10 * np.log10(2 / (1e-3 + 1e-4)))
+    assert mean_of_psnrs([30.0, 40.0], [3, 1]) == 32.5
+    assert pooled_psnr([30.0, 40.0], [3, 1]) == pytest.approx(10 * np.log10(4 / (3e-3 + 1e-4)))
+    assert pooled_psnr([25.0, 31.0, 44.0]) < mean_of_psnrs([25.0, 31.0, 44.0])

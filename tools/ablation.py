@@ -26,10 +26,11 @@ import invrcodec
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _evalcommon as ec
 
-from invrcodec.decoder import resolve_device
+from invrcodec.devices import resolve_device
 from invrcodec.encoder import DEFAULT_QP, Encoder, EncoderConfig
 from invrcodec.errors import InvrError
 from invrcodec.fit import FitProgress, fit_chunk
+from invrcodec.metrics import pooled_psnr
 from invrcodec.presets import VARIANTS
 
 LABELS = {"invr": "INVR", "even": "INVR-Even", "none": "INVR-None", "gaussian": "INVR-Gaussian",
@@ -78,7 +79,7 @@ def run_variant(clip: ec.Clip, name: str, args: argparse.Namespace, outdir: Path
         psnrs, decode_s = ec.decode_invr_psnr(path, clip.frames)
         mean, std = ec.mean_std(psnrs)
         files[tag] = {"file": str(path), "bytes": path.stat().st_size, "psnr_mean": mean, "psnr_std": std,
-                      "psnr_chunk": ec.pooled_psnr(psnrs),
+                      "psnr_chunk": pooled_psnr(psnrs),
                       "psnr_per_frame": [round(v, 4) for v in psnrs], "decode_s": round(decode_s, 2)}
         print(f"  {tag}: {files[tag]['bytes']} B, {mean:.2f} ± {std:.2f} dB", flush=True)
     return {

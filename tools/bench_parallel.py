@@ -34,8 +34,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _evalcommon as ec
 
-from invrcodec.decoder import build_network, render, resolve_device
-from invrcodec.fit import FitResult, Recipe, fit_chunks, rgb_psnr
+from invrcodec.decoder import build_network, render
+from invrcodec.devices import resolve_device
+from invrcodec.fit import FitResult, Recipe, fit_chunks
+from invrcodec.metrics import mean_of_psnrs, rgb_psnr
 from invrcodec.presets import PRESETS
 from invrcodec.types import Representation
 
@@ -84,7 +86,7 @@ def bench_scaling(chunks: list[np.ndarray], rep: Representation, args: argparse.
             seconds, fits = time_batch(group, rep, recipe, device, args.seed)
             rate = b * recipe.steps / seconds
             rows.append({"chunks": b, "seconds": seconds, "chunk_steps_per_second": rate,
-                         "mean_psnr": float(np.mean([f.psnr for f in fits]))})
+                         "mean_psnr": mean_of_psnrs([f.psnr for f in fits])})
             say(f"  {name}: {b} chunk(s) at once: {seconds:.1f} s for {recipe.steps} steps, "
                 f"{rate:.1f} chunk-steps/s")
         base = rows[0]["chunk_steps_per_second"]
@@ -114,10 +116,10 @@ def bench_full(frames: np.ndarray, rep: Representation, args: argparse.Namespace
     _sync(device)
     decode_seconds = time.perf_counter() - t0
     psnrs = [rgb_psnr(out, chunk) for out, chunk in zip(decoded, chunks)]
-    say(f"  decoded {len(frames)} frames in {decode_seconds:.2f} s; PSNR mean {np.mean(psnrs):.2f} dB")
+    say(f"  decoded {len(frames)} frames in {decode_seconds:.2f} s; PSNR mean {mean_of_psnrs(psnrs):.2f} dB")
     return {
         "frames": len(frames), "chunks": len(chunks), "steps": recipe.steps, "train_seconds": seconds,
-        "decoded_psnr_mean": float(np.mean(psnrs)), "decoded_psnr_min": float(np.min(psnrs)),
+        "decoded_psnr_mean": mean_of_psnrs(psnrs), "decoded_psnr_min": float(np.min(psnrs)),
         "decode_seconds": decode_seconds, "decode_fps": len(frames) / decode_seconds,
     }
 

@@ -20,19 +20,12 @@ import torch
 
 from invrcodec import deepcabac
 from invrcodec.decoder import build_network, render
-from invrcodec.fit import fit_chunk, rgb_psnr
+from invrcodec.fit import fit_chunk
 from invrcodec.media import VideoReader
+from invrcodec.metrics import rgb_psnr
 from invrcodec.presets import PRESETS, VARIANTS
-from invrcodec.types import CoderKind, CoderParams
+from invrcodec.types import CoderKind, CoderParams, TensorRole
 from invrcodec.weights import QP_ORIGIN, encode_weights, qp_plan
-
-TYPES = {
-    "first_weight": lambda n: n == "layers.0.weight",
-    "hidden_weight": lambda n: n.startswith("layers.") and n.endswith(".weight") and n != "layers.0.weight",
-    "bias": lambda n: n.startswith("layers.") and n.endswith(".bias"),
-    "out_weight": lambda n: n == "out.weight",
-    "out_bias": lambda n: n == "out.bias",
-}
 
 
 @click.command()
@@ -55,12 +48,13 @@ def main(clip: str, size: int, frames: int, steps: int, out: str) -> None:
 
     float_psnr = psnr_of(fit.state)
     rows = []
-    for tname, match in TYPES.items():
+    for role in TensorRole:  # one tensor type at a time quantised, the others kept as trained
+        tname, of_role = role.value, set(rep.tensor_names(role))
         for qp in range(-60, -19, 4):
             state = dict(fit.state)
             nbytes = 0
             for name, w in fit.state.items():
-                if match(name):
+                if name in of_role:
                     levels = deepcabac.quantize(w, qp, 2, False, 10)
                     nbytes += len(deepcabac.encode_levels(levels, False, 10))
                     state[name] = deepcabac.dequantize(levels, qp, 2)

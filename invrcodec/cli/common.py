@@ -138,7 +138,6 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def setup_logging(tool: str, verbose: int, quiet: int, loglevel: str | None) -> int:
     """Route invrcodec's loggers to stderr at the level the options ask for; return that level."""
-    global _traceback
     if loglevel is not None:
         level = LOG_LEVELS[loglevel]
     elif verbose:
@@ -147,7 +146,16 @@ def setup_logging(tool: str, verbose: int, quiet: int, loglevel: str | None) -> 
         level = logging.WARNING if quiet == 1 else logging.ERROR
     else:
         level = logging.INFO
-    _traceback = loglevel == "debug" or (loglevel is None and verbose >= 2)
+    route_logs(tool, level, tracebacks=loglevel == "debug" or (loglevel is None and verbose >= 2))
+    return level
+
+
+def route_logs(tool: str, level: int, *, tracebacks: bool) -> None:
+    """Send invrcodec's loggers (and Python's warnings) to the current stderr at ``level``, each message
+    prefixed as the tools print them, replacing the handler of an earlier call; with ``tracebacks``, logged
+    exceptions and the one-line errors come with their traceback."""
+    global _traceback
+    _traceback = tracebacks
     handler = _Handler(sys.stderr)
     handler.setFormatter(_Formatter(tool))
     for name in ("invrcodec", "py.warnings"):
@@ -159,7 +167,6 @@ def setup_logging(tool: str, verbose: int, quiet: int, loglevel: str | None) -> 
     if level <= logging.DEBUG:
         logging.getLogger("libav").handlers[:] = [handler]
         logging.getLogger("libav").setLevel(logging.INFO)
-    return level
 
 
 class HeldInfo(logging.Filter):

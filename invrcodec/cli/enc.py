@@ -15,14 +15,20 @@ from typing import Any
 
 import click
 
+from ..choices import (
+    DEFAULT_CHUNK_FRAMES,
+    DEFAULT_KEYINT,
+    DEFAULT_PRESET,
+    DEFAULT_VARIANT,
+    PRESET_NAMES,
+    VARIANT_NAMES,
+)
 from . import common
 from .common import CliError
 
 log = logging.getLogger("invrcodec.cli.enc")
 
 TOOL = "invr-enc"
-PRESETS = ["ultrafast", "fast", "medium", "slow", "paper"]
-VARIANTS = ["invr", "even", "none", "gaussian", "relu"]
 
 
 def _enc_dims(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int, int] | None:
@@ -71,7 +77,7 @@ def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tu
 )
 @click.argument("input", metavar="IN")
 @click.argument("output", metavar="OUT")
-@click.option("--preset", type=click.Choice(PRESETS), default="fast", show_default=True,
+@click.option("--preset", type=click.Choice(PRESET_NAMES), default=DEFAULT_PRESET, show_default=True,
               help="Speed against quality and size.")
 @click.option("--psnr", type=click.FloatRange(min=1.0, max=100.0), default=None, metavar="DB",
               help="Target PSNR: train each chunk until it reaches this (or the step cap).")
@@ -80,10 +86,10 @@ def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tu
               help="Average bitrate over the clip in kbit/s (x264's --bitrate; 500k and 1.5M also read); "
               "chooses a QP per chunk instead of --qp.")
 @click.option("--chunk-frames", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Frames per network (default 45; paper: 15).")
+              help=f"Frames per network (default {DEFAULT_CHUNK_FRAMES}; paper: 15).")
 @click.option("--keyint", type=click.IntRange(min=0), default=None, metavar="N",
               help="A key chunk every N chunks, P-chunks between (0: only the first; 1: all key). "
-              "Default 8; paper: 1.")
+              f"Default {DEFAULT_KEYINT}; paper: 1.")
 @click.option("--frames", type=click.IntRange(min=1), default=None, metavar="N", help="Encode only N frames.")
 @click.option("--seek", type=click.IntRange(min=0), default=0, metavar="N", help="Skip the first N frames.")
 @click.option("--device", default="auto", show_default=True, callback=common.parse_device,
@@ -97,7 +103,7 @@ def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tu
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted encode of OUT from its journal OUT.part (same input and options): "
               "its finished chunks are kept, the rest trained.")
-@click.option("--variant", type=click.Choice(VARIANTS), default="invr", show_default=True,
+@click.option("--variant", type=click.Choice(VARIANT_NAMES), default=DEFAULT_VARIANT, show_default=True,
               help="Positional encoding / network family from the paper.")
 @click.option("--enc-dims", callback=_enc_dims, default=None, metavar="LX,LY,LT",
               help="Encoding frequencies per axis.")
@@ -388,10 +394,13 @@ def _summary(info: Any, packets: list[tuple[int, float, int]], frames: int, elap
         f"{size} bytes, {kbps:.2f} kbit/s, {bpp:.4f} bpp"
     )
     if psnrs:
-        mean = sum(n * p for n, p in psnrs) / sum(n for n, _ in psnrs)
+        from ..metrics import mean_of_psnrs, pooled_psnr
+
+        counts, values = [n for n, _ in psnrs], [p for _, p in psnrs]
         log.info(
-            f"PSNR (RGB) mean {mean:.2f} dB, min {min(p for _, p in psnrs):.2f} dB, "
-            f"max {max(p for _, p in psnrs):.2f} dB (frame-weighted over chunks)"
+            f"PSNR (RGB) mean {mean_of_psnrs(values, counts):.2f} dB, min {min(values):.2f} dB, "
+            f"max {max(values):.2f} dB (the mean of the chunks' PSNRs in dB, weighted by frames; "
+            f"the PSNR of their pooled MSE is {pooled_psnr(values, counts):.2f} dB)"
         )
 
 

@@ -20,20 +20,20 @@ import click
 import invrcodec
 from invrcodec.container import InputContainer
 from invrcodec.errors import InvrError
+from invrcodec.metrics import mean_of_psnrs
 from invrcodec.payload import check_payload
 from invrcodec.types import CoderKind, EncodingKind, IndexEntry, NetworkKind, Prediction
 
+from . import common
+
 TOOL = "invr-probe"
 EXIT_PIPE = 141  # what a shell reports for a process ended by SIGPIPE
+# ffprobe's -loglevel names: invr-enc's and invr-dec's, and panic, fatal and trace as ffprobe has them.
 LOG_LEVELS = {
-    "quiet": logging.CRITICAL + 10,
+    "quiet": common.LOG_LEVELS["quiet"],
     "panic": logging.CRITICAL,
     "fatal": logging.CRITICAL,
-    "error": logging.ERROR,
-    "warning": logging.WARNING,
-    "info": logging.INFO,
-    "verbose": logging.DEBUG,
-    "debug": logging.DEBUG,
+    **{name: level for name, level in common.LOG_LEVELS.items() if name != "quiet"},
     "trace": logging.DEBUG,
 }
 
@@ -115,7 +115,7 @@ def probe(f: InputContainer, filename: str, show_chunks: bool) -> tuple[dict[str
     stream_bytes = sum(e.size for e in index)
     bit_rate = str(int(stream_bytes * 8 / duration)) if duration else "0"
     psnrs = [e.train_psnr for e in index]
-    finite = [p for p in psnrs if math.isfinite(p)]
+    finite = [e for e in index if math.isfinite(e.train_psnr)]
     invr: dict[str, Any] = {
         "format_version": f"{f.version[0]}.{f.version[1]}",
         "representation": {
@@ -144,7 +144,8 @@ def probe(f: InputContainer, filename: str, show_chunks: bool) -> tuple[dict[str
         "nb_chunks": len(index),
         "nb_key_chunks": sum(e.prediction == Prediction.KEY for e in index),
         "train_psnr": {
-            "mean": _psnr(sum(finite) / len(finite)) if finite else None,
+            "mean": _psnr(mean_of_psnrs([e.train_psnr for e in finite], [e.frame_count for e in finite]))
+            if finite else None,
             "min": _psnr(min(psnrs)) if psnrs else None,
             "max": _psnr(max(psnrs)) if psnrs else None,
         },
@@ -314,20 +315,6 @@ def render_summary(f: InputContainer, stream: dict[str, Any], fmt: dict[str, Any
     return "\n".join(lines) + "\n"
 
 
-def _setup_logging(level: int) -> None:
-    """Library logs to the current stderr at ``level`` (replacing a handler of an earlier call)."""
-    logger = logging.getLogger("invrcodec")
-    for h in list(logger.handlers):
-        if getattr(h, "_invr_probe", False):
-            logger.removeHandler(h)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"{TOOL}: %(message)s"))
-    handler._invr_probe = True  # type: ignore[attr-defined]
-    logger.addHandler(handler)
-    logger.setLevel(level)
-    logger.propagate = False
-
-
 def _stdin() -> BinaryIO:
     return sys.stdin.buffer
 
@@ -373,7 +360,7 @@ def main(
 ) -> None:
     """Describe the .invr FILE ('-' reads standard input), checking every chunk's CRC32."""
     level = LOG_LEVELS[loglevel]
-    _setup_logging(level)
+    common.route_logs(TOOL, level, tracebacks=level <= logging.DEBUG)
     try:
         source: str | BinaryIO = _stdin() if file == "-" else file
         with invrcodec.open(source) as f:
@@ -398,7 +385,7 @@ def main(
     except (InvrError, OSError) as e:
         message = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         if level <= logging.DEBUG:
-            log.exception("traceback")
+            log.debug("traceback", exc_info=True)
         if level <= logging.CRITICAL:
             click.echo(f"{TOOL}: error: {file}: {message}", err=True)
         sys.exit(1)

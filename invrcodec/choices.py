@@ -1,0 +1,24 @@
+"""The names and defaults the command line offers, without importing torch (``invr-enc --help`` stays fast).
+
+:mod:`invrcodec.presets` defines what each name means (it imports the training code, hence torch); its tables
+are keyed by exactly these names, in this order (tests/test_cli_enc.py checks it).
+"""
+
+from __future__ import annotations
+
+__all__ = ["DEFAULT_CHUNK_FRAMES", "DEFAULT_KEYINT", "DEFAULT_PRESET", "DEFAULT_VARIANT", "PRESET_NAMES",
+           "VARIANT_NAMES"]
+
+# x264-style speed against quality, fastest first; "paper" is the paper's recipe exactly.
+PRESET_NAMES = ("ultrafast", "fast", "medium", "slow", "paper")
+DEFAULT_PRESET = "fast"
+
+# The paper's representation variants (sec. 3.3).
+VARIANT_NAMES = ("invr", "even", "none", "gaussian", "relu")
+DEFAULT_VARIANT = "invr"
+
+# Frames per network of every preset but paper (which keeps the paper's 15).
+DEFAULT_CHUNK_FRAMES = 45
+
+# A key chunk every DEFAULT_KEYINT chunks; the chunks between are P-chunks (docs/results.md, "Prediction").
+DEFAULT_KEYINT = 8
