@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from types import TracebackType
-from typing import TYPE_CHECKING, BinaryIO, Literal, Union, overload
+from typing import TYPE_CHECKING, BinaryIO, Literal, TypeVar, Union, overload
 
 from invrcodec.demuxer import Demuxer
 from invrcodec.errors import InvrError
@@ -39,19 +39,53 @@ def _name_of(file: FileLike) -> str:
     return str(getattr(file, "name", "<stream>"))
 
 
-class InputContainer:
-    """An .invr stream opened for reading. Use as a context manager, or call :meth:`close`."""
+_C = TypeVar("_C", bound="_Container")
 
-    def __init__(self, file: FileLike) -> None:
+
+class _Container:
+    """What both containers share: a path is opened here and closed with the container; a file object is the
+    caller's and stays open."""
+
+    def __init__(self, file: FileLike, mode: Literal["rb", "wb"]) -> None:
         self.name = _name_of(file)
         self._owned: BinaryIO | None = None
         if isinstance(file, (str, os.PathLike)):
-            self._owned = builtins.open(file, "rb")  # noqa: SIM115 - closed by close()
-            fileobj: BinaryIO = self._owned
+            self._owned = builtins.open(file, mode)  # noqa: SIM115 - closed by _close_file()
+            self._file: BinaryIO = self._owned
         else:
-            fileobj = file
+            self._file = file
+
+    def close(self) -> None:
+        self._close_file()
+
+    def _close_file(self) -> None:
+        if self._owned is not None:
+            self._owned.close()
+            self._owned = None
+
+    def _leave(self, ok: bool) -> None:
+        """End of the ``with`` block; ``ok`` is false when it was left by an exception."""
+        self.close()
+
+    def __enter__(self: _C) -> _C:  # Python 3.10 has no typing.Self
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._leave(exc_type is None)
+
+
+class InputContainer(_Container):
+    """An .invr stream opened for reading. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, file: FileLike) -> None:
+        super().__init__(file, "rb")
         try:
-            self._demuxer = Demuxer(fileobj)
+            self._demuxer = Demuxer(self._file)
         except BaseException:
             self.close()
             raise
@@ -131,39 +165,17 @@ class InputContainer:
             end = packet.frame_count if stop is None else min(stop - packet.first_frame, packet.frame_count)
             yield from decoder.decode(packet, start, end)
 
-    def close(self) -> None:
-        if self._owned is not None:
-            self._owned.close()
-            self._owned = None
 
-    def __enter__(self) -> InputContainer:  # noqa: PYI034 - Python 3.10 has no typing.Self
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class OutputContainer:
+class OutputContainer(_Container):
     """An .invr stream opened for writing. Closing it (or leaving its ``with`` block) writes the index.
 
     Leaving the ``with`` block by an exception writes no index, so the file is recognisably unfinished.
     """
 
     def __init__(self, file: FileLike, header: Header) -> None:
-        self.name = _name_of(file)
-        self._owned: BinaryIO | None = None
-        if isinstance(file, (str, os.PathLike)):
-            self._owned = builtins.open(file, "wb")  # noqa: SIM115 - closed by close()
-            fileobj: BinaryIO = self._owned
-        else:
-            fileobj = file
+        super().__init__(file, "wb")
         try:
-            self._muxer = Muxer(fileobj, header)
+            self._muxer = Muxer(self._file, header)
         except BaseException:
             self._close_file()
             raise
@@ -208,21 +220,8 @@ class OutputContainer:
         finally:
             self._close_file()
 
-    def _close_file(self) -> None:
-        if self._owned is not None:
-            self._owned.close()
-            self._owned = None
-
-    def __enter__(self) -> OutputContainer:  # noqa: PYI034 - Python 3.10 has no typing.Self
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
+    def _leave(self, ok: bool) -> None:
+        if ok:
             self.close()
         else:
             self.abort()
