@@ -28,9 +28,12 @@ PRESETS: dict[str, Recipe] = {
     # collapses to a flat image (12.8 and 14.5 dB after 1000 steps); with it, 1.5e-3 ends 1.7-2.1 dB above the
     # former 1e-3 (1000 steps, first chunks of both clips) and rescued a chunk where 1e-3 stalled at 15 dB
     # (docs/results.md, Speed).
-    "ultrafast": Recipe(steps=1000, lr=1.5e-3, warmup=50, batch=8192, grid_frames=15, eval_every=200,
+    # Two full-chunk PSNR checks per chunk (halfway, to catch a collapsed fit, and at the end): a check renders
+    # the whole chunk, as much arithmetic as a few dozen steps on a 45-frame chunk, and without a --psnr target
+    # the checks only report (they never change the weights; tests/test_tools_eval.py).
+    "ultrafast": Recipe(steps=1000, lr=1.5e-3, warmup=50, batch=8192, grid_frames=15, eval_every=500,
                         cpu_bf16=True, refine=0.15),
-    "fast": Recipe(steps=1600, lr=1.5e-3, warmup=50, batch=8192, grid_frames=15, eval_every=400, compile=True,
+    "fast": Recipe(steps=1600, lr=1.5e-3, warmup=50, batch=8192, grid_frames=15, eval_every=800, compile=True,
                    cpu_bf16=True, refine=0.15),
     # medium: the same warm-up and rate; 3000 steps end 1.3-1.7 dB above 1e-3 (40.85 and 41.05 dB).
     "medium": Recipe(steps=6000, lr=1.5e-3, warmup=50, batch=16384, grid_frames=15, eval_every=500,
