@@ -18,8 +18,16 @@ from invrcodec import deepcabac
 from invrcodec.devices import resolve_device
 from invrcodec.errors import InvrConfigError, InvrFormatError
 from invrcodec.model import INVRNet, full_encoding, to_rgb8
-from invrcodec.sampling import (Geometry, Region, Term, Timeline, chunk_terms, plan_geometry, tail_terms,
-                                time_position)
+from invrcodec.sampling import (
+    Geometry,
+    Region,
+    Term,
+    Timeline,
+    chunk_terms,
+    plan_geometry,
+    tail_terms,
+    time_position,
+)
 from invrcodec.types import CoderKind, Header, Packet, Prediction, Representation
 from invrcodec.weights import decode_weights
 

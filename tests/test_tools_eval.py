@@ -190,11 +190,17 @@ def test_shared_training_writes_the_encoders_bytes(tmp_path: Path, one_thread: N
         with invrcodec.open(path) as f:
             assert [e.train_psnr for e in f.index] == [p.train_psnr for p in point.packets]
         assert len(psnrs) == 4 and all(math.isfinite(v) for v in psnrs)
-    # P-chunks train from the previous chunk's decoded weights, which depend on the QP: no shared training.
-    predicted = replace(points[0][1], keyint=2)
-    assert not ec.all_key_chunks(predicted, info, 4) and ec.all_key_chunks(predicted, info, 2)
-    with pytest.raises(ValueError, match="P-chunks"):
-        ec.encode_invr_points(frames, info, [("p", predicted, tmp_path / "p.invr")], log=lambda s: None)
+    # P-chunks train from the previous chunk's decoded weights, which depend on the QP: each point trains its
+    # own, after the key chunk trained once; the files are still the Encoder's, byte for byte.
+    predicted = [replace(points[0][1], keyint=2, qp=qp) for qp in (34, 42)]
+    assert not ec.all_key_chunks(predicted[0], info, 4) and ec.all_key_chunks(predicted[0], info, 2)
+    todo = [(f"p{cfg.qp}", cfg, tmp_path / f"p{cfg.qp}.invr") for cfg in predicted]
+    _, _, key_fits = ec.encode_invr_points(frames, info, todo, log=lambda s: None)
+    assert len(key_fits) == 1  # chunk 0 only; chunk 1 is a P-chunk
+    for name, cfg, path in todo:
+        ec.encode_with_encoder(frames, info, cfg, tmp_path / f"plain_{name}.invr")
+        assert path.read_bytes() == (tmp_path / f"plain_{name}.invr").read_bytes()
+    assert todo[0][2].read_bytes() != todo[1][2].read_bytes()
 
 
 # -- baselines and curves ------------------------------------------------------------------------------------
@@ -259,8 +265,8 @@ def small_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_rd_end_to_end(small_clip: Path, tmp_path: Path) -> None:
-    # Two curves: v1 (one 4-frame chunk, all key: one shared training) and a grid curve of two 2-frame chunks
-    # with keyint 2 (a key chunk and a P-chunk: one Encoder run per QP).
+    # Two curves: v1 (15-frame chunks: one 4-frame key chunk) and a grid curve of two 2-frame chunks with keyint
+    # 2 (a key chunk trained once for both QPs, then a P-chunk trained per QP).
     out = tmp_path / "rd"
     baselines = ["MPEG-1 4:2:0", "H.264 4:2:0", "H.264 4:4:4", "H.265 4:4:4"]
     proc = run([sys.executable, TOOLS / "rd.py", small_clip, "--size", "32", "--frames", "4", "--steps", "20",
@@ -268,7 +274,7 @@ def test_rd_end_to_end(small_clip: Path, tmp_path: Path) -> None:
                 "--qp", "34,42", "--bitrates", "40", "--baselines", "mpeg1,h264,h264-444,h265-444",
                 "--threads", "1", "--out", out], timeout=300)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
-    assert b"one training for all points" in proc.stdout and b"one encode per point" in proc.stdout
+    assert proc.stdout.count(b"key chunks trained once for all points") == 2
     report = json.loads((out / "results.json").read_text())
     (clip,) = report["clips"]
     assert (clip["width"], clip["height"], clip["frames"]) == (32, 32, 4)

@@ -30,7 +30,7 @@ from scipy.stats import norm
 
 import invrcodec
 from invrcodec.devices import resolve_device
-from invrcodec.encoder import Encoder, EncoderConfig
+from invrcodec.encoder import ChunkJob, Encoder, EncoderConfig
 from invrcodec.fit import FitProgress, FitResult, fit_chunk
 from invrcodec.media import VideoReader
 from invrcodec.metrics import rgb_psnr
@@ -100,8 +100,8 @@ class InvrPoint:
 
 def _training_key(cfg: EncoderConfig) -> tuple[object, ...]:
     # Refinement happens while coding (Encoder.pack), after the shared training: it may differ per point.
-    return (cfg.representation, replace(cfg.recipe, refine=0.0, refine_lr=0.0), cfg.seed, cfg.psnr, cfg.device,
-            cfg.amp)
+    return (cfg.representation, replace(cfg.recipe, refine=0.0, refine_lr=0.0), cfg.keyint, cfg.seed, cfg.psnr,
+            cfg.device, cfg.amp)
 
 
 def resolved_config(cfg: EncoderConfig, info: StreamInfo) -> EncoderConfig:
@@ -123,23 +123,20 @@ def _all_key(enc: Encoder, frame_count: int) -> bool:
 
 def encode_invr_points(frames: np.ndarray, info: StreamInfo, points: Sequence[tuple[str, EncoderConfig, Path]],
                        log: Callable[[str], None] = print) -> tuple[list[InvrPoint], float, list[FitResult]]:
-    """Train every chunk once, code it for every point, mux each point into its own .invr file.
+    """Train every key chunk once, code it for every point; train every P-chunk per point (its reference,
+    the chunk before as that point coded it, depends on the QP); mux each point into its own .invr file.
 
-    All configs must share the representation, recipe, seed and PSNR target (only coder, QP and the
-    refinement differ), and code every chunk as a key chunk: a P-chunk trains from the previous chunk's
-    decoded weights, which depend on the QP (encode those with :func:`encode_with_encoder`).
-    Returns the points (with the configs the encoder resolved), the training wall time (shared by all points)
-    and the per-chunk fit results.
+    All configs must share the representation, recipe, keyint, seed and PSNR target (only coder, QP and the
+    refinement differ). Every file is byte for byte the one :class:`Encoder` writes with the same config on
+    the CPU (tests/test_tools_eval.py); the key chunks' training is only done once.
+    Returns the points (with the configs the encoder resolved), the shared training wall time (key chunks)
+    and the key chunks' fit results.
     """
     if not points:
         return [], 0.0, []
     encoders = [Encoder(info, cfg) for _, cfg, _ in points]
     if len({_training_key(e.config) for e in encoders}) != 1:
         raise ValueError("points of one training must differ only in coder and QP")
-    for (label, _, _), encoder in zip(points, encoders):
-        if not _all_key(encoder, len(frames)):
-            raise ValueError(f"{label}: keyint {encoder.config.keyint} makes P-chunks, whose training depends "
-                             "on the QP; encode each point with encode_with_encoder")
     base = encoders[0].config
     device = resolve_device(base.device)
     rep, recipe = base.representation, base.recipe
@@ -147,22 +144,30 @@ def encode_invr_points(frames: np.ndarray, info: StreamInfo, points: Sequence[tu
     if base.psnr is None:
         recipe = replace(recipe, eval_every=recipe.steps)
     out = [InvrPoint(label, encoder.config, path) for (label, _, path), encoder in zip(points, encoders)]
+    references: list[dict[str, np.ndarray] | None] = [None] * len(out)
     fits: list[FitResult] = []
     train_seconds = 0.0
     n = len(frames)
     for index, first in enumerate(range(0, n, rep.chunk_frames)):
         chunk = frames[first:first + rep.chunk_frames]
-        t0 = time.perf_counter()
-        fit = fit_chunk(chunk, rep, recipe, device=device, seed=base.seed + index, psnr_target=base.psnr,
-                        amp=base.amp)
-        train_seconds += time.perf_counter() - t0
-        fits.append(fit)
-        log(f"  chunk {index}: frames {first}-{first + len(chunk) - 1}, {fit.steps} steps, "
-            f"{fit.seconds:.1f} s, float PSNR {fit.psnr:.2f} dB")
-        for point, encoder in zip(out, encoders):
+        job = ChunkJob(index, first, chunk, encoders[0].prediction_of(index))
+        fit = None
+        if job.prediction == Prediction.KEY:
             t0 = time.perf_counter()
-            point.packets.append(encoder.pack(chunk, fit.state, index, first))
+            fit = fit_chunk(chunk, rep, recipe, device=device, seed=base.seed + index, psnr_target=base.psnr,
+                            amp=base.amp)
+            train_seconds += time.perf_counter() - t0
+            fits.append(fit)
+            log(f"  chunk {index}: frames {first}-{first + len(chunk) - 1}, {fit.steps} steps, "
+                f"{fit.seconds:.1f} s, float PSNR {fit.psnr:.2f} dB")
+        for i, (point, encoder) in enumerate(zip(out, encoders)):
+            t0 = time.perf_counter()
+            if fit is not None:
+                (packet, references[i]), = encoder.code_chunks([job], [fit.state], [None])
+            else:
+                (packet, references[i]), = encoder.run_jobs([job], [references[i]])
             point.code_seconds += time.perf_counter() - t0
+            point.packets.append(packet)
     for point, encoder in zip(out, encoders):
         point.path.parent.mkdir(parents=True, exist_ok=True)
         with invrcodec.open(point.path, "w", header=encoder.header) as container:

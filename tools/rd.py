@@ -252,11 +252,11 @@ def run_invr(clip: ec.Clip, args: argparse.Namespace, outdir: Path) -> tuple[lis
             todo.append((name_u, cfg, outdir / f"invr-u_{curve.slug}.invr", "INVR-U", name_u, "raw32"))
         resolved = ec.resolved_config(todo[0][1], clip.info)
         rep = resolved.representation
-        shared = not args.retrain and ec.all_key_chunks(todo[0][1], clip.info, len(clip.frames))
+        shared = not args.retrain
         settings[curve.name] = " ".join(t for t in resolved.settings().split() if not t.startswith("qp="))
         print(f"{clip.name}: {curve.name}: h={rep.hidden} chunk={rep.chunk_frames} enc_dims={rep.enc_dims} "
               f"keyint={resolved.keyint} ({rep.parameter_count} parameters per chunk), preset {args.preset}, "
-              f"{resolved.recipe.steps} steps; " + ("one training for all points" if shared else
+              f"{resolved.recipe.steps} steps; " + ("key chunks trained once for all points" if shared else
                                                     "one encode per point"), flush=True)
         if shared:
             results, train_s, _ = ec.encode_invr_points(clip.frames, clip.info, [t[:3] for t in todo],
