@@ -22,6 +22,7 @@ from invrcodec.errors import InvrConfigError, InvrEncodeError, InvrMediaError
 from invrcodec.executors import BatchedExecutor, Executor, GopJob, InProcessExecutor
 from invrcodec.fit import FitProgress, Recipe, fit_chunks
 from invrcodec.format import LIMITS
+from invrcodec.format import chunk_overhead as format_chunk_overhead
 from invrcodec.metrics import rgb_psnr
 from invrcodec.presets import (
     DEFAULT_CHUNK_FRAMES,
@@ -409,9 +410,8 @@ class Encoder:
 
 
 def chunk_overhead(rep: Representation) -> int:
-    """Bytes a chunk costs in the file besides its tensors' data (spec "Overhead"): record, fields, tensor
-    framing, index entry."""
-    return 12 + 25 + 8 * len(rep.tensor_shapes()) + 33
+    """Bytes a chunk of this representation costs in the file besides its tensors' data."""
+    return format_chunk_overhead(len(rep.tensor_shapes()))
 
 
 @dataclass(frozen=True)

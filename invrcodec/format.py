@@ -58,6 +58,7 @@ __all__ = [
     "build_record",
     "build_trailer_body",
     "check_packet",
+    "chunk_overhead",
     "check_record_length",
     "crc32",
     "parse_chunk_body",
@@ -238,7 +239,17 @@ INDEX_BODY = c.Struct(
     c.Terminated,
 )
 
-# Version 1 (spec "Version 1 files"): the same records without the reference byte.
+CHUNK_FIXED_SIZE = 25  # ChunkBody bytes before its tensors (spec "ChunkBody")
+CODED_TENSOR_FIXED_SIZE = 8  # CodedTensor bytes before its data
+
+
+def chunk_overhead(tensor_count: int) -> int:
+    """Bytes a chunk of ``tensor_count`` tensors costs besides their data (spec "Overhead"): its record framing
+    and fixed fields, each tensor's QP and length, and its index entry."""
+    return RECORD_OVERHEAD + CHUNK_FIXED_SIZE + CODED_TENSOR_FIXED_SIZE * tensor_count + INDEX_ENTRY.sizeof()
+
+
+# Version 1 (spec "Version 1 files"): the same records without the prediction byte.
 CHUNK_BODY_V1 = c.Struct(*[sc for sc in CHUNK_BODY.subcons if sc.name != "prediction"])
 INDEX_ENTRY_V1 = c.Struct(*[sc for sc in INDEX_ENTRY.subcons if sc.name != "prediction"])
 INDEX_BODY_V1 = c.Struct(

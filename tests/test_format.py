@@ -859,6 +859,7 @@ def test_overhead_of_ten_seconds_at_25_fps() -> None:
     assert len(index) == 17
     assert header_bytes == 114 + len("yuv420p") + len("2.1.3") + len("invrcodec 0.1.0") + 237 == 378
     assert framing == 17 * (37 + 8 * 10) == 1989
+    assert fmt.chunk_overhead(10) == 37 + 8 * 10 + 33  # framing and index entry: what --bitrate accounts for
     assert tail == 36 + 33 * 17 == 597
     assert header_bytes + framing + tail + payload == len(data)
 
