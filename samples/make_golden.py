@@ -54,7 +54,8 @@ def make(out: Path) -> None:
         color_trc=1,
     )
     config = EncoderConfig.from_preset(
-        "ultrafast", chunk_frames=2, hidden=16, layers=2, enc_dims=(4, 4, 2), steps=200, device="cpu", seed=0
+        "ultrafast", chunk_frames=2, hidden=16, layers=2, enc_dims=(4, 4, 2), steps=200, device="cpu", seed=0,
+        keyint=8
     )
     enc = Encoder(stream, config)
     with invrcodec.open(out, "w", header=enc.header) as container:

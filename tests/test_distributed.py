@@ -75,7 +75,7 @@ def _title(pid: int) -> str:
 def test_ray_gives_the_bytes_of_an_in_process_encode(ray_installed: None, clip: Path, reference: bytes,
                                                      tmp_path: Path) -> None:
     out = tmp_path / "ray.invr"
-    proc = run(["invr-enc", *SETTINGS, "--ray", "local", clip, out], timeout=240)
+    proc = run(["invr-enc", *SETTINGS, "--ray", "local", clip, out], timeout=900)
     err = proc.stderr.decode()
     assert proc.returncode == 0, err
     assert out.read_bytes() == reference
@@ -98,7 +98,7 @@ def test_a_killed_ray_worker_is_retried(ray_installed: None, clip: Path, referen
                     os.kill(pid, signal.SIGKILL)
                     break
             time.sleep(0.02)
-        _, err = proc.communicate(timeout=240)
+        _, err = proc.communicate(timeout=900)
     finally:
         if proc.poll() is None:
             proc.kill()
