@@ -21,7 +21,6 @@ DEFAULT_VARIANT = "invr"
 DEFAULT_CHUNK_FRAMES = 45
 
 # A key chunk every DEFAULT_KEYINT chunks; the chunks between are P-chunks. 1: every chunk a key chunk. P-chunks
-# (--keyint 8) were measured against that on both shared clips and did not win: at the same QP they save 8-11%
-# of the rate for 0.7-1.2 dB, on carphone about the key chunks' own slope and on bigbuckbunny below it
-# (docs/results.md, "Rate-distortion of format 2.0"), so they stay an option.
+# (--keyint 8) were measured against that on both shared clips and did not win on both: BD-rate -5.8% on
+# carphone, +2.7% on bigbuckbunny (docs/results.md, "Rate-distortion of format 2.0"), so they stay an option.
 DEFAULT_KEYINT = 1
