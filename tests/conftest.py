@@ -55,6 +55,23 @@ def synthetic_frames(width: int, height: int, frames: int, seed: int = 0) -> np.
     return out
 
 
+def encode_to_bytes(frames: np.ndarray, config: object) -> bytes:
+    """A whole .invr file of ``frames`` (T, H, W, 3) at 25 fps, encoded with an EncoderConfig, in memory."""
+    import io
+
+    import invrcodec
+    from invrcodec.encoder import Encoder
+    from invrcodec.types import StreamInfo
+
+    enc = Encoder(StreamInfo(frames.shape[2], frames.shape[1], 0), config)  # type: ignore[arg-type]
+    out = io.BytesIO()
+    with invrcodec.open(out, "w", header=enc.header) as f:
+        for frame in frames:
+            f.mux(enc.encode(frame))
+        f.mux(enc.encode(None))
+    return out.getvalue()
+
+
 def write_clip(
     path: Path,
     frames: np.ndarray,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAST_DEC, run, synthetic_frames
+from conftest import FAST_DEC, encode_to_bytes, run, synthetic_frames
 
 import invrcodec
 from invrcodec import format as fmt
@@ -26,14 +26,7 @@ def predicted_file() -> bytes:
     """20 frames of 16x16 in 10 chunks of 2: key chunks 0, 4 and 8, P-chunks between."""
     cfg = EncoderConfig.from_preset("ultrafast", chunk_frames=CHUNK, hidden=16, layers=2, steps=40,
                                     keyint=KEYINT, device="cpu")
-    frames = synthetic_frames(16, 16, 20)
-    enc = Encoder(StreamInfo(16, 16, 0), cfg)
-    out = io.BytesIO()
-    with invrcodec.open(out, "w", header=enc.header) as f:
-        for frame in frames:
-            f.mux(enc.encode(frame))
-        f.mux(enc.encode(None))
-    return out.getvalue()
+    return encode_to_bytes(synthetic_frames(16, 16, 20), cfg)
 
 
 class CountingReader(io.BytesIO):

@@ -6,12 +6,11 @@ import io
 from fractions import Fraction
 
 import pytest
-from conftest import synthetic_frames
+from conftest import encode_to_bytes, synthetic_frames
 
 import invrcodec
-from invrcodec.encoder import Encoder, EncoderConfig
+from invrcodec.encoder import EncoderConfig
 from invrcodec.ratecontrol import RateControl, choose_qp
-from invrcodec.types import StreamInfo
 
 
 def test_choose_qp_is_the_finest_that_fits() -> None:
@@ -30,22 +29,12 @@ def test_budget_carries_the_balance() -> None:
     assert rc.budget(10, share=0.5) == pytest.approx(3500)
 
 
-def _encode(cfg: EncoderConfig, frames) -> bytes:  # type: ignore[no-untyped-def]
-    enc = Encoder(StreamInfo(24, 24, 0, frame_rate=Fraction(25), time_base=Fraction(1, 25)), cfg)
-    out = io.BytesIO()
-    with invrcodec.open(out, "w", header=enc.header) as f:
-        for frame in frames:
-            f.mux(enc.encode(frame))
-        f.mux(enc.encode(None))
-    return out.getvalue()
-
-
 @pytest.mark.parametrize("kbps", [40.0, 90.0])
 def test_bitrate_is_met_within_five_percent_over_the_clip(kbps: float) -> None:
     frames = synthetic_frames(24, 24, 12)
     cfg = EncoderConfig.from_preset("ultrafast", chunk_frames=2, hidden=24, layers=2, steps=40, keyint=3,
                                     bitrate=kbps, device="cpu")
-    data = _encode(cfg, frames)
+    data = encode_to_bytes(frames, cfg)
     with invrcodec.open(io.BytesIO(data)) as f:
         chunk_bytes = sum(e.size + 33 for e in f.index)  # what the rate control accounts for
         qps = {p.tensors[0].qp for p in f.demux()}
