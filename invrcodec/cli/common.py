@@ -642,3 +642,16 @@ def stream_name(path: str, *, output: bool = False) -> str:
         return "stdout" if output else "stdin"
     return path
 
+
+def parsed(parse: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter, str | None], Any]:
+    """A click callback that turns ``parse``'s ValueError into a usage error (exit 2)."""
+
+    def callback(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from exc
+
+    return callback

@@ -10,7 +10,6 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import click
@@ -23,20 +22,6 @@ log = logging.getLogger("invrcodec.cli.dec")
 
 TOOL = "invr-dec"
 BOUNDARIES = ["crossfade", "blend", "nearest", "hold"]  # sampling.BOUNDARIES (a test keeps them equal)
-
-
-def _parsed(parse: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter, str | None], Any]:
-    """A click callback that turns ``parse``'s ValueError into a usage error (exit 2)."""
-
-    def callback(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
-        if value is None:
-            return None
-        try:
-            return parse(value)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc)) from exc
-
-    return callback
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -85,14 +70,14 @@ def _rate(text: str) -> Any:
               "(rgb24 for rawvideo).")
 @click.option("--seek", type=click.IntRange(min=0), default=0, metavar="N", help="Start at frame N.")
 @click.option("--frames", type=click.IntRange(min=1), default=None, metavar="N", help="Decode only N frames.")
-@click.option("-s", "--size", callback=_parsed(_size), default=None, metavar="WxH",
+@click.option("-s", "--size", callback=common.parsed(_size), default=None, metavar="WxH",
               help="Render at this size: the networks sampled between their pixels (spec: \"Sampling at "
               "another size, time or region\").")
-@click.option("--scale", callback=_parsed(_scale), default=None, metavar="F|WxH",
+@click.option("--scale", callback=common.parsed(_scale), default=None, metavar="F|WxH",
               help="Render at F times the size (2, 0.5, 3/2), or at WxH as --size.")
-@click.option("--crop", callback=_parsed(_crop), default=None, metavar="W:H:X:Y",
+@click.option("--crop", callback=common.parsed(_crop), default=None, metavar="W:H:X:Y",
               help="Render only this rectangle of source pixels (at its size, or as --size/--scale say).")
-@click.option("-r", "--fps", "rate", callback=_parsed(_rate), default=None, metavar="RATE",
+@click.option("-r", "--fps", "rate", callback=common.parsed(_rate), default=None, metavar="RATE",
               help="Render at this frame rate (60, 30000/1001), sampling between the stored frames; "
               "--frames then counts output frames.")
 @click.option("--chunk-boundary", type=click.Choice(BOUNDARIES), default="crossfade", show_default=True,

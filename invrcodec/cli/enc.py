@@ -44,9 +44,7 @@ def _enc_dims(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     return dims  # type: ignore[return-value]
 
 
-def _bitrate(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
-    if value is None:
-        return None
+def _bitrate(value: str) -> float:
     text = value.strip().lower()
     scale = {"k": 1.0, "m": 1000.0}.get(text[-1:], None)
     try:
@@ -54,19 +52,14 @@ def _bitrate(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     except ValueError:
         kbps = -1.0
     if not (0 < kbps < 1e7):
-        raise click.BadParameter(f"{value!r} is not a bitrate in kbit/s (e.g. 300, 300k or 1.5M)")
+        raise ValueError(f"{value!r} is not a bitrate in kbit/s (e.g. 300, 300k or 1.5M)")
     return kbps
 
 
-def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
+def _size(value: str) -> tuple[int, int]:
     from ..media import parse_size
 
-    try:
-        return parse_size(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
+    return parse_size(value)
 
 
 @click.command(
@@ -82,7 +75,7 @@ def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tu
 @click.option("--psnr", type=click.FloatRange(min=1.0, max=100.0), default=None, metavar="DB",
               help="Target PSNR: train each chunk until it reaches this (or the step cap).")
 @click.option("--qp", type=int, default=None, metavar="N", help="Weight quantiser (larger = smaller, worse).")
-@click.option("--bitrate", "-b", callback=_bitrate, default=None, metavar="KBPS",
+@click.option("--bitrate", "-b", callback=common.parsed(_bitrate), default=None, metavar="KBPS",
               help="Average bitrate over the clip in kbit/s (x264's --bitrate; 500k and 1.5M also read); "
               "chooses a QP per chunk instead of --qp.")
 @click.option("--chunk-frames", type=click.IntRange(min=1), default=None, metavar="N",
@@ -112,7 +105,7 @@ def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tu
 @click.option("--steps", type=click.IntRange(min=1), default=None, metavar="N", help="Training steps cap per chunk.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--crop-square", is_flag=True, help="Centre-crop the input to a square.")
-@click.option("--scale", callback=_size, default=None, metavar="WxH",
+@click.option("--scale", callback=common.parsed(_size), default=None, metavar="WxH",
               help="Resize the input (area filter), e.g. 128x128.")
 @click.option("--progress", "progress_target", default=None, metavar="FILE|-",
               help="Write key=value progress lines to FILE or stdout ('-'; stderr when OUT is '-').")
