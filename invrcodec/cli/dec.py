@@ -126,7 +126,7 @@ def _decode(opts: dict[str, Any]) -> int:
     except InvrError as exc:
         raise CliError(f"{name}: {exc}") from exc
     except OSError as exc:
-        if common._is_broken_pipe(exc):
+        if common.is_broken_pipe(exc):
             raise
         raise CliError(f"{name}: {exc.strerror or exc}") from exc
     with reader:
@@ -227,7 +227,7 @@ def _decode_from(reader: Any, name: str, fmt: Any, opts: dict[str, Any]) -> int:
                     tot = f"/{wanted}" if wanted else ""
                     status.show(f"frame {n}{tot}  {n / el if el > 0 else 0:.1f} fps")
         except InvrError as exc:
-            if common._is_broken_pipe(exc):
+            if common.is_broken_pipe(exc):
                 raise
             raise CliError(f"{name}: {exc}") from exc
         return n

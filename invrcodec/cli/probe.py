@@ -22,7 +22,7 @@ from invrcodec.container import InputContainer
 from invrcodec.errors import InvrError
 from invrcodec.metrics import mean_of_psnrs
 from invrcodec.payload import check_payload
-from invrcodec.types import CoderKind, EncodingKind, IndexEntry, NetworkKind, Prediction
+from invrcodec.types import CoderKind, EncodingKind, IndexEntry, NetworkKind, Prediction, StreamInfo
 
 from . import common
 
@@ -107,13 +107,76 @@ def _psnr(v: float) -> float | None:
 
 def probe(f: InputContainer, filename: str, show_chunks: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """ffprobe's stream and format objects for an opened file whose chunks have all been verified."""
-    h = f.header
-    s, r, k, m = h.stream, h.representation, h.coder, h.metadata
-    index: list[IndexEntry] = f.index
-    size = f.size or 0
+    s, index = f.header.stream, f.index
     duration = s.duration
-    stream_bytes = sum(e.size for e in index)
-    bit_rate = str(int(stream_bytes * 8 / duration)) if duration else "0"
+    stream = _stream_section(s)
+    stream.update(
+        {
+            "r_frame_rate": _rational(s.frame_rate),
+            "avg_frame_rate": _rational(s.frame_rate),
+            "time_base": _rational(s.time_base),
+            "start_pts": 0,
+            "start_time": _seconds(Fraction(0)),
+            "duration_ts": int(duration / s.time_base),
+            "duration": _seconds(duration),
+            "bit_rate": _bit_rate(sum(e.size for e in index), duration),
+            "nb_frames": str(s.frame_count),
+            "tags": {},
+            "invr": _invr_section(f, show_chunks),
+        }
+    )
+    size = f.size or 0
+    encoder = f.header.metadata.encoder
+    fmt: dict[str, Any] = {
+        "filename": filename,
+        "nb_streams": 1,
+        "nb_programs": 0,
+        "format_name": "invr",
+        "format_long_name": "INVR (implicit neural video representation)",
+        "start_time": _seconds(Fraction(0)),
+        "duration": _seconds(duration),
+        "size": str(size),
+        "bit_rate": _bit_rate(size, duration),
+        "probe_score": 100,
+        "tags": {"encoder": encoder} if encoder else {},
+    }
+    return stream, fmt
+
+
+def _bit_rate(size: int, duration: Fraction) -> str:
+    return str(int(size * 8 / duration)) if duration else "0"
+
+
+def _stream_section(s: StreamInfo) -> dict[str, Any]:
+    """The stream object's picture facts: size, aspect ratios and the colour tags FFmpeg has names for."""
+    sar = s.sample_aspect_ratio
+    dar = Fraction(s.width * sar.numerator, s.height * sar.denominator) if sar else Fraction(0)
+    stream: dict[str, Any] = {
+        "index": 0,
+        "codec_name": "invr",
+        "codec_long_name": "INVR (implicit neural video representation)",
+        "codec_type": "video",
+        "width": s.width,
+        "height": s.height,
+        "pix_fmt": s.pix_fmt,
+        "sample_aspect_ratio": _rational(sar, ":"),
+        "display_aspect_ratio": _rational(dar, ":"),
+    }
+    for key, code, names in (
+        ("color_range", s.color_range, _COLOR_RANGE),
+        ("color_space", s.color_space, _COLOR_SPACE),
+        ("color_transfer", s.color_trc, _COLOR_TRC),
+        ("color_primaries", s.color_primaries, _COLOR_PRIMARIES),
+    ):
+        if code in names:
+            stream[key] = names[code]
+    return stream
+
+
+def _invr_section(f: InputContainer, show_chunks: bool) -> dict[str, Any]:
+    """The stream's ``invr`` object: what ffprobe has no words for (representation, coder, chunks)."""
+    r, k, m = f.header.representation, f.header.coder, f.header.metadata
+    index: list[IndexEntry] = f.index
     psnrs = [e.train_psnr for e in index]
     finite = [e for e in index if math.isfinite(e.train_psnr)]
     invr: dict[str, Any] = {
@@ -151,70 +214,22 @@ def probe(f: InputContainer, filename: str, show_chunks: bool) -> tuple[dict[str
         },
     }
     if show_chunks:
-        invr["chunks"] = [
-            {
-                "index": i,
-                "first_frame": e.first_frame,
-                "frame_count": e.frame_count,
-                "offset": e.offset,
-                "size": e.size,
-                "crc32": f"0x{e.crc32:08x}",
-                "train_psnr": _psnr(e.train_psnr),
-                "prediction": e.prediction.name.lower(),
-            }
-            for i, e in enumerate(index)
-        ]
-    sar = s.sample_aspect_ratio
-    dar = Fraction(s.width * sar.numerator, s.height * sar.denominator) if sar else Fraction(0)
-    stream: dict[str, Any] = {
-        "index": 0,
-        "codec_name": "invr",
-        "codec_long_name": "INVR (implicit neural video representation)",
-        "codec_type": "video",
-        "width": s.width,
-        "height": s.height,
-        "pix_fmt": s.pix_fmt,
-        "sample_aspect_ratio": _rational(sar, ":"),
-        "display_aspect_ratio": _rational(dar, ":"),
+        invr["chunks"] = [_chunk_row(i, e) for i, e in enumerate(index)]
+    return invr
+
+
+def _chunk_row(i: int, e: IndexEntry) -> dict[str, Any]:
+    """One row of ``-show_chunks``."""
+    return {
+        "index": i,
+        "first_frame": e.first_frame,
+        "frame_count": e.frame_count,
+        "offset": e.offset,
+        "size": e.size,
+        "crc32": f"0x{e.crc32:08x}",
+        "train_psnr": _psnr(e.train_psnr),
+        "prediction": e.prediction.name.lower(),
     }
-    for key, code, names in (
-        ("color_range", s.color_range, _COLOR_RANGE),
-        ("color_space", s.color_space, _COLOR_SPACE),
-        ("color_transfer", s.color_trc, _COLOR_TRC),
-        ("color_primaries", s.color_primaries, _COLOR_PRIMARIES),
-    ):
-        if code in names:
-            stream[key] = names[code]
-    duration_ts = duration / s.time_base
-    stream.update(
-        {
-            "r_frame_rate": _rational(s.frame_rate),
-            "avg_frame_rate": _rational(s.frame_rate),
-            "time_base": _rational(s.time_base),
-            "start_pts": 0,
-            "start_time": _seconds(Fraction(0)),
-            "duration_ts": int(duration_ts),
-            "duration": _seconds(duration),
-            "bit_rate": bit_rate,
-            "nb_frames": str(s.frame_count),
-            "tags": {},
-            "invr": invr,
-        }
-    )
-    fmt: dict[str, Any] = {
-        "filename": filename,
-        "nb_streams": 1,
-        "nb_programs": 0,
-        "format_name": "invr",
-        "format_long_name": "INVR (implicit neural video representation)",
-        "start_time": _seconds(Fraction(0)),
-        "duration": _seconds(duration),
-        "size": str(size),
-        "bit_rate": str(int(size * 8 / duration)) if duration else "0",
-        "probe_score": 100,
-        "tags": {"encoder": m.encoder} if m.encoder else {},
-    }
-    return stream, fmt
 
 
 def _flatten(prefix: str, d: dict[str, Any]) -> list[tuple[str, Any]]:
