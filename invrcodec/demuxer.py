@@ -21,6 +21,7 @@ from invrcodec import rules
 from invrcodec.errors import (
     ChecksumError,
     InvrError,
+    InvrFormatError,
     MalformedError,
     TruncatedError,
     UnsupportedVersionError,
@@ -40,60 +41,24 @@ def _same_float(a: float, b: float) -> bool:
     return struct.pack("<d", a) == struct.pack("<d", b)
 
 
-class Demuxer:
-    """Reads one .invr stream from a binary file object; see :func:`invrcodec.open` for the public face.
-
-    The constructor reads and checks the header (and, on a seekable input, the trailer and the index).
-    """
+class _Bytes:
+    """The stream's bytes: read anywhere on a seekable input, in order on a pipe, in bounded pieces."""
 
     def __init__(self, fileobj: BinaryIO) -> None:
         self._f = fileobj
         self.seekable = is_seekable(fileobj)
         self._pos = 0  # sequential mode: bytes consumed so far
         self._base = 0
-        self._size: int | None = None
-        self._index: list[IndexEntry] | None = None
-        self._sequential_started = False
+        self.size: int | None = None  # known on a seekable input; a pipe's once it has been read through
         if self.seekable:
             self._base = fileobj.tell()
-            self._size = fileobj.seek(0, io.SEEK_END) - self._base
+            self.size = fileobj.seek(0, io.SEEK_END) - self._base
             fileobj.seek(self._base)
-        self.preamble, self.file_header, self.extensions, self.header_end = self._read_header()
-        if self.seekable:
-            self._index = self._read_index()
 
-    # -- public facts ------------------------------------------------------------------------------------
-
-    @property
-    def version(self) -> tuple[int, int]:
-        return (self.preamble.major, self.preamble.minor)
-
-    @property
-    def size(self) -> int | None:
-        """Size of the stream in bytes: known on a seekable input, or once a pipe has been read through."""
-        return self._size
-
-    @property
-    def index(self) -> list[IndexEntry] | None:
-        """The chunk index, or None while a pipe has not been read to its end."""
-        return None if self._index is None else list(self._index)
-
-    @property
-    def header(self) -> Header:
-        """The header, with ``stream.frame_count`` the index's true count once the index is known."""
-        h = self.file_header
-        if self._index is not None:
-            total = sum(e.frame_count for e in self._index)
-            if total != h.stream.frame_count:
-                h = dataclasses.replace(h, stream=dataclasses.replace(h.stream, frame_count=total))
-        return h
-
-    # -- low-level reading -------------------------------------------------------------------------------
-
-    def _read(self, offset: int, n: int, what: str, *, partial_ok: bool = False) -> bytes:
+    def read(self, offset: int, n: int, what: str, *, partial_ok: bool = False) -> bytes:
         """``n`` bytes at ``offset`` (sequential mode: ``offset`` is where the stream stands)."""
         if self.seekable:
-            size = self._size if self._size is not None else 0
+            size = self.size if self.size is not None else 0
             if offset + n > size and not partial_ok:
                 raise TruncatedError(
                     f"{what}: truncated: needs bytes {offset}..{offset + n}, the file has {size}",
@@ -117,92 +82,163 @@ class Demuxer:
             raise TruncatedError(f"{what}: truncated at byte {offset + got}", offset + got)
         return data
 
-    # -- header, trailer, index --------------------------------------------------------------------------
+    def record_after(self, head: bytes, pos: int, what: str) -> tuple[fmt.Record, int]:
+        """The record whose 8-byte head (already read) is at ``pos``, CRC-checked, and its size in bytes."""
+        _, length = fmt.parse_record_head(head, pos, what)
+        fmt.check_record_length(length, what, pos)
+        data = head + self.read(pos + fmt.RECORD_HEAD_SIZE, length + 4, what)
+        return fmt.parse_record(data, what, pos), len(data)
 
-    def _read_header(self) -> tuple[fmt.Preamble, Header, tuple[fmt.Extension, ...], int]:
-        pre_bytes = self._read(0, fmt.PREAMBLE_SIZE, "preamble", partial_ok=True)
-        if pre_bytes[: len(fmt.MAGIC)] != fmt.MAGIC[: len(pre_bytes)] or not pre_bytes:
-            raise MalformedError("not an INVR file (bad magic)", 0)
-        if len(pre_bytes) < fmt.PREAMBLE_SIZE:
-            raise TruncatedError(f"preamble: truncated at byte {len(pre_bytes)}", len(pre_bytes))
-        pre = fmt.parse_preamble(pre_bytes)
-        if pre.major not in fmt.READABLE_MAJORS:
-            majors = " and ".join(f"{m}.x" for m in fmt.READABLE_MAJORS)
-            raise UnsupportedVersionError(
-                f"format version {pre.major}.{pre.minor} is not supported (this reader implements {majors})",
-                8,
-            )
-        if pre.major == fmt.MAJOR and pre.minor > fmt.MINOR:
-            log.info(
-                "format version %d.%d is newer than %d.%d: unknown extensions are skipped",
-                pre.major,
-                pre.minor,
-                fmt.MAJOR,
-                fmt.MINOR,
-            )
-        limit = fmt.LIMITS["max_header_length"]
-        if pre.header_length > limit:
-            raise MalformedError(f"header: length {pre.header_length} exceeds {limit}", 12)
-        rest = self._read(fmt.PREAMBLE_SIZE, pre.header_length + fmt.HEADER_CRC_SIZE, "header")
-        body = fmt.verify_header(pre_bytes + rest)
-        header, extensions = fmt.parse_header_body(body, fmt.PREAMBLE_SIZE)
-        rules.check_header(header, fmt.PREAMBLE_SIZE)
-        for e in extensions:
-            log.debug("skipping header extension %r (%d bytes)", e.tag, len(e.value))
-        return pre, header, extensions, fmt.PREAMBLE_SIZE + pre.header_length + fmt.HEADER_CRC_SIZE
+    def trailer(self, at: int, missing: InvrFormatError) -> int:
+        """The index offset of the TAIL record at ``at``; ``missing`` is raised where there is none."""
+        tail = self.read(at, fmt.TRAILER_SIZE, "trailer")
+        tag, length = fmt.parse_record_head(tail[: fmt.RECORD_HEAD_SIZE], at, "trailer")
+        if tag != fmt.TAG_TRAILER or length != fmt.TRAILER_BODY_SIZE:
+            raise missing
+        rec = fmt.parse_record(tail, "trailer", at)
+        return fmt.parse_trailer_body(rec.body, at + fmt.RECORD_HEAD_SIZE)
+
+
+def _read_header(src: _Bytes) -> tuple[fmt.Preamble, Header, tuple[fmt.Extension, ...], int]:
+    """Preamble, header, its extensions and where it ends; a version this reader does not implement is
+    refused, a newer minor read."""
+    pre_bytes = src.read(0, fmt.PREAMBLE_SIZE, "preamble", partial_ok=True)
+    if pre_bytes[: len(fmt.MAGIC)] != fmt.MAGIC[: len(pre_bytes)] or not pre_bytes:
+        raise MalformedError("not an INVR file (bad magic)", 0)
+    if len(pre_bytes) < fmt.PREAMBLE_SIZE:
+        raise TruncatedError(f"preamble: truncated at byte {len(pre_bytes)}", len(pre_bytes))
+    pre = fmt.parse_preamble(pre_bytes)
+    if pre.major not in fmt.READABLE_MAJORS:
+        majors = " and ".join(f"{m}.x" for m in fmt.READABLE_MAJORS)
+        raise UnsupportedVersionError(
+            f"format version {pre.major}.{pre.minor} is not supported (this reader implements {majors})",
+            8,
+        )
+    if pre.major == fmt.MAJOR and pre.minor > fmt.MINOR:
+        log.info(
+            "format version %d.%d is newer than %d.%d: unknown extensions are skipped",
+            pre.major,
+            pre.minor,
+            fmt.MAJOR,
+            fmt.MINOR,
+        )
+    limit = fmt.LIMITS["max_header_length"]
+    if pre.header_length > limit:
+        raise MalformedError(f"header: length {pre.header_length} exceeds {limit}", 12)
+    rest = src.read(fmt.PREAMBLE_SIZE, pre.header_length + fmt.HEADER_CRC_SIZE, "header")
+    body = fmt.verify_header(pre_bytes + rest)
+    header, extensions = fmt.parse_header_body(body, fmt.PREAMBLE_SIZE)
+    rules.check_header(header, fmt.PREAMBLE_SIZE)
+    for e in extensions:
+        log.debug("skipping header extension %r (%d bytes)", e.tag, len(e.value))
+    return pre, header, extensions, fmt.PREAMBLE_SIZE + pre.header_length + fmt.HEADER_CRC_SIZE
+
+
+def _check_entries(entries: list[IndexEntry], header: Header, start: int, end: int) -> None:
+    """Refuse an index whose chunks do not follow each other between bytes ``start`` and ``end``."""
+    frame, pos = 0, start
+    chunk_frames = header.representation.chunk_frames
+    for i, e in enumerate(entries):
+        what = f"index: chunk {i}"
+        if e.first_frame != frame:
+            raise MalformedError(f"{what}: first_frame {e.first_frame}, expected {frame}")
+        if not 1 <= e.frame_count <= chunk_frames:
+            raise MalformedError(f"{what}: frame_count {e.frame_count} not in 1..{chunk_frames}")
+        if e.offset < pos or e.size < _MIN_CHUNK_RECORD or e.offset + e.size > end:
+            raise MalformedError(f"{what}: bytes {e.offset}..{e.offset + e.size} out of place")
+        frame += e.frame_count
+        pos = e.offset + e.size
+    if frame > 0xFFFFFFFF:
+        raise MalformedError("index: more than 2^32 - 1 frames")
+
+
+def _record_name(tag: bytes, pos: int, chunk: str) -> str:
+    """What a record met in a pipe is called in messages."""
+    names = {fmt.TAG_CHUNK: chunk, fmt.TAG_INDEX: "index", fmt.TAG_TRAILER: "trailer"}
+    return names.get(tag, f"record at byte {pos} (tag {tag!r})")
+
+
+class Demuxer:
+    """Reads one .invr stream from a binary file object; see :func:`invrcodec.open` for the public face.
+
+    The constructor reads and checks the header (and, on a seekable input, the trailer and the index).
+    """
+
+    def __init__(self, fileobj: BinaryIO) -> None:
+        self._src = _Bytes(fileobj)
+        self.seekable = self._src.seekable
+        self._index: list[IndexEntry] | None = None
+        self._sequential_started = False
+        self.preamble, self.file_header, self.extensions, self.header_end = _read_header(self._src)
+        if self.seekable:
+            self._index = self._read_index()
+
+    # -- public facts ------------------------------------------------------------------------------------
+
+    @property
+    def version(self) -> tuple[int, int]:
+        return (self.preamble.major, self.preamble.minor)
+
+    @property
+    def size(self) -> int | None:
+        """Size of the stream in bytes: known on a seekable input, or once a pipe has been read through."""
+        return self._src.size
+
+    @property
+    def index(self) -> list[IndexEntry] | None:
+        """The chunk index, or None while a pipe has not been read to its end."""
+        return None if self._index is None else list(self._index)
+
+    @property
+    def header(self) -> Header:
+        """The header, with ``stream.frame_count`` the index's true count once the index is known."""
+        h = self.file_header
+        if self._index is not None:
+            total = sum(e.frame_count for e in self._index)
+            if total != h.stream.frame_count:
+                h = dataclasses.replace(h, stream=dataclasses.replace(h.stream, frame_count=total))
+        return h
+
+    # -- index -------------------------------------------------------------------------------------------
 
     def _read_index(self) -> list[IndexEntry]:
-        size = self._size if self._size is not None else 0
+        size = self._src.size or 0
         smallest_index = fmt.RECORD_OVERHEAD + 4
         if size < self.header_end + smallest_index + fmt.TRAILER_SIZE:
             raise TruncatedError(f"file ends at byte {size} before its index (truncated or unfinished)", size)
         at = size - fmt.TRAILER_SIZE
-        tail = self._read(at, fmt.TRAILER_SIZE, "trailer")
-        tag, length = fmt.parse_record_head(tail[: fmt.RECORD_HEAD_SIZE], at, "trailer")
-        if tag != fmt.TAG_TRAILER or length != fmt.TRAILER_BODY_SIZE:
-            raise TruncatedError("no trailer at the end of the file (truncated or unfinished)", at)
-        rec = fmt.parse_record(tail, "trailer", at)
-        index_offset = fmt.parse_trailer_body(rec.body, at + fmt.RECORD_HEAD_SIZE)
+        index_offset = self._src.trailer(
+            at, TruncatedError("no trailer at the end of the file (truncated or unfinished)", at)
+        )
         if not self.header_end <= index_offset <= at - smallest_index:
             raise MalformedError(f"trailer: index offset {index_offset} outside the file", at)
-        head = self._read(index_offset, fmt.RECORD_HEAD_SIZE, "index")
+        head = self._src.read(index_offset, fmt.RECORD_HEAD_SIZE, "index")
         tag, length = fmt.parse_record_head(head, index_offset, "index")
         if tag != fmt.TAG_INDEX:
             raise MalformedError(f"index: no index record at byte {index_offset}", index_offset)
         fmt.check_record_length(length, "index", index_offset)
         if index_offset + fmt.RECORD_OVERHEAD + length != at:
             raise MalformedError("index: does not end where the trailer starts", index_offset)
-        data = head + self._read(index_offset + fmt.RECORD_HEAD_SIZE, length + 4, "index")
-        rec = fmt.parse_record(data, "index", index_offset)
-        entries = fmt.parse_index_body(rec.body, index_offset + fmt.RECORD_HEAD_SIZE, self.preamble.major)
-        self._check_entries(entries, index_offset)
+        rec, _ = self._src.record_after(head, index_offset, "index")
+        entries = self._index_body(rec, index_offset)
+        _check_entries(entries, self.file_header, self.header_end, index_offset)
         return entries
 
-    def _check_entries(self, entries: list[IndexEntry], end: int) -> None:
-        frame, pos = 0, self.header_end
-        chunk_frames = self.file_header.representation.chunk_frames
-        for i, e in enumerate(entries):
-            what = f"index: chunk {i}"
-            if e.first_frame != frame:
-                raise MalformedError(f"{what}: first_frame {e.first_frame}, expected {frame}")
-            if not 1 <= e.frame_count <= chunk_frames:
-                raise MalformedError(f"{what}: frame_count {e.frame_count} not in 1..{chunk_frames}")
-            if e.offset < pos or e.size < _MIN_CHUNK_RECORD or e.offset + e.size > end:
-                raise MalformedError(f"{what}: bytes {e.offset}..{e.offset + e.size} out of place")
-            frame += e.frame_count
-            pos = e.offset + e.size
-        if frame > 0xFFFFFFFF:
-            raise MalformedError("index: more than 2^32 - 1 frames")
+    def _index_body(self, rec: fmt.Record, pos: int) -> list[IndexEntry]:
+        return fmt.parse_index_body(rec.body, pos + fmt.RECORD_HEAD_SIZE, self.preamble.major)
 
     # -- chunks ------------------------------------------------------------------------------------------
 
-    def _check_packet(self, packet: Packet, i: int, first_frame: int, what: str, offset: int) -> None:
+    def _packet(self, rec: fmt.Record, i: int, first_frame: int, what: str, offset: int) -> Packet:
+        """The packet of CHNK record ``rec``, checked as chunk ``i`` starting at ``first_frame``."""
+        packet = fmt.parse_chunk_body(rec.body, what, offset + fmt.RECORD_HEAD_SIZE, self.preamble.major)
         if packet.index != i:
             raise MalformedError(f"{what}: numbered {packet.index}", offset)
         if packet.first_frame != first_frame:
             raise MalformedError(f"{what}: first_frame {packet.first_frame}, expected {first_frame}", offset)
         fmt.check_packet(packet, self.file_header, what, offset)
         rules.check_packet(packet, self.file_header, what, offset)
+        return packet
 
     def demux(self, first_frame: int = 0, frame_count: int | None = None) -> Iterator[Packet]:
         """The packets of the chunks that hold frames [first_frame, first_frame + frame_count).
@@ -232,15 +268,14 @@ class Demuxer:
             if hi is not None and e.first_frame >= hi:
                 return
             what = f"chunk {i}"
-            data = self._read(e.offset, e.size, what)
+            data = self._src.read(e.offset, e.size, what)
             tag, length = fmt.parse_record_head(data[: fmt.RECORD_HEAD_SIZE], e.offset, what)
             if tag != fmt.TAG_CHUNK or length + fmt.RECORD_OVERHEAD != e.size:
                 raise MalformedError(f"{what}: the index points at no chunk (byte {e.offset})", e.offset)
             rec = fmt.parse_record(data, what, e.offset)
             if rec.crc32 != e.crc32:
                 raise ChecksumError(f"{what}: checksum does not match the index", e.offset)
-            packet = fmt.parse_chunk_body(rec.body, what, e.offset + fmt.RECORD_HEAD_SIZE, self.preamble.major)
-            self._check_packet(packet, i, e.first_frame, what, e.offset)
+            packet = self._packet(rec, i, e.first_frame, what, e.offset)
             if (packet.frame_count != e.frame_count or packet.prediction != e.prediction
                     or not _same_float(packet.train_psnr, e.train_psnr)):
                 raise MalformedError(f"{what}: does not match its index entry", e.offset)
@@ -252,39 +287,18 @@ class Demuxer:
         since_key: list[Packet] = []  # the chunks a P-chunk needs, held until the range starts
         frame = 0
         while True:
-            what = f"chunk {len(entries)}"
-            head = self._read(pos, fmt.RECORD_HEAD_SIZE, what, partial_ok=True)
+            head = self._src.read(pos, fmt.RECORD_HEAD_SIZE, f"chunk {len(entries)}", partial_ok=True)
             if not head:
-                raise TruncatedError(
-                    f"stream ends at byte {pos} without an index (truncated or unfinished)", pos
-                )
+                raise TruncatedError(f"stream ends at byte {pos} without an index (truncated or unfinished)", pos)
             if len(head) < fmt.RECORD_HEAD_SIZE:
-                raise TruncatedError(f"{what}: truncated at byte {pos + len(head)}", pos + len(head))
-            tag, length = fmt.parse_record_head(head, pos, what)
-            if tag == fmt.TAG_INDEX:
-                what = "index"
-            elif tag == fmt.TAG_TRAILER:
-                what = "trailer"
-            elif tag != fmt.TAG_CHUNK:
-                what = f"record at byte {pos} (tag {tag!r})"
-            fmt.check_record_length(length, what, pos)
-            data = head + self._read(pos + fmt.RECORD_HEAD_SIZE, length + 4, what)
-            rec = fmt.parse_record(data, what, pos)
+                raise TruncatedError(f"chunk {len(entries)}: truncated at byte {pos + len(head)}", pos + len(head))
+            tag, _ = fmt.parse_record_head(head, pos, f"chunk {len(entries)}")
+            what = _record_name(tag, pos, f"chunk {len(entries)}")
+            rec, size = self._src.record_after(head, pos, what)
             if tag == fmt.TAG_CHUNK:
-                packet = fmt.parse_chunk_body(rec.body, what, pos + fmt.RECORD_HEAD_SIZE, self.preamble.major)
-                self._check_packet(packet, len(entries), frame, what, pos)
-                entries.append(
-                    IndexEntry(
-                        first_frame=packet.first_frame,
-                        frame_count=packet.frame_count,
-                        offset=pos,
-                        size=len(data),
-                        crc32=rec.crc32,
-                        train_psnr=packet.train_psnr,
-                        prediction=packet.prediction,
-                    )
-                )
-                pos += len(data)
+                packet = self._packet(rec, len(entries), frame, what, pos)
+                entries.append(IndexEntry(packet.first_frame, packet.frame_count, pos, size, rec.crc32,
+                                          packet.train_psnr, packet.prediction))
                 frame += packet.frame_count
                 if frame > lo:
                     if packet.prediction != Prediction.KEY:
@@ -298,28 +312,22 @@ class Demuxer:
                 if hi is not None and frame >= hi:
                     return
             elif tag == fmt.TAG_INDEX:
-                if fmt.parse_index_body(rec.body, pos + fmt.RECORD_HEAD_SIZE, self.preamble.major) != entries:
+                if self._index_body(rec, pos) != entries:
                     raise MalformedError("index: does not match the chunks read", pos)
-                index_offset = pos
-                pos += len(data)
-                self._read_final_trailer(pos, index_offset)
+                self._read_final_trailer(pos + size, pos)
                 self._index = entries
-                self._size = pos + fmt.TRAILER_SIZE
                 return
             elif tag == fmt.TAG_TRAILER:
                 raise MalformedError(f"trailer at byte {pos} before any index", pos)
             else:
                 log.debug("skipping unknown record %r at byte %d", tag, pos)
-                pos += len(data)
+            pos += size
 
     def _read_final_trailer(self, pos: int, index_offset: int) -> None:
-        tail = self._read(pos, fmt.TRAILER_SIZE, "trailer")
-        tag, length = fmt.parse_record_head(tail[: fmt.RECORD_HEAD_SIZE], pos, "trailer")
-        if tag != fmt.TAG_TRAILER or length != fmt.TRAILER_BODY_SIZE:
-            raise MalformedError(f"trailer: expected at byte {pos}", pos)
-        rec = fmt.parse_record(tail, "trailer", pos)
-        if fmt.parse_trailer_body(rec.body, pos + fmt.RECORD_HEAD_SIZE) != index_offset:
+        """A pipe's last record: the trailer, pointing at the index just read, and nothing after it."""
+        if self._src.trailer(pos, MalformedError(f"trailer: expected at byte {pos}", pos)) != index_offset:
             raise MalformedError("trailer: points elsewhere than the index", pos)
         end = pos + fmt.TRAILER_SIZE
-        if self._read(end, 1, "end", partial_ok=True):
+        if self._src.read(end, 1, "end", partial_ok=True):
             raise MalformedError(f"bytes after the trailer at byte {end}", end)
+        self._src.size = end
