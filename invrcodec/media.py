@@ -146,6 +146,161 @@ def _av_message(exc: BaseException) -> str:
     return str(exc)
 
 
+@dataclass(frozen=True)
+class _Sniffed:
+    """What opening a source found before FFmpeg sees it: what to open, and a Y4M stream's header."""
+
+    target: str | BinaryIO
+    format: str | None = None  # FFmpeg's demuxer, when the magic told it (a pipe)
+    y4m: y4m.Y4MHeader | None = None
+    stream_size: Callable[[], int] | None = None  # a Y4M source's bytes so far, to describe a cut frame
+
+
+def _sniff(source: str | os.PathLike[str] | BinaryIO, fail: Callable[[str], InvrMediaError]) -> _Sniffed:
+    """Check that ``source`` can be read and recognise a Y4M stream by its magic (a pipe is read ahead
+    only that far, and what was read is replayed to FFmpeg)."""
+
+    def y4m_header(head: bytes) -> y4m.Y4MHeader:
+        try:
+            return y4m.parse_header(head)
+        except ValueError as exc:
+            raise fail(str(exc)) from exc
+
+    if source == "-" or not isinstance(source, (str, os.PathLike)):
+        stream = _stdin_binary() if source == "-" else source
+        assert not isinstance(stream, (str, os.PathLike))
+        if source == "-" and hasattr(stream, "isatty") and stream.isatty():
+            raise fail("is a terminal; pipe a Y4M stream in (e.g. ffmpeg -i in.mp4 -f yuv4mpegpipe -)")
+        head = _read_exactly(stream, len(Y4M_MAGIC))
+        if not head:
+            raise fail("empty input (expected a Y4M stream)")
+        header = None
+        if head == Y4M_MAGIC:
+            head += _read_line(stream, y4m.HEADER_LINE_MAX - len(head))
+            header = y4m_header(head)
+        prefixed = _Prefixed(head, stream)
+        target = io.BufferedReader(prefixed, buffer_size=1 << 16)  # type: ignore[arg-type]
+        return _Sniffed(target, "yuv4mpegpipe" if header else None, header, lambda: prefixed.delivered)
+    path = os.fspath(source)
+    if os.path.isdir(path):
+        raise fail("is a directory")
+    if not os.path.exists(path):
+        raise fail("No such file or directory")
+    if not os.access(path, os.R_OK):
+        raise fail("Permission denied")
+    head = b""
+    if os.path.isfile(path):  # never read ahead from a named pipe: those bytes would be lost
+        with open(path, "rb") as fh:
+            head = fh.read(y4m.HEADER_LINE_MAX)
+    if head.startswith(Y4M_MAGIC):
+        return _Sniffed(path, None, y4m_header(head), lambda: os.path.getsize(path))
+    return _Sniffed(path)
+
+
+def _video_stream(
+    container: av.container.InputContainer, fail: Callable[[str], InvrMediaError]
+) -> tuple[av.video.stream.VideoStream, list[OtherStream]]:
+    """The first video stream (not a cover picture), and the streams left behind, which are discarded."""
+    videos = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
+    if not videos:
+        kinds = sorted({s.type for s in container.streams})
+        raise fail("no video stream (audio only)" if "audio" in kinds else "no video stream")
+    vstream, others = videos[0], []
+    for s in container.streams:
+        if s is vstream:
+            continue
+        codec = s.codec_context.name if s.codec_context is not None else "unknown"
+        others.append(OtherStream(s.index, s.type, codec))
+        s.discard = av.stream.Discard.all  # demux only the video
+    vstream.thread_type = "AUTO"
+    return vstream, others
+
+
+def _describe(
+    vstream: av.video.stream.VideoStream, first: av.VideoFrame, seek: int, max_frames: int | None, name: str
+) -> StreamInfo:
+    """The source's stream facts, from its stream and its first wanted frame (which carries the colour)."""
+    rate = vstream.average_rate or vstream.guessed_rate or vstream.base_rate
+    if not rate or rate <= 0:
+        log.warning("%s: frame rate unknown; assuming 25 fps", name)
+        rate = Fraction(25)
+    rate = Fraction(rate).limit_denominator(1_000_000)
+    total = int(vstream.frames or 0)
+    count = 0
+    if total > 0:
+        count = max(0, total - seek)
+        if max_frames is not None:
+            count = min(count, max_frames)
+    sar = vstream.sample_aspect_ratio or vstream.codec_context.sample_aspect_ratio
+    sar = Fraction(sar) if sar and sar > 0 else Fraction(1)
+    pix_fmt = vstream.codec_context.pix_fmt or first.format.name
+    return StreamInfo(
+        width=first.width,
+        height=first.height,
+        frame_count=count,
+        frame_rate=rate,
+        time_base=1 / rate,
+        sample_aspect_ratio=sar,
+        pix_fmt=pix_fmt,
+        color_range=int(first.color_range),
+        color_space=int(first.colorspace),
+        color_primaries=int(first.color_primaries),
+        color_trc=int(first.color_trc),
+    )
+
+
+def _conversion_notes(first: av.VideoFrame) -> list[str]:
+    """What turning the source into 8-bit RGB loses, worth telling the user once."""
+    fmt = first.format
+    comps = fmt.components
+    depth = max((c.bits for c in comps if not c.is_alpha), default=8)
+    colour = [c for c in comps if not c.is_alpha]
+    notes = []
+    if any(c.is_alpha for c in comps):
+        notes.append(f"source has an alpha channel ({fmt.name}); alpha dropped, INVR stores RGB")
+    if len(colour) == 1 and not fmt.has_palette:
+        notes.append(f"grayscale source ({fmt.name}); stored as RGB with R=G=B")
+    if depth > 8:
+        notes.append(f"{depth}-bit source ({fmt.name}); converted to 8-bit RGB")
+    return notes
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """``--crop-square`` and ``--scale``: a centre crop, then an area-filtered resize."""
+
+    crop: tuple[int, int, int, int] | None = None  # x0, y0, width, height
+    size: tuple[int, int] | None = None  # width, height after the crop, when it differs
+
+    @staticmethod
+    def plan(src: StreamInfo, crop_square: bool, scale: tuple[int, int] | None) -> tuple[_Geometry, StreamInfo]:
+        """The geometry for a source and the stream the encoder then sees (display aspect ratio kept)."""
+        w, h = src.width, src.height
+        sar = src.sample_aspect_ratio
+        crop = None
+        if crop_square and w != h:
+            side = min(w, h)
+            crop = ((w - side) // 2, (h - side) // 2, side, side)
+            w = h = side
+        if scale is not None and scale != (w, h):
+            nw, nh = scale
+            # Keep the display aspect ratio, as FFmpeg's scale filter does.
+            sar = (sar * Fraction(w * nh, h * nw)).limit_denominator(65535)
+            w, h = nw, nh
+        size = (w, h) if (w, h) != (src.width, src.height) else None
+        return _Geometry(crop, size), replace(src, width=w, height=h, sample_aspect_ratio=sar)
+
+    def apply(self, rgb: np.ndarray) -> np.ndarray:
+        if self.crop is not None:
+            x0, y0, cw, ch = self.crop
+            rgb = rgb[y0 : y0 + ch, x0 : x0 + cw]
+        if self.size is not None:
+            tw, th = self.size
+            scaled = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            rgb = scaled.reformat(width=tw, height=th, interpolation="AREA").to_ndarray(format="rgb24")
+        return np.ascontiguousarray(rgb, dtype=np.uint8)
+
+
 class VideoReader:
     """RGB frames from a video file or a pipe, one at a time.
 
@@ -191,8 +346,7 @@ class VideoReader:
         self._frames_iter: Iterator[av.VideoFrame] | None = None
         self._first: av.VideoFrame | None = None
         self._closed = False
-        self._y4m: y4m.Y4MHeader | None = None  # a Y4M source's header, to account for its bytes
-        self._stream_size: Callable[[], int] | None = None
+        self._sniffed: _Sniffed | None = None
         self._decoded = 0
         try:
             self._open(source)
@@ -205,104 +359,38 @@ class VideoReader:
         return InvrMediaError(f"{self.name}: {what}")
 
     def _open(self, source: str | os.PathLike[str] | BinaryIO) -> None:
-        fmt: str | None = None
-        target: str | BinaryIO
-        if source == "-" or not isinstance(source, (str, os.PathLike)):
-            stream = _stdin_binary() if source == "-" else source
-            assert not isinstance(stream, (str, os.PathLike))
-            if source == "-" and hasattr(stream, "isatty") and stream.isatty():
-                raise self._fail("is a terminal; pipe a Y4M stream in (e.g. ffmpeg -i in.mp4 -f yuv4mpegpipe -)")
-            head = _read_exactly(stream, len(Y4M_MAGIC))
-            if not head:
-                raise self._fail("empty input (expected a Y4M stream)")
-            if head == Y4M_MAGIC:
-                fmt = "yuv4mpegpipe"
-                head += _read_line(stream, y4m.HEADER_LINE_MAX - len(head))
-                self._check_y4m(head)
-            prefixed = _Prefixed(head, stream)
-            self._stream_size = lambda: prefixed.delivered
-            target = io.BufferedReader(prefixed, buffer_size=1 << 16)  # type: ignore[arg-type]
-        else:
-            path = os.fspath(source)
-            if os.path.isdir(path):
-                raise self._fail("is a directory")
-            if not os.path.exists(path):
-                raise self._fail("No such file or directory")
-            if not os.access(path, os.R_OK):
-                raise self._fail("Permission denied")
-            target = path
-            head = b""
-            if os.path.isfile(path):  # never read ahead from a named pipe: those bytes would be lost
-                with open(path, "rb") as fh:
-                    head = fh.read(y4m.HEADER_LINE_MAX)
-            if head.startswith(Y4M_MAGIC):
-                self._check_y4m(head)
-                self._stream_size = lambda: os.path.getsize(path)
+        self._sniffed = sniffed = _sniff(source, self._fail)
         try:
-            self._container = av.open(target, "r", format=fmt, metadata_errors="ignore")
+            self._container = av.open(sniffed.target, "r", format=sniffed.format, metadata_errors="ignore")
         except av.FFmpegError as exc:
             hint = ""
-            if self._y4m is not None and self._y4m.frame_bytes is None:
-                hint = f" (Y4M colour space C{self._y4m.colour} is not one FFmpeg reads)"
+            if sniffed.y4m is not None and sniffed.y4m.frame_bytes is None:
+                hint = f" (Y4M colour space C{sniffed.y4m.colour} is not one FFmpeg reads)"
             raise self._fail(f"cannot read as video: {_av_message(exc)}{hint}") from exc
         except OSError as exc:
             raise self._fail(_av_message(exc)) from exc
-
-        container = self._container
-        videos = [
-            s
-            for s in container.streams.video
-            if not (s.disposition & av.stream.Disposition.attached_pic)
-        ]
-        if not videos:
-            kinds = sorted({s.type for s in container.streams})
-            if "audio" in kinds:
-                raise self._fail("no video stream (audio only)")
-            raise self._fail("no video stream")
-        vstream = videos[0]
-        for s in container.streams:
-            if s is vstream:
-                continue
-            codec = s.codec_context.name if s.codec_context is not None else "unknown"
-            self.other_streams.append(OtherStream(s.index, s.type, codec))
-            s.discard = av.stream.Discard.all  # demux only the video
-        vstream.thread_type = "AUTO"
-        self._stream = vstream
-        self._frames_iter = self._decode(vstream)
-
+        self._stream, self.other_streams = _video_stream(self._container, self._fail)
+        self._frames_iter = self._decode(self._stream)
         # Skip to the first wanted frame and keep it: it carries the colour facts.
-        skipped = 0
-        while True:
+        for skipped in range(self.seek + 1):
             frame = next(self._frames_iter, None)
             if frame is None:
-                break
-            if skipped < self.seek:
-                skipped += 1
-                continue
-            self._first = frame
-            break
-        if self._first is None:
-            if skipped == 0:
-                cut = self._y4m_cut()
-                raise self._fail(f"no complete frame: {cut}" if cut else "no frames in the video stream")
-            raise self._fail(f"--seek {self.seek} is past the last frame (the video has {skipped} frames)")
-
-        self.source_info = self._describe(vstream, self._first)
-        self._note_conversions(self._first)
-        self.info = self._geometry(self.source_info)
-
-    def _check_y4m(self, head: bytes) -> None:
-        try:
-            self._y4m = y4m.parse_header(head)
-        except ValueError as exc:
-            raise self._fail(str(exc)) from exc
+                if skipped == 0:
+                    cut = self._y4m_cut()
+                    raise self._fail(f"no complete frame: {cut}" if cut else "no frames in the video stream")
+                raise self._fail(f"--seek {self.seek} is past the last frame (the video has {skipped} frames)")
+        self._first = frame
+        self.source_info = _describe(self._stream, frame, self.seek, self.max_frames, self.name)
+        self.notes = _conversion_notes(frame)
+        self._geometry, self.info = _Geometry.plan(self.source_info, self.crop_square, self.scale)
 
     def _y4m_cut(self) -> str | None:
         """For a Y4M source read to its end: the partial frame its last bytes were, if any."""
-        if self._y4m is None or self._stream_size is None:
+        sniffed = self._sniffed
+        if sniffed is None or sniffed.y4m is None or sniffed.stream_size is None:
             return None
         try:
-            return self._y4m.describe_cut(self._stream_size(), self._decoded)
+            return sniffed.y4m.describe_cut(sniffed.stream_size(), self._decoded)
         except OSError:
             return None
 
@@ -319,67 +407,6 @@ class VideoReader:
         except OSError as exc:
             raise self._fail(f"reading: {_av_message(exc)}") from exc
 
-    def _describe(self, vstream: av.video.stream.VideoStream, first: av.VideoFrame) -> StreamInfo:
-        rate = vstream.average_rate or vstream.guessed_rate or vstream.base_rate
-        if not rate or rate <= 0:
-            log.warning("%s: frame rate unknown; assuming 25 fps", self.name)
-            rate = Fraction(25)
-        rate = Fraction(rate).limit_denominator(1_000_000)
-        total = int(vstream.frames or 0)
-        count = 0
-        if total > 0:
-            count = max(0, total - self.seek)
-            if self.max_frames is not None:
-                count = min(count, self.max_frames)
-        sar = vstream.sample_aspect_ratio or vstream.codec_context.sample_aspect_ratio
-        sar = Fraction(sar) if sar and sar > 0 else Fraction(1)
-        pix_fmt = vstream.codec_context.pix_fmt or first.format.name
-        return StreamInfo(
-            width=first.width,
-            height=first.height,
-            frame_count=count,
-            frame_rate=rate,
-            time_base=1 / rate,
-            sample_aspect_ratio=sar,
-            pix_fmt=pix_fmt,
-            color_range=int(first.color_range),
-            color_space=int(first.colorspace),
-            color_primaries=int(first.color_primaries),
-            color_trc=int(first.color_trc),
-        )
-
-    def _note_conversions(self, first: av.VideoFrame) -> None:
-        fmt = first.format
-        comps = fmt.components
-        depth = max((c.bits for c in comps if not c.is_alpha), default=8)
-        colour = [c for c in comps if not c.is_alpha]
-        if any(c.is_alpha for c in comps):
-            self.notes.append(f"source has an alpha channel ({fmt.name}); alpha dropped, INVR stores RGB")
-        if len(colour) == 1 and not fmt.has_palette:
-            self.notes.append(f"grayscale source ({fmt.name}); stored as RGB with R=G=B")
-        if depth > 8:
-            self.notes.append(f"{depth}-bit source ({fmt.name}); converted to 8-bit RGB")
-
-    def _geometry(self, src: StreamInfo) -> StreamInfo:
-        w, h = src.width, src.height
-        sar = src.sample_aspect_ratio
-        self._crop: tuple[int, int, int, int] | None = None
-        if self.crop_square and w != h:
-            side = min(w, h)
-            x0, y0 = (w - side) // 2, (h - side) // 2
-            self._crop = (x0, y0, side, side)
-            w = h = side
-        if self.scale is not None and self.scale != (w, h):
-            nw, nh = self.scale
-            # Keep the display aspect ratio, as FFmpeg's scale filter does.
-            sar = (sar * Fraction(w * nh, h * nw)).limit_denominator(65535)
-            w, h = nw, nh
-        if (w, h) != (src.width, src.height):
-            self._target = (w, h)
-        else:
-            self._target = None
-        return replace(src, width=w, height=h, sample_aspect_ratio=sar)
-
     # -- frames --------------------------------------------------------------------------------------
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
         if frame.width != self.source_info.width or frame.height != self.source_info.height:
@@ -387,15 +414,7 @@ class VideoReader:
                 f"frame {self.seek + self.frames_read} is {frame.width}x{frame.height}, but the video started "
                 f"at {self.source_info.width}x{self.source_info.height}; size changes are not supported"
             )
-        rgb = frame.to_ndarray(format="rgb24")
-        if self._crop is not None:
-            x0, y0, cw, ch = self._crop
-            rgb = rgb[y0 : y0 + ch, x0 : x0 + cw]
-        if self._target is not None:
-            tw, th = self._target
-            scaled = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-            rgb = scaled.reformat(width=tw, height=th, interpolation="AREA").to_ndarray(format="rgb24")
-        return np.ascontiguousarray(rgb, dtype=np.uint8)
+        return self._geometry.apply(frame.to_ndarray(format="rgb24"))
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self.frames()
