@@ -11,6 +11,7 @@ them go through :func:`encode_with_encoder`, one full encode per point.
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import math
 import os
@@ -29,9 +30,9 @@ from scipy.stats import gaussian_kde as stats_gaussian_kde
 from scipy.stats import norm
 
 import invrcodec
-from invrcodec.devices import resolve_device
 from invrcodec.encoder import ChunkJob, Encoder, EncoderConfig
-from invrcodec.fit import FitProgress, FitResult, fit_chunk
+from invrcodec.errors import InvrError
+from invrcodec.fit import FitProgress, FitResult
 from invrcodec.media import VideoReader
 from invrcodec.metrics import rgb_psnr
 from invrcodec.types import Packet, Prediction, StreamInfo
@@ -138,11 +139,7 @@ def encode_invr_points(frames: np.ndarray, info: StreamInfo, points: Sequence[tu
     if len({_training_key(e.config) for e in encoders}) != 1:
         raise ValueError("points of one training must differ only in coder and QP")
     base = encoders[0].config
-    device = resolve_device(base.device)
-    rep, recipe = base.representation, base.recipe
-    # The full-chunk PSNR checks do not change the weights (no PSNR target: they only report); one at the end.
-    if base.psnr is None:
-        recipe = replace(recipe, eval_every=recipe.steps)
+    rep = base.representation
     out = [InvrPoint(label, encoder.config, path) for (label, _, path), encoder in zip(points, encoders)]
     references: list[dict[str, np.ndarray] | None] = [None] * len(out)
     fits: list[FitResult] = []
@@ -154,8 +151,7 @@ def encode_invr_points(frames: np.ndarray, info: StreamInfo, points: Sequence[tu
         fit = None
         if job.prediction == Prediction.KEY:
             t0 = time.perf_counter()
-            fit = fit_chunk(chunk, rep, recipe, device=device, seed=base.seed + index, psnr_target=base.psnr,
-                            amp=base.amp)
+            fit, = encoders[0].train_chunks([job], [None])
             train_seconds += time.perf_counter() - t0
             fits.append(fit)
             log(f"  chunk {index}: frames {first}-{first + len(chunk) - 1}, {fit.steps} steps, "
@@ -163,7 +159,7 @@ def encode_invr_points(frames: np.ndarray, info: StreamInfo, points: Sequence[tu
         for i, (point, encoder) in enumerate(zip(out, encoders)):
             t0 = time.perf_counter()
             if fit is not None:
-                (packet, references[i]), = encoder.code_chunks([job], [fit.state], [None])
+                (packet, references[i]), = encoder.code_chunks([job], [fit.state], [None], fits=[fit])
             else:
                 (packet, references[i]), = encoder.run_jobs([job], [references[i]])
             point.code_seconds += time.perf_counter() - t0
@@ -327,6 +323,23 @@ def machine() -> dict[str, object]:
 
 def command_line() -> str:
     return " ".join(["python", *[a if a and " " not in a else repr(a) for a in sys.argv]])
+
+
+def report_head(tool: str, args: argparse.Namespace) -> dict[str, object]:
+    """What every tool's JSON report starts with: the tool, its command line, the machine, its settings."""
+    return {
+        "tool": tool, "command": command_line(), "machine": machine(),
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+    }
+
+
+def run_tool(tool: str, main: Callable[[], int]) -> None:
+    """Exit with ``main()``'s status; a codec or value error is one line on stderr and status 1."""
+    try:
+        sys.exit(main())
+    except (InvrError, ValueError) as exc:
+        print(f"{tool}: error: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 def fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:

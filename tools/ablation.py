@@ -28,7 +28,6 @@ import _evalcommon as ec
 
 from invrcodec.devices import resolve_device
 from invrcodec.encoder import DEFAULT_QP, Encoder, EncoderConfig
-from invrcodec.errors import InvrError
 from invrcodec.fit import FitProgress, fit_chunk
 from invrcodec.metrics import pooled_psnr
 from invrcodec.presets import VARIANTS
@@ -168,8 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     results = [run_variant(clip, v, args, args.out) for v in args.variants]
     ranking = sorted(results, key=lambda r: -float(r["final_psnr"]))  # type: ignore[arg-type]
     report = {
-        "tool": "ablation", "command": ec.command_line(), "machine": ec.machine(),
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        **ec.report_head("ablation", args),
         "clip": {"name": clip.name, "path": clip.path, "width": clip.info.width, "height": clip.info.height,
                  "frames": len(clip.frames), "seek": args.seek},
         "ranking_final_psnr": [r["label"] for r in ranking],
@@ -188,8 +186,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (InvrError, ValueError) as exc:
-        print(f"ablation: error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    ec.run_tool("ablation", main)

@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -44,10 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _evalcommon as ec
 
 from invrcodec.encoder import DEFAULT_QP, EncoderConfig
-from invrcodec.presets import PRESETS
-from invrcodec.errors import InvrError
-from invrcodec.fit import rgb_psnr
-from invrcodec.presets import DEFAULT_PRESET
+from invrcodec.metrics import rgb_psnr
+from invrcodec.presets import DEFAULT_PRESET, PRESETS
 
 X264 = (("preset", "medium"),)
 X265 = (("preset", "medium"), ("x265-params", "log-level=error"))
@@ -452,61 +451,51 @@ def plots(outdir: Path, clip_results: list[tuple[dict[str, object], list[Point],
     written = []
     n = len(clip_results)
 
+    def finish(fig: Any, axes: Any, name: str, xlabel: str, ylabel: str, title: str, log_x: bool = False) -> None:
+        """Label each clip's axes, then save the figure as ``name``_``tag``.png."""
+        for ax, (clip, _, _) in zip(axes[0], clip_results):
+            if log_x:
+                ax.set_xscale("log")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
+            ax.set_title(title.format(**clip), fontsize=9)
+            ax.grid(True, which="both" if log_x else "major", alpha=0.3)
+            ax.legend(fontsize=6.5)
+        fig.tight_layout()
+        path = outdir / f"{name}_{tag}.png"
+        fig.savefig(path, dpi=dpi)
+        plt.close(fig)
+        written.append(str(path))
+
+    def line_style(p: Point, invr: Sequence[str]) -> dict[str, object]:
+        return {k: v for k, v in style(p, invr).items() if k in ("color", "linestyle")}
+
     fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.6), squeeze=False)
-    for ax, (clip, pts, _) in zip(axes[0], clip_results):
+    for ax, (_, pts, _) in zip(axes[0], clip_results):
         cs = curves(pts)
         invr = invr_c_curves(cs)
         for name, cpts in cs.items():
             ax.plot([p.kbps for p in cpts], [p.psnr_mean for p in cpts], label=name, ms=5, lw=1.2,
                     **style(cpts[0], invr))  # type: ignore[arg-type]
-        ax.set_xscale("log")
-        ax.set_xlabel("kbit/s")
-        ax.set_ylabel("RGB PSNR (dB)")
-        ax.set_title(f"{clip['name']} {clip['width']}x{clip['height']}, {clip['frames']} frames", fontsize=9)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=6.5)
-    fig.tight_layout()
-    path = outdir / f"rd_{tag}.png"
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    written.append(str(path))
+    finish(fig, axes, "rd", "kbit/s", "RGB PSNR (dB)", "{name} {width}x{height}, {frames} frames", log_x=True)
 
     fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.2), squeeze=False)
-    for ax, (clip, pts, chosen) in zip(axes[0], clip_results):
+    for ax, (_, pts, chosen) in zip(axes[0], clip_results):
         invr = invr_c_curves(curves(pts))
         for key, p in chosen.items():
-            kw = {k: v for k, v in style(p, invr).items() if k in ("color", "linestyle")}
             ax.plot(range(len(p.psnr)), p.psnr, lw=1.1, label=f"{key} ({p.kbps:.0f} kbit/s)",
-                    **kw)  # type: ignore[arg-type]
-        ax.set_xlabel("frame")
-        ax.set_ylabel("RGB PSNR (dB)")
-        ax.set_title(f"{clip['name']}: per-frame PSNR", fontsize=9)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=6.5)
-    fig.tight_layout()
-    path = outdir / f"perframe_{tag}.png"
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    written.append(str(path))
+                    **line_style(p, invr))  # type: ignore[arg-type]
+    finish(fig, axes, "perframe", "frame", "RGB PSNR (dB)", "{name}: per-frame PSNR")
 
     fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.2), squeeze=False)
-    for ax, (clip, pts, chosen) in zip(axes[0], clip_results):
+    for ax, (_, pts, chosen) in zip(axes[0], clip_results):
         invr = invr_c_curves(curves(pts))
         allv = [v for p in chosen.values() for v in p.psnr]
         grid = np.linspace(min(allv) - 1, max(allv) + 1, 300)
         for key, p in chosen.items():
-            kw = {k: v for k, v in style(p, invr).items() if k in ("color", "linestyle")}
-            ax.plot(grid, ec.gaussian_kde(p.psnr, grid), lw=1.2, label=key, **kw)  # type: ignore[arg-type]
-        ax.set_xlabel("RGB PSNR (dB)")
-        ax.set_ylabel("density")
-        ax.set_title(f"{clip['name']}: PSNR density over frames", fontsize=9)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=6.5)
-    fig.tight_layout()
-    path = outdir / f"density_{tag}.png"
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    written.append(str(path))
+            ax.plot(grid, ec.gaussian_kde(p.psnr, grid), lw=1.2, label=key,
+                    **line_style(p, invr))  # type: ignore[arg-type]
+    finish(fig, axes, "density", "RGB PSNR (dB)", "density", "{name}: PSNR density over frames")
     return written
 
 
@@ -686,8 +675,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         measured.append((meta, points))
     report: dict[str, object] = {
-        "tool": "rd", "command": ec.command_line(), "machine": ec.machine(),
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        **ec.report_head("rd", args),
         "wall_s": round(time.perf_counter() - t_start, 1),
     }
     written = write_outputs(args.out, report, measured, args.ref_qp, tag, args.dpi)
@@ -696,8 +684,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (InvrError, ValueError) as exc:
-        print(f"rd: error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    ec.run_tool("rd", main)
