@@ -27,6 +27,23 @@ HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "tiny.invr"
 
 
+#: The golden clip's stream facts. The frame count is unknown up front, as from a pipe: the muxer patches the
+#: true count (4) on close. tests/test_format.py expects the file to read back to exactly these.
+STREAM = StreamInfo(
+    width=16,
+    height=16,
+    frame_count=0,
+    frame_rate=Fraction(30000, 1001),
+    time_base=Fraction(1001, 30000),
+    sample_aspect_ratio=Fraction(1, 1),
+    pix_fmt="yuv420p",
+    color_range=1,
+    color_space=1,
+    color_primaries=1,
+    color_trc=1,
+)
+
+
 def synthetic_clip(frames: int = 4, height: int = 16, width: int = 16) -> np.ndarray:
     """Smooth colour ramps that drift over time: uint8 (frames, H, W, 3) RGB."""
     t, y, x = np.meshgrid(np.arange(frames), np.arange(height), np.arange(width), indexing="ij")
@@ -40,24 +57,11 @@ def make(out: Path) -> None:
     from invrcodec.encoder import Encoder, EncoderConfig
 
     clip = synthetic_clip()
-    stream = StreamInfo(
-        width=16,
-        height=16,
-        frame_count=0,  # unknown up front, as from a pipe: the muxer patches the true count on close
-        frame_rate=Fraction(30000, 1001),
-        time_base=Fraction(1001, 30000),
-        sample_aspect_ratio=Fraction(1, 1),
-        pix_fmt="yuv420p",
-        color_range=1,
-        color_space=1,
-        color_primaries=1,
-        color_trc=1,
-    )
     config = EncoderConfig.from_preset(
         "ultrafast", chunk_frames=2, hidden=16, layers=2, enc_dims=(4, 4, 2), steps=200, device="cpu", seed=0,
         keyint=8
     )
-    enc = Encoder(stream, config)
+    enc = Encoder(STREAM, config)
     with invrcodec.open(out, "w", header=enc.header) as container:
         for frame in clip:
             container.mux(enc.encode(frame))

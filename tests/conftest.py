@@ -7,6 +7,7 @@ it skip with the reason when it is absent (a user's checkout), while CI has it.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
+from types import ModuleType
 
 import av
 import numpy as np
@@ -117,6 +119,28 @@ def write_clip(
     return path
 
 
+def write_audio_only(path: Path, seconds: float = 0.1) -> Path:
+    """A file with one silent AAC track and no video (format from the extension: .m4a, .mka, ...)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=48000)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, int(48000 * seconds)), np.float32), format="flt",
+                                           layout="mono")
+        frame.sample_rate = 48000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return path
+
+
+def sample_script(name: str) -> ModuleType:
+    """``samples/NAME.py`` as a module (the samples are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "samples" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
@@ -163,28 +187,26 @@ def bin_dir() -> Path:
     return BIN
 
 
+def _program(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        absent(f"{name} is not installed (tools/install.sh installs it; CI has it)")
+    return str(path)
+
+
 @pytest.fixture(scope="session")
 def ffmpeg() -> str:
-    path = shutil.which("ffmpeg")
-    if path is None:
-        absent("ffmpeg is not installed (tools/install.sh installs it; CI has it)")
-    return path
+    return _program("ffmpeg")
 
 
 @pytest.fixture(scope="session")
 def ffprobe() -> str:
-    path = shutil.which("ffprobe")
-    if path is None:
-        absent("ffprobe is not installed (tools/install.sh installs it; CI has it)")
-    return path
+    return _program("ffprobe")
 
 
 @pytest.fixture(scope="session")
 def ffplay() -> str:
-    path = shutil.which("ffplay")
-    if path is None:
-        absent("ffplay is not installed (tools/install.sh installs it; CI has it)")
-    return path
+    return _program("ffplay")
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import run
+from conftest import run, write_audio_only
 
 from invrcodec.cli import common
 
@@ -73,19 +73,9 @@ def test_not_a_video_and_audio_only(bin_dir: Path, tmp_path: Path) -> None:
     text.write_text("this is not a video\n" * 50)
     line = _one_error_line(run(["invr-enc", text, tmp_path / "o.invr"]), "invr-enc")
     assert "in.mp4: cannot read as video" in line
-    wav = tmp_path / "tone.wav"
-    import av
-    import numpy as np
-
-    with av.open(str(wav), "w") as c:
-        s = c.add_stream("pcm_s16le", rate=8000)
-        s.layout = "mono"
-        f = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
-        f.sample_rate = 8000
-        for p in [*s.encode(f), *s.encode(None)]:
-            c.mux(p)
-    line = _one_error_line(run(["invr-enc", wav, tmp_path / "o.invr"]), "invr-enc")
-    assert line == f"invr-enc: error: {wav}: no video stream (audio only)"
+    sound = write_audio_only(tmp_path / "tone.m4a")
+    line = _one_error_line(run(["invr-enc", sound, tmp_path / "o.invr"]), "invr-enc")
+    assert line == f"invr-enc: error: {sound}: no video stream (audio only)"
     assert not (tmp_path / "o.invr").exists()
 
 

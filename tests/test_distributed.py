@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,25 @@ from invrcodec.resume import Journal, journal_path
 
 SETTINGS = [*FAST_ENC, "--chunk-frames", "4", "--keyint", "3", "--steps", "200"]
 TRAINED = re.compile(r"^chunk (\d+) \((?:key|P)\)", re.MULTILINE)
+
+
+def _run_acting(args: list[str], act: Callable[[subprocess.Popen[bytes]], bool], poll: float,
+                wait: float) -> tuple[subprocess.Popen[bytes], bytes]:
+    """Start ``invr-enc SETTINGS args`` and call ``act`` on it every ``poll`` seconds until it returns True
+    (at most 180 s) or the encode ends; then wait for the end (at most ``wait`` s). The process and its
+    stderr; it never outlives the call."""
+    proc = subprocess.Popen([str(BIN / "invr-enc"), *SETTINGS, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 180
+    try:
+        while time.monotonic() < deadline and proc.poll() is None and not act(proc):
+            time.sleep(poll)
+        _, err = proc.communicate(timeout=wait)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc, err
 
 
 @pytest.fixture(scope="module")
@@ -87,23 +107,18 @@ def test_ray_gives_the_bytes_of_an_in_process_encode(ray_installed: None, clip: 
 def test_a_killed_ray_worker_is_retried(ray_installed: None, clip: Path, reference: bytes,
                                         tmp_path: Path) -> None:
     out = tmp_path / "killed.invr"
-    cmd = [str(BIN / "invr-enc"), *SETTINGS, "--ray", "local", str(clip), str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    victim, deadline = None, time.monotonic() + 180
-    try:
-        while victim is None and time.monotonic() < deadline and proc.poll() is None:
-            for pid in _children(proc.pid):
-                if _title(pid).startswith("ray::invr_train_chunk"):  # Ray titles a worker by its task
-                    victim = pid
-                    os.kill(pid, signal.SIGKILL)
-                    break
-            time.sleep(0.02)
-        _, err = proc.communicate(timeout=900)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert victim is not None, "no Ray worker was seen training a chunk"
+    killed: list[int] = []
+
+    def kill_a_worker(proc: subprocess.Popen[bytes]) -> bool:
+        for pid in _children(proc.pid):
+            if _title(pid).startswith("ray::invr_train_chunk"):  # Ray titles a worker by its task
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return True
+        return False
+
+    proc, err = _run_acting(["--ray", "local", str(clip), str(out)], kill_a_worker, 0.02, wait=900)
+    assert killed, "no Ray worker was seen training a chunk"
     assert proc.returncode == 0, err.decode()
     assert out.read_bytes() == reference
 
@@ -113,20 +128,14 @@ def interrupted(clip: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
     """A journal left by ``invr-enc`` killed with SIGKILL once its second chunk was durable; its chunk count."""
     out = tmp_path_factory.mktemp("killed") / "out.invr"
     part = Path(journal_path(str(out)))
-    proc = subprocess.Popen([str(BIN / "invr-enc"), *SETTINGS, str(clip), str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 180
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if part.exists() and len(Journal.read(str(part)).entries) >= 2:
-                proc.send_signal(signal.SIGKILL)
-                break
-            time.sleep(0.01)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+
+    def kill_at_two_chunks(proc: subprocess.Popen[bytes]) -> bool:
+        if part.exists() and len(Journal.read(str(part)).entries) >= 2:
+            proc.send_signal(signal.SIGKILL)
+            return True
+        return False
+
+    proc, err = _run_acting([str(clip), str(out)], kill_at_two_chunks, 0.01, wait=60)
     assert proc.returncode == -signal.SIGKILL, err.decode()
     kept = len(Journal.read(str(part)).entries)
     assert 2 <= kept < 4 and not out.exists()

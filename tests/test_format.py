@@ -14,6 +14,7 @@ from pathlib import Path
 
 import construct as c
 import pytest
+from conftest import sample_script
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -748,19 +749,7 @@ def test_index_that_disagrees_with_the_chunks() -> None:
 # --- the golden file ------------------------------------------------------------------------------------
 
 GOLDEN_HEADER = Header(
-    stream=StreamInfo(
-        width=16,
-        height=16,
-        frame_count=4,
-        frame_rate=Fraction(30000, 1001),
-        time_base=Fraction(1001, 30000),
-        sample_aspect_ratio=Fraction(1, 1),
-        pix_fmt="yuv420p",
-        color_range=1,
-        color_space=1,
-        color_primaries=1,
-        color_trc=1,
-    ),
+    stream=dataclasses.replace(sample_script("make_golden").STREAM, frame_count=4),
     representation=Representation(
         network=NetworkKind.SIREN,
         hidden=16,

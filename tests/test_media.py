@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import psnr, read_rgb, synthetic_frames, write_clip
+from conftest import psnr, read_rgb, synthetic_frames, write_audio_only, write_clip
 
 from invrcodec.errors import InvrMediaError
 from invrcodec.media import VideoReader, VideoWriter, choose_output_format, parse_size
@@ -179,14 +179,7 @@ def test_other_streams_are_reported(tiny_audio_mp4: Path) -> None:
 
 
 def test_audio_only_file_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "sound.m4a"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("aac", rate=48000)
-        s.layout = "mono"
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 4800), np.float32), format="flt", layout="mono")
-        frame.sample_rate = 48000
-        for p in [*s.encode(frame), *s.encode(None)]:
-            c.mux(p)
+    path = write_audio_only(tmp_path / "sound.m4a")
     with pytest.raises(InvrMediaError, match=r"sound\.m4a: no video stream \(audio only\)"):
         VideoReader(path)
 
