@@ -232,30 +232,28 @@ def _decode_from(reader: Any, name: str, fmt: Any, opts: dict[str, Any]) -> int:
             raise CliError(f"{name}: {exc}") from exc
         return n
 
+    def write_all(writer: Any) -> int:
+        """Every frame into ``writer``, closed when whole and aborted otherwise; refuses no frames at all."""
+        try:
+            n = pump(writer)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        if n == 0:
+            raise CliError(f"{name}: no frames decoded")
+        return n
+
     try:
         if dst == "-":
             out = common.open_stdout()
             writer = VideoWriter(out, info, fmt, pix_fmt=opts["pix_fmt"], name="stdout")
-            try:
-                written = pump(writer)
-                writer.close()
-            except BaseException:
-                writer.abort()
-                raise
+            written = write_all(writer)
             out.flush()
-            if written == 0:
-                raise CliError(f"{name}: no frames decoded")
         else:
             with common.SafeOutput(dst, opts["overwrite"]) as safe:
                 writer = VideoWriter(safe.target, info, fmt, pix_fmt=opts["pix_fmt"], name=dst, ext=ext)
-                try:
-                    written = pump(writer)
-                    writer.close()
-                except BaseException:
-                    writer.abort()
-                    raise
-                if written == 0:
-                    raise CliError(f"{name}: no frames decoded")
+                written = write_all(writer)
                 safe.commit()
     finally:
         held.drop()
