@@ -16,11 +16,12 @@ import numpy as np
 import torch
 
 from invrcodec import __version__, deepcabac
+from invrcodec.clock import PhaseClock
 from invrcodec.decoder import build_network, render
 from invrcodec.devices import resolve_device
 from invrcodec.errors import InvrConfigError, InvrEncodeError, InvrMediaError
 from invrcodec.executors import BatchedExecutor, Executor, GopJob, InProcessExecutor
-from invrcodec.fit import FitProgress, Recipe, fit_chunks
+from invrcodec.fit import FitProgress, FitResult, Recipe, fit_chunks
 from invrcodec.format import LIMITS
 from invrcodec.format import chunk_overhead as format_chunk_overhead
 from invrcodec.metrics import rgb_psnr
@@ -118,8 +119,8 @@ class EncoderConfig:
         rep = make_variant(variant, chunk_frames=chunk_frames, enc_dims=enc_dims, hidden=hidden,
                                    layers=layers)
         recipe = PRESETS[preset]
-        if steps is not None:
-            recipe = replace(recipe, steps=steps)
+        if steps is not None:  # taken as given, for chunks of any length
+            recipe = replace(recipe, steps=steps, frames_exponent=0.0)
         if lr is not None:
             recipe = replace(recipe, lr=lr)
         if keyint is None:
@@ -227,6 +228,7 @@ class Encoder:
         if executor is None:
             executor = BatchedExecutor(self.parallel) if self.parallel > 1 else InProcessExecutor()
         self.executor = executor  # where the chunks train (invrcodec.executors)
+        self.clock = PhaseClock()  # where this process's encoding time went (chunks trained elsewhere: not here)
         executor.bind(self)
 
     @property
@@ -288,11 +290,30 @@ class Encoder:
 
     def run_jobs(self, jobs: list[ChunkJob], references: list[dict[str, np.ndarray] | None],
                  ) -> list[tuple[Packet, dict[str, np.ndarray]]]:
-        """Train chunks together and code them: each chunk's packet and the weights a decoder rebuilds.
+        """Train chunks together and code them: each chunk's packet and the weights a decoder rebuilds."""
+        cfg = self.config
+        fits = self.train_chunks(jobs, references)
+        states = [f.state for f in fits]
+        qps = [cfg.qp] * len(jobs)
+        if self._rate is not None:
+            qps = [self._rate_qp(job, state, ref, len(jobs)) for job, state, ref in zip(jobs, states, references)]
+        results = self.code_chunks(jobs, states, references, self._held(references), qps, fits)
+        if self._rate is not None:
+            for job, (packet, _) in zip(jobs, results):
+                self._rate.record(len(job.frames), packet.size + chunk_overhead(cfg.representation))
+        for job, fit, (packet, _) in zip(jobs, fits, results):
+            last = packet.first_frame + packet.frame_count - 1
+            log.info("chunk %d (%s): frames %d-%d, %d steps in %.1f s, PSNR %.2f dB trained, %.2f dB coded, "
+                     "%d bytes", packet.index, "key" if job.prediction == Prediction.KEY else "P",
+                     packet.first_frame, last, fit.steps, fit.seconds, fit.psnr, packet.train_psnr, packet.size)
+        return results
 
-        A P-chunk (its reference given) starts from its reference's weights, trains ``recipe.p_steps`` of
-        the steps at ``recipe.p_lr`` with the L1 term on its difference to the reference, and is coded as that
-        difference.
+    def train_chunks(self, jobs: list[ChunkJob], references: list[dict[str, np.ndarray] | None],
+                     ) -> list[FitResult]:
+        """Train chunks together (key chunks, or P-chunks with their references), by :meth:`recipe_for`.
+
+        A P-chunk starts from its reference's weights, trains ``recipe.p_steps`` of the steps at
+        ``recipe.p_lr`` with the L1 term on its difference to the reference, which is what is coded.
         """
         cfg = self.config
         first, count = jobs[0], sum(len(j.frames) for j in jobs)
@@ -306,28 +327,19 @@ class Encoder:
                                             p.elapsed, len(jobs)))
 
         recipe = cfg.recipe.for_p_chunk() if predicted[0] else cfg.recipe
-        frozen: list[dict[str, np.ndarray]] = [{} for _ in jobs]
-        if predicted[0] and cfg.recipe.p_train == "first":
-            kept = cfg.representation.tensor_names(TensorRole.HIDDEN_WEIGHT)
-            frozen = [{name: r[name] for name in kept} for r in references if r is not None]
-        fits = fit_chunks([j.frames for j in jobs], cfg.representation, recipe, device=self.device,
-                          seeds=[cfg.seed + j.index for j in jobs], psnr_target=cfg.psnr, amp=cfg.amp,
-                          progress=report, inits=[r or {} for r in references], frozen=frozen,
-                          anchors=references if predicted[0] else None)
-        states = [f.state for f in fits]
-        qps = [cfg.qp] * len(jobs)
-        if self._rate is not None:
-            qps = [self._rate_qp(job, state, ref, len(jobs)) for job, state, ref in zip(jobs, states, references)]
-        results = self.code_chunks(jobs, states, references, frozen, qps)
-        if self._rate is not None:
-            for job, (packet, _) in zip(jobs, results):
-                self._rate.record(len(job.frames), packet.size + chunk_overhead(cfg.representation))
-        for job, fit, (packet, _) in zip(jobs, fits, results):
-            last = packet.first_frame + packet.frame_count - 1
-            log.info("chunk %d (%s): frames %d-%d, %d steps in %.1f s, PSNR %.2f dB trained, %.2f dB coded, "
-                     "%d bytes", packet.index, "key" if job.prediction == Prediction.KEY else "P",
-                     packet.first_frame, last, fit.steps, fit.seconds, fit.psnr, packet.train_psnr, packet.size)
-        return results
+        with self.clock.phase("train"):
+            return fit_chunks([j.frames for j in jobs], cfg.representation, recipe,
+                              device=self.device, seeds=[cfg.seed + j.index for j in jobs], psnr_target=cfg.psnr,
+                              amp=cfg.amp, progress=report, inits=[r or {} for r in references],
+                              frozen=self._held(references), anchors=references if predicted[0] else None,
+                              clock=self.clock)
+
+    def _held(self, references: Sequence[dict[str, np.ndarray] | None]) -> list[dict[str, np.ndarray]]:
+        """Per chunk, the tensors kept at their reference's values (``recipe.p_train == "first"``)."""
+        if self.config.recipe.p_train != "first" or any(r is None for r in references):
+            return [{} for _ in references]
+        kept = self.config.representation.tensor_names(TensorRole.HIDDEN_WEIGHT)
+        return [{name: r[name] for name in kept} for r in references if r is not None]
 
     def _rate_qp(self, job: ChunkJob, state: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None,
                  together: int) -> int:
@@ -337,7 +349,8 @@ class Encoder:
         overhead = chunk_overhead(rep)
 
         def size_at(qp: int) -> int:
-            tensors, _ = encode_weights(state, rep, coder, qp_plan(qp, rep), reference=reference)
+            with self.clock.phase("code"):
+                tensors, _ = encode_weights(state, rep, coder, qp_plan(qp, rep), reference=reference)
             return sum(len(t.data) for t in tensors) + overhead
 
         budget = self._rate.budget(len(job.frames), share=1.0 / together)
@@ -353,24 +366,39 @@ class Encoder:
     def code_chunks(self, jobs: list[ChunkJob], states: list[dict[str, np.ndarray]],
                     references: list[dict[str, np.ndarray] | None],
                     held: list[dict[str, np.ndarray]] | None = None, qps: list[int] | None = None,
-                    ) -> list[tuple[Packet, dict[str, np.ndarray]]]:
+                    fits: Sequence[FitResult] | None = None) -> list[tuple[Packet, dict[str, np.ndarray]]]:
         """Code trained chunks at ``qps`` (default: the config's), their refinement trained together with
-        ``held`` tensors kept at their values; each packet carries the PSNR a decoder of it will see."""
+        ``held`` tensors kept at their values; each packet carries the PSNR a decoder of it will see.
+
+        Refinement takes ``recipe.refine`` of the key recipe's steps, in proportion to the training the
+        chunks had (``fits``; default: all their steps): a chunk that met ``--psnr`` after a tenth of its
+        steps is refined for a tenth as long.
+        """
+        cfg = self.config
+        used = 1.0
+        if fits:
+            trained = cfg.recipe.for_p_chunk() if references[0] is not None else cfg.recipe
+            chunk_frames = cfg.representation.chunk_frames
+            used = min(1.0, max(f.steps / trained.for_frames(len(j.frames), chunk_frames).steps
+                                for f, j in zip(fits, jobs)))
         out = []
         coded = self._code([j.frames for j in jobs], states, [j.index for j in jobs], references,
-                           held or [{} for _ in jobs], qps or [self.config.qp] * len(jobs))
+                           held or [{} for _ in jobs], qps or [cfg.qp] * len(jobs),
+                           round(cfg.recipe.refine * cfg.recipe.steps * used))
         for job, (tensors, recon) in zip(jobs, coded):
-            net = build_network(self.config.representation, recon, self.device)
-            decoded = render(net, (len(job.frames), self.stream.height, self.stream.width))
-            out.append((Packet(job.index, job.first_frame, len(job.frames), tensors,
-                               rgb_psnr(decoded, job.frames), job.prediction), recon))
+            with self.clock.phase("render"):
+                net = build_network(self.config.representation, recon, self.device)
+                decoded = render(net, (len(job.frames), self.stream.height, self.stream.width))
+                psnr = rgb_psnr(decoded, job.frames)
+            out.append((Packet(job.index, job.first_frame, len(job.frames), tensors, psnr, job.prediction),
+                        recon))
         return out
 
     def _code(self, chunks: list[np.ndarray], states: list[dict[str, np.ndarray]], indices: list[int],
               references: list[dict[str, np.ndarray] | None], held: list[dict[str, np.ndarray]],
-              qps: list[int]) -> list[tuple[tuple[CodedTensor, ...], dict[str, np.ndarray]]]:
+              qps: list[int], refine_steps: int) -> list[tuple[tuple[CodedTensor, ...], dict[str, np.ndarray]]]:
         """Code trained chunks' weights (a P-chunk's as the residual to its reference); with
-        ``recipe.refine``, in stages with refinement between.
+        ``refine_steps``, in stages with refinement between.
 
         Stages: the first layer's weights (the most sensitive tensor and nearly half the parameters), then the
         other activated layers' weights, then the biases and the output layer. After each stage but the last,
@@ -380,30 +408,34 @@ class Encoder:
         """
         cfg, rep, coder = self.config, self.config.representation, self.header.coder
         if cfg.coder != CoderKind.DEEPCABAC:
-            return [encode_weights(state, rep, coder, None, reference=ref) for state, ref in zip(states, references)]
+            with self.clock.phase("code"):
+                return [encode_weights(state, rep, coder, None, reference=ref)
+                        for state, ref in zip(states, references)]
         plans = [qp_plan(qp, rep) for qp in qps]
-        refine_steps = round(cfg.recipe.refine * cfg.recipe.steps)
         if refine_steps <= 0:
-            return [encode_weights(state, rep, coder, plan, reference=ref)
-                    for state, ref, plan in zip(states, references, plans)]
+            with self.clock.phase("code"):
+                return [encode_weights(state, rep, coder, plan, reference=ref)
+                        for state, ref, plan in zip(states, references, plans)]
         names = rep.tensor_names()
         stages = [rep.tensor_names(TensorRole.FIRST_WEIGHT), rep.tensor_names(TensorRole.HIDDEN_WEIGHT),
                   rep.tensor_names(TensorRole.BIAS, TensorRole.OUT_WEIGHT, TensorRole.OUT_BIAS)]
         stages = [s for s in stages if s]
-        refine = replace(cfg.recipe, steps=refine_steps, lr=cfg.recipe.refine_lr, warmup=0,
-                         eval_every=refine_steps)
+        # No PSNR checks: refinement's result is judged after coding, by the decoder's arithmetic (code_chunks).
+        refine = replace(cfg.recipe, steps=refine_steps, lr=cfg.recipe.refine_lr, warmup=0, eval_every=0)
         predicted = any(ref is not None for ref in references)
         coded: list[dict[str, CodedTensor]] = [{} for _ in chunks]
         recon: list[dict[str, np.ndarray]] = [{} for _ in chunks]
         for i, stage in enumerate(stages):
             if i > 0:
-                fits = fit_chunks(chunks, rep, refine, device=self.device,
-                                  seeds=[cfg.seed + index + 1000 * i for index in indices], amp=cfg.amp,
-                                  inits=states, frozen=[{**h, **r} for h, r in zip(held, recon)],
-                                  anchors=references if predicted else None)
+                with self.clock.phase("refine"):
+                    fits = fit_chunks(chunks, rep, refine, device=self.device,
+                                      seeds=[cfg.seed + index + 1000 * i for index in indices], amp=cfg.amp,
+                                      inits=states, frozen=[{**h, **r} for h, r in zip(held, recon)],
+                                      anchors=references if predicted else None, clock=self.clock)
                 states = [f.state for f in fits]
             for state, ref, plan, coded_c, recon_c in zip(states, references, plans, coded, recon):
-                tensors, values = encode_weights(state, rep, coder, plan, names=stage, reference=ref)
+                with self.clock.phase("code"):
+                    tensors, values = encode_weights(state, rep, coder, plan, names=stage, reference=ref)
                 coded_c.update(zip([n for n in names if n in stage], tensors))
                 recon_c.update(values)
         return [(tuple(c[n] for n in names), r) for c, r in zip(coded, recon)]

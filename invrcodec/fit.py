@@ -12,17 +12,20 @@ one is :func:`fit_chunk`, operation for operation.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
 
+from invrcodec.clock import PhaseClock
+from invrcodec.compiling import compile_fn, remember_probe
 from invrcodec.errors import InvrEncodeError
 from invrcodec.metrics import pooled_psnr, psnr_from_mse, rgb_psnr
 from invrcodec.model import INVRBatch, INVRNet, from_rgb8, full_encoding, to_rgb8
@@ -41,7 +44,9 @@ class Recipe:
     batch: int = 16384  # random pixels per step from the whole chunk; 0 = one whole random frame (paper)
     l1: float = 1e-6  # lambda of eq. 5
     arithmetic: Literal["tables", "reference"] = "tables"  # per-axis tables, or the textbook forward pass
-    eval_every: int = 250  # full-chunk PSNR check interval (also when the running estimate meets the target)
+    # Full-chunk PSNR check interval (and the last step; also when the running estimate meets the target);
+    # 0 = no checks but those a target asks for (the result's psnr is then nan).
+    eval_every: int = 250
     warmup: int = 0  # linear learning-rate warm-up steps (at most a tenth of the steps)
     grid_frames: int = 4  # "tables" batches are k frames x m random rows x n random columns, k*m*n ~= batch
     compile: bool = False  # torch.compile the trunk (fuses the sine with its scaling; pays off over many steps)
@@ -66,6 +71,19 @@ class Recipe:
     # hidden layers' weights stay exactly the reference's, so their residuals are all zero and cost almost
     # nothing to code).
     p_train: Literal["all", "first"] = "all"
+    # A chunk of fewer frames than the representation's (a clip's last chunk, or a clip shorter than one
+    # chunk) trains steps * (frames / chunk_frames) ** frames_exponent steps. log 2 / log 3: the presets give
+    # a 45-frame network twice the steps a 15-frame one took (presets.py); 0 = the same steps for any length.
+    frames_exponent: float = math.log(2) / math.log(3)
+
+    def for_frames(self, frames: int, chunk_frames: int) -> Recipe:
+        """The recipe of a chunk of ``frames`` frames in a representation of ``chunk_frames`` (see
+        frames_exponent): fewer steps and checks, the same learning rates."""
+        if frames >= chunk_frames or self.frames_exponent == 0:
+            return self
+        scale = (frames / chunk_frames) ** self.frames_exponent
+        return dataclasses.replace(self, steps=max(1, round(self.steps * scale)),
+                                   eval_every=max(1, round(self.eval_every * scale)) if self.eval_every else 0)
 
     def for_p_chunk(self) -> Recipe:
         """The recipe of a P-chunk (see p_steps)."""
@@ -169,7 +187,8 @@ def fit_chunks(chunks: Sequence[np.ndarray], rep: Representation, recipe: Recipe
                progress: Callable[[FitProgress], None] | None = None, max_retries: int = 2,
                inits: Sequence[dict[str, np.ndarray]] | None = None,
                frozen: Sequence[dict[str, np.ndarray]] | None = None,
-               anchors: Sequence[dict[str, np.ndarray] | None] | None = None) -> list[FitResult]:
+               anchors: Sequence[dict[str, np.ndarray] | None] | None = None,
+               clock: PhaseClock | None = None) -> list[FitResult]:
     """Train one network per chunk, all chunks at once (:class:`INVRBatch`); frames must have equal sizes.
 
     Each chunk trains as :func:`fit_chunk` would train it alone, with its own seed, batches and Adam state:
@@ -177,9 +196,11 @@ def fit_chunks(chunks: Sequence[np.ndarray], rep: Representation, recipe: Recipe
     meets ``psnr_target`` leaves the batch; a chunk that diverges leaves it too and is retried, with the
     other diverged chunks, at half the rate. ``frozen`` must name the same tensors for every chunk.
     ``anchors`` (see :func:`fit_chunk`) may be None for some chunks (key chunks: L1 on the weights).
-    ``progress`` sees the PSNR of the batch's mean squared error.
+    ``progress`` sees the PSNR of the batch's mean squared error. ``clock`` is told the time of the steps
+    that compile (phase ``compile``) and of the full-chunk PSNR checks (``check``).
     """
     n = len(chunks)
+    clock = clock or PhaseClock()
     if n == 0:
         return []
     if len({c.shape[1:] for c in chunks}) != 1:
@@ -195,7 +216,7 @@ def fit_chunks(chunks: Sequence[np.ndarray], rep: Representation, recipe: Recipe
     for attempt in range(max_retries + 1):
         starts = [_Start(seeds[i] + 7919 * attempt, inits[i], frozen[i], anchors[i]) for i in pending]
         done, diverged = _fit_batch([chunks[i] for i in pending], rep, recipe, device, starts, psnr_target, amp,
-                                    progress, lr_scale)
+                                    progress, lr_scale, clock)
         for j, result in done.items():
             result.retries = attempt
             results[pending[j]] = result
@@ -272,44 +293,47 @@ def _compact(batch: INVRBatch, opt: torch.optim.Optimizer, keep: list[int], trai
             new_opt.state[fresh] = {k: (v.index_select(0, idx) if k != "step" else v.clone())
                                     for k, v in state.items()}
     if recipe.compile:
-        new.trunk = torch.compile(new.trunk)  # type: ignore[method-assign]
+        new.trunk = compile_fn(new.trunk)  # type: ignore[method-assign]
     return new, new_opt
 
 
 def _fit_batch(chunks: list[np.ndarray], rep: Representation, recipe: Recipe, device: torch.device,
                starts: list[_Start], psnr_target: float | None, amp: bool | None,
                progress: Callable[[FitProgress], None] | None,
-               lr_scale: float) -> tuple[dict[int, FitResult], dict[int, _Diverged]]:
+               lr_scale: float, clock: PhaseClock | None = None,
+               ) -> tuple[dict[int, FitResult], dict[int, _Diverged]]:
     """One attempt at training the chunks together: results of the chunks that finished, and those that
     diverged, both by position in ``chunks``.
 
-    Chunks of one size share a batch; batches of different sizes (a video's short last chunk) step in
-    lock-step, so on a GPU the short chunk's small kernels queue between the others' instead of costing a
-    second pass over all the steps.
+    Chunks of one size share a batch, trained by ``recipe.for_frames`` of their length; batches of different
+    sizes (a video's short last chunk) step in lock-step, so on a GPU the short chunk's small kernels queue
+    between the others' instead of costing a second pass over all the steps.
     """
-    start = time.perf_counter()
+    start, clock = time.perf_counter(), clock or PhaseClock()
     by_size: dict[tuple[int, ...], list[int]] = {}
     for j, chunk in enumerate(chunks):
         by_size.setdefault(chunk.shape, []).append(j)
-    runs = [_Run([chunks[j] for j in js], js, rep, recipe, device, [starts[j] for j in js], psnr_target, amp,
-                 lr_scale, start) for js in by_size.values()]
-    step = 0
-    for step in range(1, recipe.steps + 1):
+    runs = [_Run([chunks[j] for j in js], js, rep, recipe.for_frames(len(chunks[js[0]]), rep.chunk_frames),
+                 device, [starts[j] for j in js], psnr_target, amp, lr_scale, start, clock)
+            for js in by_size.values()]
+    steps = max(run.recipe.steps for run in runs)
+    for step in range(1, steps + 1):
         running = [run for run in runs if run.active]
         if not running:
             break
         for run in running:
             run.train(step)
-        if step % running[0].how.poll and step != recipe.steps:
-            continue
-        polled = [run.poll(step) for run in running]
+        due = [run for run in running if step % run.how.poll == 0 or step == run.recipe.steps]
+        polled = [run.poll(step) for run in due]
         shown = [p for psnrs, _ in polled for p in psnrs]
         if progress and shown and (any(checked for _, checked in polled) or step % 25 == 0):
-            progress(FitProgress(step, recipe.steps, pooled_psnr(shown), time.perf_counter() - start))
+            progress(FitProgress(step, steps, pooled_psnr(shown), time.perf_counter() - start))
+        for run in due:
+            if step == run.recipe.steps:
+                run.finish(step)
     done: dict[int, FitResult] = {}
     diverged: dict[int, _Diverged] = {}
     for run in runs:
-        run.finish(step)
         done.update(run.done)
         diverged.update(run.diverged)
     return done, diverged
@@ -326,11 +350,11 @@ class _Run:
 
     def __init__(self, chunks: list[np.ndarray], positions: list[int], rep: Representation, recipe: Recipe,
                  device: torch.device, starts: list[_Start], psnr_target: float | None, amp: bool | None,
-                 lr_scale: float, start: float) -> None:
+                 lr_scale: float, start: float, clock: PhaseClock) -> None:
         t_n, h, w, _ = chunks[0].shape
         self.sizes = (t_n, h, w)
         self.rep, self.recipe, self.device, self.psnr_target = rep, recipe, device, psnr_target
-        self.lr_scale, self.start = lr_scale, start
+        self.lr_scale, self.start, self.clock = lr_scale, start, clock
         self.batch = _init_batch(rep, starts, device)
         self.gens = [torch.Generator(device="cpu").manual_seed(s.seed) for s in starts]
         self.target_u8 = torch.from_numpy(np.ascontiguousarray(np.stack(chunks))).to(device)  # (B,T,H,W,3)
@@ -359,7 +383,9 @@ class _Run:
             # One network: shapes never change, so no dynamic shapes. A batch's chunk count shrinks as
             # chunks finish; the default then recompiles once with that dimension dynamic.
             dynamic = False if len(chunks) == 1 else None
-            self.batch.trunk = torch.compile(self.batch.trunk, dynamic=dynamic)  # type: ignore[method-assign]
+            with clock.phase("compile"):
+                self.batch.trunk = compile_fn(self.batch.trunk, dynamic)  # type: ignore[method-assign]
+        self.compiling = recipe.compile  # the next step compiles (the first, and the first after a compaction)
         self.gamma_all: torch.Tensor | None = None
         if recipe.arithmetic == "reference" and recipe.batch == 0:
             # The paper memoises the encoded coordinates of the chunk (sec. 3.1.2); chunks of one size share
@@ -376,7 +402,7 @@ class _Run:
         self.retired: torch.Tensor | None = None  # indices of the retired rows, put back after every step
         self.held: list[torch.Tensor] | None = None  # by tensor: retired rows' values (live rows unused)
         self.live_mask = torch.ones(len(chunks), device=device)
-        self.best_psnr = [-1.0] * len(chunks)
+        self.best_psnr = [math.nan] * len(chunks)
         self.est_mse: torch.Tensor | None = None
         self.last_mse: torch.Tensor | None = None
         self.lr = recipe.lr * lr_scale
@@ -389,6 +415,16 @@ class _Run:
 
     def train(self, step: int) -> None:
         """One optimiser step of every row (retired rows are put back after it)."""
+        if self.compiling:
+            self.compiling = False
+            with self.clock.phase("compile"):
+                self._train(step)
+                if self.device.type == "cpu":
+                    remember_probe()
+        else:
+            self._train(step)
+
+    def _train(self, step: int) -> None:
         recipe, device = self.recipe, self.device
         self.lr = _lr_at(step - 1, recipe) * self.lr_scale
         for group in self.opt.param_groups:
@@ -424,13 +460,16 @@ class _Run:
         for row in rows:
             if self.live[row] and not math.isfinite(mse_now[row]):
                 leaving[row] = _Diverged(step, f"loss {mse_now[row]}")
-        scheduled = step % recipe.eval_every == 0 or step == recipe.steps
+        scheduled = recipe.eval_every > 0 and (step % recipe.eval_every == 0 or step == recipe.steps)
         to_check = [row for row in rows if self.live[row] and row not in leaving and (
             scheduled or (psnr_target is not None and est_psnr[row] >= psnr_target))]
         if to_check:
-            rendered = render_chunks(self.batch, self.sizes, to_check, self.how.check_pixels)
+            with self.clock.phase("check"), _eager(self.batch):
+                rendered = render_chunks(self.batch, self.sizes, to_check, self.how.check_pixels)
             for row, frames in zip(to_check, rendered):
                 self.best_psnr[row] = rgb_psnr(frames, self.target_u8[row])
+                log.debug("step %d: chunk %d at %.2f dB (estimated %.2f dB)", step, self.positions[row],
+                          self.best_psnr[row], est_psnr[row])
                 if psnr_target is not None and self.best_psnr[row] >= psnr_target:
                     leaving[row] = None
                 elif self.best_psnr[row] < 3.0 and step >= 2 * recipe.eval_every:
@@ -464,6 +503,7 @@ class _Run:
             return
         idx = torch.tensor(keep, device=self.device)
         self.batch, self.opt = _compact(self.batch, self.opt, keep, self.trainable, self.recipe, self.lr)
+        self.compiling = self.recipe.compile
         self.params = _trained(self.batch, self.trainable)
         if self.anchors is not None:
             self.anchors = [a.index_select(0, idx) for a in self.anchors]
@@ -485,7 +525,7 @@ class _Run:
             t.index_copy_(0, self.retired, h.index_select(0, self.retired))
 
     def finish(self, step: int) -> None:
-        """Results of the rows still live after the last step."""
+        """Results of the rows still live after the last step (which retires them)."""
         for row, alive in enumerate(self.live):
             if not alive:
                 continue
@@ -494,6 +534,19 @@ class _Run:
                 self.diverged[self.positions[row]] = _Diverged(step, "non-finite weights")
             else:
                 self.done[self.positions[row]] = result
+        self.live = [False] * len(self.live)
+
+
+@contextlib.contextmanager
+def _eager(batch: INVRBatch) -> Iterator[None]:
+    """The batch's trunk uncompiled for a while: a PSNR check runs without gradients or autocast, which a
+    compiled training graph would be recompiled for (seconds, for a check that takes a fraction of that)."""
+    compiled = batch.__dict__.pop("trunk", None)
+    try:
+        yield
+    finally:
+        if compiled is not None:
+            batch.trunk = compiled  # type: ignore[method-assign]
 
 
 def _result(batch: INVRBatch, row: int, psnr: float, step: int, start: float) -> FitResult:

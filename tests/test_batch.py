@@ -15,7 +15,7 @@ from invrcodec.presets import PRESETS, VARIANTS
 from invrcodec.types import StreamInfo
 
 CPU = torch.device("cpu")
-REP = replace(VARIANTS["invr"], hidden=32, enc_dims=(8, 8, 4))
+REP = replace(VARIANTS["invr"], hidden=32, enc_dims=(8, 8, 4), chunk_frames=5)  # = SIZES[0]: no step scaling
 SIZES = (5, 16, 20)  # T, H, W
 
 
@@ -121,12 +121,14 @@ def test_a_diverging_chunk_leaves_the_batch_alone() -> None:
 
 
 def test_a_short_last_chunk_trains_alongside_as_alone() -> None:
-    # Chunks of different lengths train as separate batches stepped together.
+    # Chunks of different lengths train as separate batches stepped together, each by its own length's
+    # recipe: 3 of 5 frames take 40 * (3/5) ** (log 2 / log 3) = 29 steps, alone or alongside.
     chunks = [*_chunks(2), _chunks(3)[2][:3]]
     recipe = Recipe(steps=40, lr=1e-3, batch=512, eval_every=20, warmup=5)
     alone = [fit_chunk(c, REP, recipe, device=CPU, seed=i) for i, c in enumerate(chunks)]
     together = fit_chunks(chunks, REP, recipe, device=CPU, seeds=[0, 1, 2])
-    assert [r.steps for r in together] == [40, 40, 40]
+    assert recipe.for_frames(3, REP.chunk_frames).steps == 29
+    assert [r.steps for r in alone] == [r.steps for r in together] == [40, 40, 29]
     for a, b in zip(alone, together):
         assert b.psnr == pytest.approx(a.psnr, abs=1e-3)
         for name in a.state:

@@ -102,13 +102,18 @@ def _size(value: str) -> tuple[int, int]:
               help="Encoding frequencies per axis.")
 @click.option("--hidden", type=click.IntRange(min=1), default=None, metavar="N", help="Hidden layer width.")
 @click.option("--layers", type=click.IntRange(min=1), default=None, metavar="N", help="Hidden layers.")
-@click.option("--steps", type=click.IntRange(min=1), default=None, metavar="N", help="Training steps cap per chunk.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Training steps cap per chunk, for chunks of any length (a preset's own count shrinks for "
+              "chunks shorter than --chunk-frames).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--crop-square", is_flag=True, help="Centre-crop the input to a square.")
 @click.option("--scale", callback=common.parsed(_size), default=None, metavar="WxH",
               help="Resize the input (area filter), e.g. 128x128.")
 @click.option("--progress", "progress_target", default=None, metavar="FILE|-",
               help="Write key=value progress lines to FILE or stdout ('-'; stderr when OUT is '-').")
+@click.option("--benchmark", is_flag=True,
+              help="At the end, say where the time went: start-up, read, compile, train, check, refine, code, "
+              "render, write (ffmpeg's -benchmark).")
 @common.common_options
 def command(**opts: Any) -> int:
     """Encode IN (a video file, or - for Y4M on stdin) into OUT (.invr, or - for stdout)."""
@@ -303,6 +308,7 @@ def _run(reader: Any, encoder: Any, opts: dict[str, Any], tracker: _Tracker) -> 
 
     packets: list[tuple[int, float, int]] = []  # (frame_count, train_psnr, size) per chunk
     start = time.monotonic()
+    _start_up(encoder.clock)
     try:
         if job is None:
             size = _to_stdout(reader, encoder, packets)
@@ -319,7 +325,31 @@ def _run(reader: Any, encoder: Any, opts: dict[str, Any], tracker: _Tracker) -> 
         )
         machine.close()
     _summary(reader.info, packets, frames, elapsed, size)
+    _bench(encoder.clock, opts["benchmark"])
     return 0
+
+
+def _start_up(clock: Any) -> None:
+    from ..clock import process_age
+
+    age = process_age()
+    if age is not None:
+        clock.add("start-up", age)
+
+
+def _bench(clock: Any, shown: bool) -> None:
+    """The time by phase, as ffmpeg's -benchmark line (at debug level without --benchmark)."""
+    total = sum(clock.seconds.values())
+    line = f"bench: {clock.report()}; total {total:.2f} s"
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        pass
+    else:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        line += f", utime={usage.ru_utime:.2f}s stime={usage.ru_stime:.2f}s maxrss={usage.ru_maxrss}KiB"
+
+    (log.info if shown else log.debug)(line)
 
 
 def _to_stdout(reader: Any, encoder: Any, packets: list[tuple[int, float, int]]) -> int:
@@ -328,7 +358,7 @@ def _to_stdout(reader: Any, encoder: Any, packets: list[tuple[int, float, int]])
 
     sink = common.CountingWriter(common.open_stdout())
     with invrcodec.open(sink, "w", header=encoder.header) as out:
-        for frame in reader:
+        for frame in encoder.clock.timed(reader, "read"):
             _emit(packets, encoder.encode(frame), out)
         _emit(packets, encoder.encode(None), out)
         if not packets:
@@ -346,8 +376,9 @@ def _to_file(reader: Any, job: Any, opts: dict[str, Any], packets: list[tuple[in
     import invrcodec
 
     dst = opts["output"]
+    clock = job.encoder.clock
     try:
-        for frame in reader:
+        for frame in clock.timed(reader, "read"):
             _emit(packets, job.encode(frame))
         _emit(packets, job.encode(None))
     except BaseException:
@@ -358,12 +389,12 @@ def _to_file(reader: Any, job: Any, opts: dict[str, Any], packets: list[tuple[in
         raise
     if not packets:
         raise CliError(f"{reader.name}: no frames were encoded")
-    with common.SafeOutput(dst, opts["overwrite"]) as safe:
+    with clock.phase("write"), common.SafeOutput(dst, opts["overwrite"]) as safe:
         with invrcodec.open(safe.target, "w", header=job.encoder.header) as out:
             for packet in job.packets():
                 out.mux(packet)
         safe.commit()
-    job.remove()
+        job.remove()
     if job.kept:
         log.info(f"{job.kept} chunks kept from the interrupted encode, {len(packets) - job.kept} trained")
     return os.path.getsize(dst)

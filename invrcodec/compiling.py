@@ -1,0 +1,83 @@
+"""torch.compile for the training loop, without every process paying for what the machine has already proved.
+
+Before its first CPU kernel, inductor builds a probe library for each vector instruction set the CPU reports
+and loads it in a child Python (``valid_vec_isa_list``): about 1.2 s of compiler and interpreter start-ups in
+every process, though the answer never changes on one machine. :func:`remember_probe` writes the answer to
+inductor's own cache directory (so clearing that cache clears it), keyed by torch's version, the interpreter,
+the compiler setting and the instruction sets; :func:`compile_fn` in a later process that finds every probe
+passed tells inductor so (``config.cpp.vec_isa_ok``) instead of probing again. Where anything is not as
+expected (another platform, another torch whose internals moved) inductor probes as it always did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def compile_fn(fn: Callable[..., Any], dynamic: bool | None = None) -> Callable[..., Any]:
+    """``torch.compile(fn)``, told the instruction-set probes' remembered answer if there is one."""
+    _trust_remembered_probe()
+    return torch.compile(fn, dynamic=dynamic)
+
+
+def remember_probe() -> None:
+    """After a compiled CPU step: remember that every instruction set the CPU reports passed inductor's probe
+    (nothing is written when one failed, or when this process did not probe)."""
+    try:
+        from torch._inductor import config
+        from torch._inductor.cpu_vec_isa import valid_vec_isa_list
+
+        if config.cpp.vec_isa_ok is not None or valid_vec_isa_list.cache_info().currsize == 0:
+            return
+        path = _memo_path()
+        if path is None or path.exists():
+            return
+        if [str(isa) for isa in valid_vec_isa_list()] == _reported():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("every instruction set passed\n")
+    except (ImportError, AttributeError, OSError, TypeError, ValueError) as exc:  # a cache: never fail for it
+        log.debug("instruction-set probe not remembered: %s", exc)
+
+
+def _trust_remembered_probe() -> None:
+    try:
+        from torch._inductor import config
+
+        if config.cpp.vec_isa_ok is None and (path := _memo_path()) is not None and path.exists():
+            config.cpp.vec_isa_ok = True
+    except (ImportError, AttributeError, OSError, TypeError, ValueError) as exc:
+        log.debug("instruction-set probe memo not read: %s", exc)
+
+
+def _reported() -> list[str]:
+    """The instruction sets inductor would probe on this CPU, in its order."""
+    from torch._inductor.cpu_vec_isa import supported_vec_isa_list, x86_isa_checker
+
+    flags = x86_isa_checker()
+    return [str(isa) for isa in supported_vec_isa_list if all(f in flags for f in str(isa).split())]
+
+
+def _memo_path() -> Path | None:
+    import platform
+
+    if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
+        return None
+    from torch._inductor import config
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    key = "\n".join([torch.__version__, sys.executable, str(config.cpp.cxx), os.environ.get("CXX", ""),
+                     ",".join(_reported())])
+    return Path(cache_dir()) / "invrcodec" / f"vec-isa-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
+
+
+__all__ = ["compile_fn", "remember_probe"]
