@@ -107,9 +107,8 @@ def apply_threads(n: int) -> None:
             pass
 
 
-def overwrite_policy(opts: dict[str, Any]) -> bool | None:
+def overwrite_policy(yes: bool, no: bool) -> bool | None:
     """True for -y, False for -n, None for neither (ask a terminal user, else refuse)."""
-    yes, no = opts.pop("yes"), opts.pop("no")
     if yes and no:
         raise click.UsageError("-y and -n contradict each other; give one")
     return True if yes else False if no else None

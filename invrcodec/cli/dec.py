@@ -10,6 +10,8 @@ import logging
 import os
 import sys
 import time
+from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import click
@@ -89,31 +91,79 @@ def _rate(text: str) -> Any:
               metavar="auto|cpu|cuda[:N]", help="Where to run the networks.")
 @common.threads_option
 @common.common_options
-def command(**opts: Any) -> int:
+def command(
+    input: str,
+    output: str,
+    fmt: str | None,
+    pix_fmt: str | None,
+    seek: int,
+    frames: int | None,
+    size: tuple[int, int] | None,
+    scale: Fraction | tuple[int, int] | None,
+    crop: Any,
+    rate: Any,
+    chunk_boundary: str,
+    max_pixels: int,
+    device: str,
+    threads: int,
+    yes: bool,
+    no: bool,
+    verbose: int,
+    quiet: int,
+    loglevel: str | None,
+    no_progress: bool,
+) -> int:
     """Decode IN (.invr, or - for stdin) into OUT (a video file, or - for stdout)."""
-    opts["overwrite"] = common.overwrite_policy(opts)
-    if opts["size"] is not None and opts["scale"] is not None:
+    overwrite = common.overwrite_policy(yes, no)
+    if size is not None and scale is not None:
         raise click.UsageError("--size and --scale contradict each other; give one")
-    if isinstance(opts["scale"], tuple):
-        opts["size"], opts["scale"] = opts["scale"], None
-    return common.execute(TOOL, lambda: _decode(opts))
+    if isinstance(scale, tuple):
+        size, scale = scale, None
+    request = DecodeRequest(
+        input=input, output=output, overwrite=overwrite, format=fmt, pix_fmt=pix_fmt, seek=seek, frames=frames,
+        size=size, scale=scale, crop=crop, rate=rate, chunk_boundary=chunk_boundary, max_pixels=max_pixels,
+        device=device, threads=threads, progress=not no_progress,
+    )
+    common.setup_logging(TOOL, verbose, quiet, loglevel)
+    return common.execute(TOOL, lambda: _decode(request))
 
 
-def _decode(opts: dict[str, Any]) -> int:
-    common.setup_logging(TOOL, opts["verbose"], opts["quiet"], opts["loglevel"])
-    src, dst = opts["input"], opts["output"]
+@dataclass(frozen=True)
+class DecodeRequest:
+    """What invr-dec was asked, built once from its options (their help says what each is)."""
+
+    input: str
+    output: str
+    overwrite: bool | None  # -y True, -n False, neither None (ask a terminal user)
+    format: str | None
+    pix_fmt: str | None
+    seek: int
+    frames: int | None
+    size: tuple[int, int] | None
+    scale: Fraction | None
+    crop: Any  # sampling.Region
+    rate: Fraction | None
+    chunk_boundary: str
+    max_pixels: int
+    device: str
+    threads: int
+    progress: bool
+
+
+def _decode(req: DecodeRequest) -> int:
+    src, dst = req.input, req.output
     stdin_used = src == "-"
     from ..media import choose_output_format
 
-    fmt = choose_output_format(None if dst == "-" else dst, opts["fmt"])
+    fmt = choose_output_format(None if dst == "-" else dst, req.format)
     if src != "-" and dst != "-" and common.same_file(src, dst):
         raise CliError(f"{dst}: output is the same file as the input")
-    common.check_output(dst, opts["overwrite"], stdin_in_use=stdin_used)
+    common.check_output(dst, req.overwrite, stdin_in_use=stdin_used)
 
     import invrcodec
     from invrcodec.errors import InvrError
 
-    common.apply_threads(opts["threads"])
+    common.apply_threads(req.threads)
     name = "stdin" if stdin_used else src
     source: Any = common.open_stdin("pipe an .invr stream in") if stdin_used else src
     if not stdin_used:
@@ -130,7 +180,7 @@ def _decode(opts: dict[str, Any]) -> int:
             raise
         raise CliError(f"{name}: {exc.strerror or exc}") from exc
     with reader:
-        return _decode_from(reader, name, fmt, opts)
+        return _decode_from(reader, name, fmt, req)
 
 
 def _total_frames(reader: Any) -> int:
@@ -138,11 +188,11 @@ def _total_frames(reader: Any) -> int:
     return int(reader.header.stream.frame_count)
 
 
-def _resampling(info: Any, total: int, name: str, opts: dict[str, Any],
+def _resampling(info: Any, total: int, name: str, req: DecodeRequest,
                 wanted: int) -> tuple[dict[str, Any], Any, int]:
     """decode()'s size/region/rate arguments, the output's stream facts and its frame count, checked
     against the file (a crop outside the frame, an output beyond the format's limits: exit 1)."""
-    asked = {"size": opts["size"], "scale": opts["scale"], "region": opts["crop"], "rate": opts["rate"]}
+    asked = {"size": req.size, "scale": req.scale, "region": req.crop, "rate": req.rate}
     if all(v is None for v in asked.values()):
         return {}, info, wanted
     from invrcodec.errors import InvrConfigError
@@ -151,9 +201,8 @@ def _resampling(info: Any, total: int, name: str, opts: dict[str, Any],
     try:
         geometry = plan_geometry(info.width, info.height, size=asked["size"], scale=asked["scale"],
                                  region=asked["region"])
-        timeline = Timeline(info.frame_rate, opts["seek"], opts["frames"], asked["rate"],
-                            opts["chunk_boundary"])
-        wanted = timeline.count(total) if total else (opts["frames"] or 0)
+        timeline = Timeline(info.frame_rate, req.seek, req.frames, req.rate, req.chunk_boundary)
+        wanted = timeline.count(total) if total else (req.frames or 0)
     except InvrConfigError as exc:
         raise CliError(f"{name}: {exc}") from exc
     out = output_info(info, geometry, asked["rate"])
@@ -161,10 +210,10 @@ def _resampling(info: Any, total: int, name: str, opts: dict[str, Any],
     log.info(f"rendering {geometry.region.width}x{geometry.region.height} at {geometry.region.x},"
              f"{geometry.region.y} as {out.width}x{out.height} @ {r.numerator}/{r.denominator} fps, "
              f"{wanted or 'all'} frames")
-    return {**asked, "boundary": opts["chunk_boundary"]}, out, wanted
+    return {**asked, "boundary": req.chunk_boundary}, out, wanted
 
 
-def _check_work(reader: Any, info: Any, wanted: int, name: str, opts: dict[str, Any]) -> None:
+def _check_work(reader: Any, info: Any, wanted: int, name: str, req: DecodeRequest) -> None:
     """Refuse frames over --max-pixels, then (on a seekable input) read and check every chunk the decode
     needs, so that a damaged or crafted file is refused before anything is written."""
     from invrcodec.errors import InvrError, InvrLimitError
@@ -172,19 +221,19 @@ def _check_work(reader: Any, info: Any, wanted: int, name: str, opts: dict[str, 
     from invrcodec.payload import check_payload
 
     try:
-        check_frame_size(info.width, info.height, wanted, reader.header.representation, opts["max_pixels"])
+        check_frame_size(info.width, info.height, wanted, reader.header.representation, req.max_pixels)
     except InvrLimitError as exc:
         raise CliError(f"{name}: {exc}; raise --max-pixels to decode it") from exc
     if reader.seekable:
         try:
-            span = (0, None) if opts["rate"] else (opts["seek"], opts["frames"])  # --fps: frames of its own
+            span = (0, None) if req.rate else (req.seek, req.frames)  # --fps: frames of its own
             for packet in reader.demux(*span):
                 check_payload(packet, reader.header, f"chunk {packet.index}")
         except InvrError as exc:
             raise CliError(f"{name}: {exc}") from exc
 
 
-def _decode_from(reader: Any, name: str, fmt: Any, opts: dict[str, Any]) -> int:
+def _decode_from(reader: Any, name: str, fmt: Any, req: DecodeRequest) -> int:
     from invrcodec.errors import InvrError
 
     from ..media import VideoWriter
@@ -192,7 +241,7 @@ def _decode_from(reader: Any, name: str, fmt: Any, opts: dict[str, Any]) -> int:
     held = common.HeldInfo()  # a run that fails before its first frame says so in one line
     info = reader.header.stream
     total = _total_frames(reader)
-    seek, count = opts["seek"], opts["frames"]
+    seek, count = req.seek, req.frames
     if total and seek >= total:
         raise CliError(f"{name}: --seek {seek} is past the last frame (the file has {total} frames)")
     wanted = (min(count, total - seek) if count else total - seek) if total else (count or 0)
@@ -201,11 +250,11 @@ def _decode_from(reader: Any, name: str, fmt: Any, opts: dict[str, Any]) -> int:
         f"{name}: {info.width}x{info.height} @ {rate.numerator}/{rate.denominator} fps, "
         f"{total or 'unknown'} frames; writing {wanted or 'all'} frames from frame {seek}"
     )
-    resample, info, wanted = _resampling(info, total, name, opts, wanted)
-    _check_work(reader, info, wanted, name, opts)
-    dst = opts["output"]
+    resample, info, wanted = _resampling(info, total, name, req, wanted)
+    _check_work(reader, info, wanted, name, req)
+    dst = req.output
     ext = os.path.splitext(dst)[1].lower() if dst != "-" else ""
-    status = common.status_line(not opts["no_progress"] and logging.getLogger("invrcodec").isEnabledFor(logging.INFO))
+    status = common.status_line(req.progress and logging.getLogger("invrcodec").isEnabledFor(logging.INFO))
     start = time.monotonic()
     written = 0
 
@@ -213,7 +262,7 @@ def _decode_from(reader: Any, name: str, fmt: Any, opts: dict[str, Any]) -> int:
         n = 0
         last = 0.0
         try:
-            frames = reader.decode(first_frame=seek, frame_count=count, device=opts["device"],
+            frames = reader.decode(first_frame=seek, frame_count=count, device=req.device,
                                    **resample)
             for rgb in frames:
                 if n == 0:
@@ -247,12 +296,12 @@ def _decode_from(reader: Any, name: str, fmt: Any, opts: dict[str, Any]) -> int:
     try:
         if dst == "-":
             out = common.open_stdout()
-            writer = VideoWriter(out, info, fmt, pix_fmt=opts["pix_fmt"], name="stdout")
+            writer = VideoWriter(out, info, fmt, pix_fmt=req.pix_fmt, name="stdout")
             written = write_all(writer)
             out.flush()
         else:
-            with common.SafeOutput(dst, opts["overwrite"]) as safe:
-                writer = VideoWriter(safe.target, info, fmt, pix_fmt=opts["pix_fmt"], name=dst, ext=ext)
+            with common.SafeOutput(dst, req.overwrite) as safe:
+                writer = VideoWriter(safe.target, info, fmt, pix_fmt=req.pix_fmt, name=dst, ext=ext)
                 written = write_all(writer)
                 safe.commit()
     finally:

@@ -6,12 +6,14 @@ A thin command: it parses options into an :class:`~invrcodec.encoder.EncoderConf
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -25,6 +27,9 @@ from ..choices import (
 )
 from . import common
 from .common import CliError
+
+if TYPE_CHECKING:
+    from ..encoder import EncoderConfig
 
 log = logging.getLogger("invrcodec.cli.enc")
 
@@ -115,10 +120,80 @@ def _size(value: str) -> tuple[int, int]:
               help="At the end, say where the time went: start-up, read, compile, train, check, refine, code, "
               "render, write (ffmpeg's -benchmark).")
 @common.common_options
-def command(**opts: Any) -> int:
+def command(
+    input: str,
+    output: str,
+    preset: str,
+    psnr: float | None,
+    qp: int | None,
+    bitrate: float | None,
+    chunk_frames: int | None,
+    keyint: int | None,
+    frames: int | None,
+    seek: int,
+    device: str,
+    parallel_chunks: int,
+    threads: int,
+    ray_address: str | None,
+    resume: bool,
+    variant: str,
+    enc_dims: tuple[int, int, int] | None,
+    hidden: int | None,
+    layers: int | None,
+    steps: int | None,
+    seed: int,
+    crop_square: bool,
+    scale: tuple[int, int] | None,
+    progress_target: str | None,
+    benchmark: bool,
+    yes: bool,
+    no: bool,
+    verbose: int,
+    quiet: int,
+    loglevel: str | None,
+    no_progress: bool,
+) -> int:
     """Encode IN (a video file, or - for Y4M on stdin) into OUT (.invr, or - for stdout)."""
-    opts["overwrite"] = common.overwrite_policy(opts)
-    return common.execute(TOOL, lambda: _encode(opts))
+
+    def config() -> EncoderConfig:  # made once the input is open: a refused setting is then one line
+        from ..encoder import EncoderConfig
+
+        return EncoderConfig.from_preset(
+            preset, variant=variant, psnr=psnr, qp=qp, bitrate=bitrate, chunk_frames=chunk_frames, keyint=keyint,
+            enc_dims=enc_dims, hidden=hidden, layers=layers, steps=steps, device=device, seed=seed,
+            parallel_chunks=parallel_chunks,
+        )
+
+    request = EncodeRequest(
+        input=input, output=output, overwrite=common.overwrite_policy(yes, no), resume=resume, seek=seek,
+        frames=frames, crop_square=crop_square, scale=scale, config=config, threads=threads,
+        ray_address=ray_address, parallel_chunks=parallel_chunks, progress=not no_progress,
+        progress_target=progress_target, benchmark=benchmark,
+    )
+    common.setup_logging(TOOL, verbose, quiet, loglevel)
+    return common.execute(TOOL, lambda: _encode(request))
+
+
+@dataclass(frozen=True)
+class EncodeRequest:
+    """What invr-enc was asked, built once from its options (their help says what each is); the encoder's
+    own settings go into ``config``, which makes the :class:`~invrcodec.encoder.EncoderConfig`."""
+
+    input: str
+    output: str
+    overwrite: bool | None  # -y True, -n False, neither None (ask a terminal user)
+    resume: bool
+    seek: int
+    frames: int | None
+    crop_square: bool
+    scale: tuple[int, int] | None
+    config: Callable[[], EncoderConfig]
+    threads: int
+    ray_address: str | None
+    parallel_chunks: int
+    progress: bool
+    progress_target: str | None
+    benchmark: bool  # the time by phase at the end (issue 15)
 
 
 @dataclass
@@ -201,34 +276,33 @@ def _describe_source(reader: Any) -> None:
         (log.warning if "alpha" in note else log.info)(f"{reader.name}: {note}")
 
 
-def _encode(opts: dict[str, Any]) -> int:
-    common.setup_logging(TOOL, opts["verbose"], opts["quiet"], opts["loglevel"])
-    src, dst = opts["input"], opts["output"]
+def _encode(req: EncodeRequest) -> int:
+    src, dst = req.input, req.output
     stdin_used = src == "-"
     if src != "-" and dst != "-" and common.same_file(src, dst):
         raise CliError(f"{dst}: output is the same file as the input")
-    if opts["resume"] and dst == "-":
+    if req.resume and dst == "-":
         raise click.UsageError("--resume needs an output file: an encode to stdout keeps no journal")
-    if opts["ray_address"] and opts["parallel_chunks"] > 1:
+    if req.ray_address and req.parallel_chunks > 1:
         raise click.UsageError("--parallel-chunks is not for --ray: each Ray task trains one chunk")
-    common.check_output(dst, opts["overwrite"], stdin_in_use=stdin_used)
+    common.check_output(dst, req.overwrite, stdin_in_use=stdin_used)
     if dst != "-":
-        _check_journal(dst, opts["resume"], opts["overwrite"])
+        _check_journal(dst, req.resume, req.overwrite)
 
     from ..media import VideoReader
 
-    opts["held"] = common.HeldInfo()  # until the encode starts: a refused resume or setup error is one line
+    held = common.HeldInfo()  # until the encode starts: a refused resume or setup error is one line
     source = common.open_stdin("pipe a Y4M stream in (ffmpeg -i in.mp4 -f yuv4mpegpipe -)") if stdin_used else src
     with VideoReader(
         source,
-        seek=opts["seek"],
-        frames=opts["frames"],
-        crop_square=opts["crop_square"],
-        scale=opts["scale"],
+        seek=req.seek,
+        frames=req.frames,
+        crop_square=req.crop_square,
+        scale=req.scale,
         name="stdin" if stdin_used else src,
     ) as reader:
         _describe_source(reader)
-        return _encode_from(reader, opts)
+        return _encode_from(reader, req, held)
 
 
 def _check_journal(dst: str, resume: bool, overwrite: bool | None) -> None:
@@ -247,63 +321,48 @@ def _check_journal(dst: str, resume: bool, overwrite: bool | None) -> None:
     log.info(f"{path}: journal of an interrupted encode removed (-y): starting over")
 
 
-def _executor(opts: dict[str, Any]) -> Any:
-    if not opts["ray_address"]:
+def _executor(req: EncodeRequest) -> Any:
+    if not req.ray_address:
         return None
     from ..executors import RayExecutor
 
-    return RayExecutor(opts["ray_address"], threads=opts["threads"])
+    return RayExecutor(req.ray_address, threads=req.threads)
 
 
-def _encode_from(reader: Any, opts: dict[str, Any]) -> int:
-    from ..encoder import Encoder, EncoderConfig
+def _encode_from(reader: Any, req: EncodeRequest, held: common.HeldInfo) -> int:
+    from ..encoder import Encoder
 
-    common.apply_threads(opts["threads"])
+    common.apply_threads(req.threads)
 
-    dst = opts["output"]
-    cfg = EncoderConfig.from_preset(
-        opts["preset"],
-        variant=opts["variant"],
-        psnr=opts["psnr"],
-        qp=opts["qp"],
-        bitrate=opts["bitrate"],
-        chunk_frames=opts["chunk_frames"],
-        keyint=opts["keyint"],
-        enc_dims=opts["enc_dims"],
-        hidden=opts["hidden"],
-        layers=opts["layers"],
-        steps=opts["steps"],
-        device=opts["device"],
-        seed=opts["seed"],
-        parallel_chunks=opts["parallel_chunks"],
-    )
-    status = common.status_line(not opts["no_progress"] and logging.getLogger("invrcodec").isEnabledFor(logging.INFO))
-    machine = common.ProgressOutput(opts["progress_target"], stdout_busy=dst == "-") if opts["progress_target"] else None
+    dst = req.output
+    cfg = req.config()
+    status = common.status_line(req.progress and logging.getLogger("invrcodec").isEnabledFor(logging.INFO))
+    machine = common.ProgressOutput(req.progress_target, stdout_busy=dst == "-") if req.progress_target else None
     total = reader.expected_frames
     tracker = _Tracker(total=total, chunk_frames=1, status=status, machine=machine)
-    executor = _executor(opts)
+    executor = _executor(req)
     try:
         encoder = Encoder(reader.info, cfg, progress=tracker.on_train, executor=executor)
-        return _run(reader, encoder, opts, tracker)
+        return _run(reader, encoder, req, tracker, held)
     finally:
         if executor is not None:
             executor.close()
 
 
-def _run(reader: Any, encoder: Any, opts: dict[str, Any], tracker: _Tracker) -> int:
+def _run(reader: Any, encoder: Any, req: EncodeRequest, tracker: _Tracker, held: common.HeldInfo) -> int:
     from ..resume import ResumableEncoder, journal_path
 
-    dst, status, machine = opts["output"], tracker.status, tracker.machine
+    dst, status, machine = req.output, tracker.status, tracker.machine
     # before anything is logged: a refused resume is one line
-    job = None if dst == "-" else ResumableEncoder(encoder, journal_path(dst), resume=opts["resume"])
-    opts["held"].release()
+    job = None if dst == "-" else ResumableEncoder(encoder, journal_path(dst), resume=req.resume)
+    held.release()
     header = encoder.header
     tracker.chunk_frames = header.representation.chunk_frames
     settings = getattr(header.metadata, "settings", "")
     if settings:
         log.info(f"settings: {settings}")
     log.debug(f"representation: {header.representation}")
-    if encoder.parallel > 1 and not opts["ray_address"]:
+    if encoder.parallel > 1 and not req.ray_address:
         log.info(f"training {encoder.parallel} chunks at once on {encoder.device}")
 
     packets: list[tuple[int, float, int]] = []  # (frame_count, train_psnr, size) per chunk
@@ -313,7 +372,7 @@ def _run(reader: Any, encoder: Any, opts: dict[str, Any], tracker: _Tracker) -> 
         if job is None:
             size = _to_stdout(reader, encoder, packets)
         else:
-            size = _to_file(reader, job, opts, packets)
+            size = _to_file(reader, job, req.output, req.overwrite, packets)
     finally:
         if status is not None:
             status.clear()
@@ -325,7 +384,7 @@ def _run(reader: Any, encoder: Any, opts: dict[str, Any], tracker: _Tracker) -> 
         )
         machine.close()
     _summary(reader.info, packets, frames, elapsed, size)
-    _bench(encoder.clock, opts["benchmark"])
+    _bench(encoder.clock, req.benchmark)
     return 0
 
 
@@ -367,7 +426,7 @@ def _to_stdout(reader: Any, encoder: Any, packets: list[tuple[int, float, int]])
     return int(sink.count)
 
 
-def _to_file(reader: Any, job: Any, opts: dict[str, Any], packets: list[tuple[int, float, int]]) -> int:
+def _to_file(reader: Any, job: Any, dst: str, overwrite: bool | None, packets: list[tuple[int, float, int]]) -> int:
     """Encode with every finished chunk kept in the journal OUT.part, then write OUT from it (through a
     temporary file) and delete the journal; the size of OUT. An interruption leaves the journal (README
     "Resuming")."""
@@ -375,7 +434,6 @@ def _to_file(reader: Any, job: Any, opts: dict[str, Any], packets: list[tuple[in
 
     import invrcodec
 
-    dst = opts["output"]
     clock = job.encoder.clock
     try:
         for frame in clock.timed(reader, "read"):
@@ -389,7 +447,7 @@ def _to_file(reader: Any, job: Any, opts: dict[str, Any], packets: list[tuple[in
         raise
     if not packets:
         raise CliError(f"{reader.name}: no frames were encoded")
-    with clock.phase("write"), common.SafeOutput(dst, opts["overwrite"]) as safe:
+    with clock.phase("write"), common.SafeOutput(dst, overwrite) as safe:
         with invrcodec.open(safe.target, "w", header=job.encoder.header) as out:
             for packet in job.packets():
                 out.mux(packet)
@@ -430,7 +488,11 @@ def _summary(info: Any, packets: list[tuple[int, float, int]], frames: int, elap
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point of ``invr-enc``."""
-    common.exit_with(common.run_main(command, TOOL, argv))
+    code = common.run_main(command, TOOL, argv)
+    # The interpreter's garbage collections at exit walk every object torch.compile made (about a second);
+    # frozen objects are still freed, only not searched for cycles.
+    gc.freeze()
+    common.exit_with(code)
 
 
 if __name__ == "__main__":
