@@ -110,6 +110,20 @@ def test_bench_quick_writes_json(tmp_path: Path) -> None:
         assert set(fit["best"][tgt]) == {"preset", "value", "bound"}
     assert fit["goal"]["ratio"] == 30
 
+    cmd = data["command"]  # the whole invr-enc: its own phases, the decoded PSNR, a ratio to the paper
+    assert data["settings"]["native_bf16"] in (True, False)
+    for row in cmd["clips"].values():
+        for run in ("cold", "warm"):
+            r = row[run]
+            assert r["seconds"] > sum(r["phases"].values()) * 0.5 and {"start-up", "train"} <= set(r["phases"])
+            assert r["steps"] and r["bytes"] > 0 and r["decoded_psnr"] > 10
+        assert row["ratio"]["bound"] in ("exact", "at least", "at most", None)
+    assert cmd["goal"]["ratio"] == 30
+    for row in cmd["long"].values():
+        assert set(row) == {"keyint 1", "keyint 0"}
+        assert all(r["frames"] == data["settings"]["long_frames"] and r["fps"] > 0 for r in row.values())
+        assert len(row["keyint 1"]["steps"]) == len(row["keyint 0"]["steps"]) == 2  # 8 frames, 4 a chunk
+
     dec = data["decode"]
     for clip in dec["clips"].values():
         assert len(clip["sizes"]) == 2  # the training size and the native size

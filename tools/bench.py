@@ -29,6 +29,16 @@ since their learning-rate schedules are defined over them.
 same trained weights, at the chunk's 128x128 and at the clip's native size; frames per second (best of
 ``--decode-repeats``), the largest difference in code values and whether ``render`` repeats bit for bit.
 
+**The whole command** (what a user times; issue #15). The same chunk is written losslessly (FFV1, bgr0)
+and encoded by ``invr-enc --psnr T --benchmark`` (T: the lowest target) in a child process, timed from its
+start to its exit, twice: first on an empty inductor cache (a machine's first encode), then again (every
+later encode, the headline). The file is decoded and its PSNR against the chunk reported (the command meets
+the target when the decoded PSNR is within 0.5 dB of it); ``phases`` is the command's own breakdown
+(start-up, read, compile, train, check, refine, code, render, write), and the ratio is the paper's training
+time to T from the fits above over the whole command's wall time. ``--long-frames N`` (150) also encodes the
+clip's first N frames with the default preset (every chunk a key chunk) and with P-chunks (``--keyint 0``)
+and reports frames per second of the whole command.
+
 **Memory.** Peak resident set (``ru_maxrss``) of a child process that encodes a synthetic clip file through
 ``VideoReader -> Encoder -> invrcodec.open`` at ultrafast, and of one that decodes the file, for a short clip
 and one ten times longer; the ratio long/short of the peaks (and of the peaks above the child's RSS after its
@@ -45,6 +55,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -66,7 +77,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _evalcommon as ec
 
 from invrcodec.decoder import build_network, render, render_reference
-from invrcodec.fit import FitProgress, Recipe, fit_chunk
+from invrcodec.fit import FitProgress, Recipe, cpu_has_native_bf16, fit_chunk
+from invrcodec.metrics import pooled_psnr, rgb_psnr
 from invrcodec.presets import PRESETS
 from invrcodec.types import Representation
 
@@ -76,6 +88,8 @@ OUR_PRESETS = ("ultrafast", "fast", "medium", "slow")
 TARGET_RATIO = 30.0  # issue #6: our best preset reaches 30 dB at least 30x sooner than the paper's recipe
 TARGET_SPEEDUP = 2.0  # issue #6: render at least 2x the frames per second of render_reference
 QUICK_REP = Representation(hidden=32, layers=2, enc_dims=(8, 8, 4), chunk_frames=4)
+QUICK_ENC = ["--preset", "ultrafast", "--hidden", "32", "--layers", "2", "--enc-dims", "8,8,4", "--steps", "60",
+             "--chunk-frames", "4"]
 
 
 def say(msg: str) -> None:
@@ -313,6 +327,104 @@ def summarise_fit(fit: dict[str, Any], presets: Sequence[str], targets: Sequence
     }
 
 
+# -- the whole command ---------------------------------------------------------------------------------------
+BENCH_LINE = re.compile(r"bench: (.*?); total")
+STEPS_LINE = re.compile(r"chunk \d+ \((?:key|P)\): frames \d+-\d+, (\d+) steps")
+
+
+def write_lossless(frames: np.ndarray, rate: Fraction, path: Path) -> Path:
+    """RGB frames into a lossless FFV1 file (bgr0): decoded back to exactly these frames."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "bgr0"
+        for f in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="bgr0")))
+        out.mux(stream.encode(None))
+    return path
+
+
+def run_enc(src: Path, dst: Path, options: Sequence[str], env: dict[str, str]) -> dict[str, Any]:
+    """``invr-enc OPTIONS --benchmark SRC DST`` as a child process: wall seconds, its phases and steps."""
+    cmd = [sys.executable, "-m", "invrcodec.cli.enc", "-y", "--no-progress", "--benchmark", *options,
+           str(src), str(dst)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["(no message)"]
+        raise SystemExit(f"bench: invr-enc failed on {src.name}: {tail[0]}")
+    phases: dict[str, float] = {}
+    if (m := BENCH_LINE.search(proc.stderr)) is not None:
+        for part in m.group(1).split(", "):
+            name, value, _unit = part.rsplit(" ", 2)
+            phases[name] = float(value)
+    steps = [int(n) for n in STEPS_LINE.findall(proc.stderr)]
+    return {"seconds": wall, "phases": phases, "steps": steps, "bytes": dst.stat().st_size}
+
+
+def decoded_psnr(path: Path, reference: np.ndarray) -> float:
+    with invrcodec.open(path) as f:
+        decoded = list(f.decode())
+    return pooled_psnr([rgb_psnr(a, b) for a, b in zip(decoded, reference)])
+
+
+def bench_command(clips: dict[str, ec.Clip], args: argparse.Namespace, workdir: Path,
+                  fit: dict[str, Any] | None) -> dict[str, Any]:
+    """The whole ``invr-enc --psnr T`` on each clip's chunk, cold and warm; ratios to the paper's training."""
+    target = min(args.targets)
+    threads = [*args.enc_options, *(["--threads", str(args.threads)] if args.threads else [])]
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(workdir / "inductor-command")}
+    out: dict[str, Any] = {"target_db": target, "clips": {}}
+    ratios = []
+    for cname, clip in clips.items():
+        src = write_lossless(clip.frames, clip.info.frame_rate, workdir / f"{cname}-chunk.mkv")
+        row: dict[str, Any] = {}
+        for run in ("cold", "warm"):
+            res = run_enc(src, workdir / f"{cname}.invr", ["--psnr", f"{target:g}", *threads], env)
+            res["decoded_psnr"] = decoded_psnr(workdir / f"{cname}.invr", clip.frames)
+            res["reached"] = res["decoded_psnr"] >= target - 0.5
+            row[run] = res
+            say(f"  invr-enc --psnr {target:g} on {cname} ({run} cache): {res['seconds']:.1f} s, "
+                f"{res['steps']} steps, decoded {res['decoded_psnr']:.2f} dB; "
+                + ", ".join(f"{k} {v:.2f}" for k, v in res["phases"].items()))
+        if fit is not None:
+            paper = fit["clips"][cname]["recipes"]["paper"]["targets"][f"{target:g}"]
+            row["ratio"] = ratio(paper, row["warm"])
+            row["ratio_cold"] = ratio(paper, row["cold"])
+            ratios.append(row["ratio"])
+        out["clips"][cname] = row
+    if fit is not None:
+        out["geomean_ratio"] = geomean(ratios)
+        g = out["geomean_ratio"]
+        out["goal"] = {"ratio": TARGET_RATIO, "met": target_met(g, TARGET_RATIO) if g["bound"] else None}
+    if args.long_frames:
+        out["long"] = bench_long(args, workdir, threads, env)
+    return out
+
+
+def bench_long(args: argparse.Namespace, workdir: Path, threads: list[str], env: dict[str, str],
+               ) -> dict[str, Any]:
+    """Frames per second of the whole default command on each clip's first ``--long-frames`` frames, with
+    every chunk a key chunk (the default) and with P-chunks after the first (``--keyint 0``)."""
+    rows: dict[str, Any] = {}
+    for path in clip_paths(args):
+        clip = ec.load_clip(path, args.size, args.long_frames)
+        src = write_lossless(clip.frames, clip.info.frame_rate, workdir / f"{clip.name}-long.mkv")
+        rows[clip.name] = {}
+        for label, options in (("keyint 1", []), ("keyint 0", ["--keyint", "0"])):
+            dst = workdir / f"{clip.name}-long.invr"
+            res = run_enc(src, dst, [*options, *threads], env)
+            res["frames"] = len(clip.frames)
+            res["fps"] = len(clip.frames) / res["seconds"]
+            res["decoded_psnr"] = decoded_psnr(dst, clip.frames)
+            rows[clip.name][label] = res
+            say(f"  {len(clip.frames)} frames of {clip.name}, {label}: {res['seconds']:.1f} s, "
+                f"{res['fps']:.2f} fps, {res['bytes']} bytes, decoded {res['decoded_psnr']:.2f} dB")
+    return rows
+
+
 # -- decoding ------------------------------------------------------------------------------------------------
 def fit_for_decoding(clip: ec.Clip, rep: Representation,
                      args: argparse.Namespace) -> tuple[dict[str, np.ndarray], str]:
@@ -540,21 +652,23 @@ def machine(threads_set: int) -> dict[str, Any]:
     return facts
 
 
-def load_clips(args: argparse.Namespace, workdir: Path) -> dict[str, ec.Clip]:
+def clip_paths(args: argparse.Namespace) -> list[Path]:
     if args.quick:
-        path = write_y4m(workdir / "synthetic.y4m", 48, 40, args.frames)
-        paths = [path]
-    else:
-        media = Path(args.media)
-        if not media.is_dir():
-            raise SystemExit(f"bench: {media} is not a folder of clips (use --media)")
-        paths = sorted(p for p in media.iterdir() if p.suffix.lower() in (".mp4", ".mkv", ".y4m", ".webm"))
-        if args.clips:
-            paths = [p for p in paths if p.stem in args.clips or p.name in args.clips]
-        if not paths:
-            raise SystemExit(f"bench: no clips in {media}")
+        return [write_y4m(Path(args.workdir) / "synthetic.y4m", 48, 40, max(args.frames, args.long_frames))]
+    media = Path(args.media)
+    if not media.is_dir():
+        raise SystemExit(f"bench: {media} is not a folder of clips (use --media)")
+    paths = sorted(p for p in media.iterdir() if p.suffix.lower() in (".mp4", ".mkv", ".y4m", ".webm"))
+    if args.clips:
+        paths = [p for p in paths if p.stem in args.clips or p.name in args.clips]
+    if not paths:
+        raise SystemExit(f"bench: no clips in {media}")
+    return paths
+
+
+def load_clips(args: argparse.Namespace) -> dict[str, ec.Clip]:
     clips = {}
-    for p in paths:
+    for p in clip_paths(args):
         clip = ec.load_clip(p, args.size, args.frames)
         if len(clip.frames) < args.frames:
             raise SystemExit(f"bench: {p} has only {len(clip.frames)} frames, {args.frames} needed")
@@ -609,7 +723,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--memory-frames", type=int, default=None, help="short memory clip (default 15; long 10x)")
     ap.add_argument("--memory-steps", type=int, default=None, help="training steps per chunk (default 20)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
-    ap.add_argument("--skip", type=lambda s: s.split(","), default=[], help="comma list of fit,decode,memory")
+    ap.add_argument("--long-frames", type=int, default=None,
+                    help="frames of the long whole-command encodes (default 150; 0 = none)")
+    ap.add_argument("--skip", type=lambda s: s.split(","), default=[],
+                    help="comma list of fit,command,decode,memory")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -617,11 +734,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     defaults = {
         "frames": (4, 15), "size": (32, 128), "targets": ([18.0, 22.0], [30.0, 35.0]),
         "presets": (["ultrafast", "fast"], list(OUR_PRESETS)),
-        "memory_size": (16, 64), "memory_frames": (4, 15), "memory_steps": (2, 20),
+        "memory_size": (16, 64), "memory_frames": (4, 15), "memory_steps": (2, 20), "long_frames": (8, 150),
     }
     for key, (q, full) in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, q if quick else full)
+    # --quick encodes with a small network: it checks the machinery, not the speed
+    args.enc_options = QUICK_ENC if quick else []
     if quick:
         args.no_compile = True
         args.max_steps = args.max_steps or 30
@@ -633,8 +752,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     unknown = [p for p in args.presets if p not in OUR_PRESETS]
     if unknown:
         ap.error(f"unknown preset(s) {', '.join(unknown)} (choose from {', '.join(OUR_PRESETS)})")
-    if set(args.skip) - {"fit", "decode", "memory"}:
-        ap.error("--skip takes fit, decode, memory")
+    if set(args.skip) - {"fit", "command", "decode", "memory"}:
+        ap.error("--skip takes fit, command, decode, memory")
     return args
 
 
@@ -652,7 +771,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "machine": machine(args.threads)}
     with tempfile.TemporaryDirectory(prefix="invr-bench-") as tmp:
         workdir = Path(tmp)
-        clips = load_clips(args, workdir)
+        args.workdir = tmp
+        clips = load_clips(args)
         say(f"bench: {len(clips)} clip(s) {', '.join(clips)}, {torch.get_num_threads()} thread(s), load average "
             f"{load_before[0]:.2f} on {os.cpu_count()} CPUs; capped fits take at most "
             f"{budget_estimate(args, len(clips)) / 60:.0f} min")
@@ -660,9 +780,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             say("bench: the machine is busy; these timings are contended")
         result["settings"] = {
             "representation": {**asdict(rep), "parameters": rep.parameter_count},
+            "native_bf16": cpu_has_native_bf16(),
             "clips": {n: {"path": c.path, "source_size": list(c.source_size),
                           "chunk": [len(c.frames), c.info.height, c.info.width]} for n, c in clips.items()},
-            **{k: v for k, v in vars(args).items() if k not in ("child", "out")},
+            **{k: v for k, v in vars(args).items() if k not in ("child", "out", "workdir", "enc_options")},
         }
         trained: dict[str, tuple[dict[str, np.ndarray], str]] = {}
         if "fit" not in args.skip:
@@ -670,6 +791,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             fit, trained = bench_fit(clips, rep, args, workdir / "inductor")
             summarise_fit(fit, args.presets, args.targets)
             result["fit"] = fit
+        if "command" not in args.skip:
+            say("the whole command")
+            result["command"] = bench_command(clips, args, workdir, result.get("fit"))
         if "decode" not in args.skip:
             say("decoding")
             result["decode"] = bench_decode(clips, rep, args, trained)
@@ -704,6 +828,20 @@ def print_summary(result: dict[str, Any]) -> None:
                     mark = "" if t["reached"] else ">"
                     cells.append(f"{tgt} dB {mark}{fmt(t['seconds'], 1)} s")
                 print(f"  {cname:>20} {name:>9}: {', '.join(cells)}  ({res['stopped']}, {res['steps']} steps)")
+    cmd = result.get("command")
+    if cmd:
+        g = cmd.get("geomean_ratio")
+        if g:
+            bf16 = "native" if result["settings"]["native_bf16"] else "not native (float32)"
+            print(f"whole invr-enc --psnr {cmd['target_db']:g}, paper training / command (geomean): "
+                  f"{'>=' if g['bound'] == 'at least' else ''}{fmt(g['value'], 1)}x; bfloat16 {bf16}")
+        for cname, row in cmd["clips"].items():
+            for run in ("cold", "warm"):
+                r = row[run]
+                print(f"  {cname:>20} {run}: {fmt(r['seconds'], 1)} s, decoded {fmt(r['decoded_psnr'])} dB")
+        for cname, row in cmd.get("long", {}).items():
+            for label, r in row.items():
+                print(f"  {cname:>20} {r['frames']} frames, {label}: {fmt(r['fps'])} fps")
     dec = result.get("decode")
     if dec:
         for cname, clip in dec["clips"].items():
