@@ -7,7 +7,9 @@ signals); the commands import it all from here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
@@ -16,7 +18,7 @@ import click
 from .logs import LOG_LEVELS, HeldInfo, StatusLine, route_logs, setup_logging, status_line
 from .output import CountingWriter, SafeOutput, check_output, open_stdin, open_stdout, same_file, stream_name
 from .progress import ProgressOutput, format_duration
-from .run import CliError, Interrupted, execute, is_broken_pipe, exit_with, raise_pending_signal, run_main
+from .run import CliError, Interrupted, execute, exit_with, is_broken_pipe, raise_pending_signal, run_main
 
 __all__ = [
     "LOG_LEVELS",
@@ -27,6 +29,7 @@ __all__ = [
     "ProgressOutput",
     "SafeOutput",
     "StatusLine",
+    "ToolOptions",
     "apply_threads",
     "check_output",
     "common_options",
@@ -72,8 +75,31 @@ def _version_callback(ctx: click.Context, _param: click.Parameter, value: bool) 
         ctx.exit(0)
 
 
+@dataclass(frozen=True)
+class ToolOptions:
+    """The options every tool takes, read once: where its messages go and whether it may overwrite."""
+
+    overwrite: bool | None  # -y True, -n False, neither None (ask a terminal user, else refuse)
+    verbose: int
+    quiet: int
+    loglevel: str | None
+    progress: bool  # not --no-progress
+
+    def setup_logging(self, tool: str) -> int:
+        """Route the logs as -v/-q/--loglevel ask; the level."""
+        return setup_logging(tool, self.verbose, self.quiet, self.loglevel)
+
+
 def common_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """-y/-n, -v/-q/--loglevel, --no-progress, --version: the options every tool takes."""
+    """-y/-n, -v/-q/--loglevel, --no-progress, --version: the options every tool takes, handed to the command
+    as one :class:`ToolOptions` argument, ``tool``."""
+
+    @functools.wraps(f)
+    def command(*args: Any, yes: bool, no: bool, verbose: int, quiet: int, loglevel: str | None,
+                no_progress: bool, **kwargs: Any) -> Any:
+        tool = ToolOptions(overwrite_policy(yes, no), verbose, quiet, loglevel, progress=not no_progress)
+        return f(*args, tool=tool, **kwargs)
+
     decorators = [
         click.option("-y", "--overwrite", "yes", is_flag=True, help="Overwrite OUT if it exists."),
         click.option("-n", "--no-overwrite", "no", is_flag=True, help="Never overwrite OUT; exit 1 if it exists."),
@@ -86,8 +112,8 @@ def common_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Show the version and exit."),
     ]
     for decorator in reversed(decorators):
-        f = decorator(f)
-    return f
+        command = decorator(command)
+    return command
 
 
 def threads_option(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -106,25 +106,19 @@ def command(
     max_pixels: int,
     device: str,
     threads: int,
-    yes: bool,
-    no: bool,
-    verbose: int,
-    quiet: int,
-    loglevel: str | None,
-    no_progress: bool,
+    tool: common.ToolOptions,
 ) -> int:
     """Decode IN (.invr, or - for stdin) into OUT (a video file, or - for stdout)."""
-    overwrite = common.overwrite_policy(yes, no)
     if size is not None and scale is not None:
         raise click.UsageError("--size and --scale contradict each other; give one")
     if isinstance(scale, tuple):
         size, scale = scale, None
     request = DecodeRequest(
-        input=input, output=output, overwrite=overwrite, format=fmt, pix_fmt=pix_fmt, seek=seek, frames=frames,
+        input=input, output=output, tool=tool, format=fmt, pix_fmt=pix_fmt, seek=seek, frames=frames,
         size=size, scale=scale, crop=crop, rate=rate, chunk_boundary=chunk_boundary, max_pixels=max_pixels,
-        device=device, threads=threads, progress=not no_progress,
+        device=device, threads=threads,
     )
-    common.setup_logging(TOOL, verbose, quiet, loglevel)
+    tool.setup_logging(TOOL)
     return common.execute(TOOL, lambda: _decode(request))
 
 
@@ -134,7 +128,7 @@ class DecodeRequest:
 
     input: str
     output: str
-    overwrite: bool | None  # -y True, -n False, neither None (ask a terminal user)
+    tool: common.ToolOptions  # -y/-n, -v/-q/--loglevel, --no-progress
     format: str | None
     pix_fmt: str | None
     seek: int
@@ -147,7 +141,6 @@ class DecodeRequest:
     max_pixels: int
     device: str
     threads: int
-    progress: bool
 
 
 def _decode(req: DecodeRequest) -> int:
@@ -158,7 +151,7 @@ def _decode(req: DecodeRequest) -> int:
     fmt = choose_output_format(None if dst == "-" else dst, req.format)
     if src != "-" and dst != "-" and common.same_file(src, dst):
         raise CliError(f"{dst}: output is the same file as the input")
-    common.check_output(dst, req.overwrite, stdin_in_use=stdin_used)
+    common.check_output(dst, req.tool.overwrite, stdin_in_use=stdin_used)
 
     import invrcodec
     from invrcodec.errors import InvrError
@@ -254,7 +247,7 @@ def _decode_from(reader: Any, name: str, fmt: Any, req: DecodeRequest) -> int:
     _check_work(reader, info, wanted, name, req)
     dst = req.output
     ext = os.path.splitext(dst)[1].lower() if dst != "-" else ""
-    status = common.status_line(req.progress and logging.getLogger("invrcodec").isEnabledFor(logging.INFO))
+    status = common.status_line(req.tool.progress and logging.getLogger("invrcodec").isEnabledFor(logging.INFO))
     start = time.monotonic()
     written = 0
 
@@ -300,7 +293,7 @@ def _decode_from(reader: Any, name: str, fmt: Any, req: DecodeRequest) -> int:
             written = write_all(writer)
             out.flush()
         else:
-            with common.SafeOutput(dst, req.overwrite) as safe:
+            with common.SafeOutput(dst, req.tool.overwrite) as safe:
                 writer = VideoWriter(safe.target, info, fmt, pix_fmt=req.pix_fmt, name=dst, ext=ext)
                 written = write_all(writer)
                 safe.commit()

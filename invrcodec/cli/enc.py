@@ -146,12 +146,7 @@ def command(
     scale: tuple[int, int] | None,
     progress_target: str | None,
     benchmark: bool,
-    yes: bool,
-    no: bool,
-    verbose: int,
-    quiet: int,
-    loglevel: str | None,
-    no_progress: bool,
+    tool: common.ToolOptions,
 ) -> int:
     """Encode IN (a video file, or - for Y4M on stdin) into OUT (.invr, or - for stdout)."""
 
@@ -165,12 +160,11 @@ def command(
         )
 
     request = EncodeRequest(
-        input=input, output=output, overwrite=common.overwrite_policy(yes, no), resume=resume, seek=seek,
-        frames=frames, crop_square=crop_square, scale=scale, config=config, threads=threads,
-        ray_address=ray_address, parallel_chunks=parallel_chunks, progress=not no_progress,
+        input=input, output=output, tool=tool, resume=resume, seek=seek, frames=frames, crop_square=crop_square,
+        scale=scale, config=config, threads=threads, ray_address=ray_address, parallel_chunks=parallel_chunks,
         progress_target=progress_target, benchmark=benchmark,
     )
-    common.setup_logging(TOOL, verbose, quiet, loglevel)
+    tool.setup_logging(TOOL)
     return common.execute(TOOL, lambda: _encode(request))
 
 
@@ -181,7 +175,7 @@ class EncodeRequest:
 
     input: str
     output: str
-    overwrite: bool | None  # -y True, -n False, neither None (ask a terminal user)
+    tool: common.ToolOptions  # -y/-n, -v/-q/--loglevel, --no-progress
     resume: bool
     seek: int
     frames: int | None
@@ -191,7 +185,6 @@ class EncodeRequest:
     threads: int
     ray_address: str | None
     parallel_chunks: int
-    progress: bool
     progress_target: str | None
     benchmark: bool  # the time by phase at the end (issue 15)
 
@@ -285,9 +278,9 @@ def _encode(req: EncodeRequest) -> int:
         raise click.UsageError("--resume needs an output file: an encode to stdout keeps no journal")
     if req.ray_address and req.parallel_chunks > 1:
         raise click.UsageError("--parallel-chunks is not for --ray: each Ray task trains one chunk")
-    common.check_output(dst, req.overwrite, stdin_in_use=stdin_used)
+    common.check_output(dst, req.tool.overwrite, stdin_in_use=stdin_used)
     if dst != "-":
-        _check_journal(dst, req.resume, req.overwrite)
+        _check_journal(dst, req.resume, req.tool.overwrite)
 
     from ..media import VideoReader
 
@@ -336,7 +329,7 @@ def _encode_from(reader: Any, req: EncodeRequest, held: common.HeldInfo) -> int:
 
     dst = req.output
     cfg = req.config()
-    status = common.status_line(req.progress and logging.getLogger("invrcodec").isEnabledFor(logging.INFO))
+    status = common.status_line(req.tool.progress and logging.getLogger("invrcodec").isEnabledFor(logging.INFO))
     machine = common.ProgressOutput(req.progress_target, stdout_busy=dst == "-") if req.progress_target else None
     total = reader.expected_frames
     tracker = _Tracker(total=total, chunk_frames=1, status=status, machine=machine)
@@ -372,7 +365,7 @@ def _run(reader: Any, encoder: Any, req: EncodeRequest, tracker: _Tracker, held:
         if job is None:
             size = _to_stdout(reader, encoder, packets)
         else:
-            size = _to_file(reader, job, req.output, req.overwrite, packets)
+            size = _to_file(reader, job, req.output, req.tool.overwrite, packets)
     finally:
         if status is not None:
             status.clear()
