@@ -464,7 +464,9 @@ class _Run:
         to_check = [row for row in rows if self.live[row] and row not in leaving and (
             scheduled or (psnr_target is not None and est_psnr[row] >= psnr_target))]
         if to_check:
-            with self.clock.phase("check"), _eager(self.batch):
+            # In the training's precision: bfloat16 moved these PSNRs by under 0.01 dB and is 1.5x faster.
+            with self.clock.phase("check"), _eager(self.batch), torch.autocast(
+                    self.device.type, dtype=self.how.amp_dtype, enabled=self.use_amp):
                 rendered = render_chunks(self.batch, self.sizes, to_check, self.how.check_pixels)
             for row, frames in zip(to_check, rendered):
                 self.best_psnr[row] = rgb_psnr(frames, self.target_u8[row])
