@@ -323,9 +323,11 @@ def _executor(req: EncodeRequest) -> Any:
 
 
 def _encode_from(reader: Any, req: EncodeRequest, held: common.HeldInfo) -> int:
+    from ..compiling import keep_kernels
     from ..encoder import Encoder
 
     common.apply_threads(req.threads)
+    keep_kernels()
 
     dst = req.output
     cfg = req.config()

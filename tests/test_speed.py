@@ -1,0 +1,75 @@
+"""What the whole command's speed rests on: the phase clock behind ``invr-enc --benchmark``, the compiled-kernel
+cache the command keeps, and the step count of a chunk shorter than the representation's."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+from conftest import FAST_ENC, run
+
+from invrcodec.clock import ORDER, PhaseClock, process_age
+from invrcodec.compiling import keep_kernels
+from invrcodec.presets import PRESETS
+
+
+def test_a_phase_inside_another_is_counted_once() -> None:
+    clock = PhaseClock()
+    with clock.phase("train"):
+        time.sleep(0.02)
+        with clock.phase("check"):
+            time.sleep(0.05)
+    assert clock.seconds["check"] >= 0.05
+    assert 0.02 <= clock.seconds["train"] < 0.05  # the check's time is not the training's
+    def slow() -> object:
+        for i in (1, 2, 3):
+            time.sleep(0.01)
+            yield i
+
+    items = list(clock.timed(slow(), "read"))
+    assert items == [1, 2, 3] and clock.seconds["read"] >= 0.03
+    assert clock.report().startswith("read ")  # reported in ORDER: read before train
+    assert ORDER.index("read") < ORDER.index("train")
+    age = process_age()
+    assert age is None or 0 < age < 24 * 3600
+
+
+def test_keep_kernels_uses_the_user_cache_unless_told(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    keep_kernels()
+    assert Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]) == tmp_path / "cache" / "invrcodec" / "inductor"
+    assert (tmp_path / "cache" / "invrcodec" / "inductor").is_dir()
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    keep_kernels()
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine")
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))  # a file: the folder cannot be made
+    keep_kernels()
+    assert "TORCHINDUCTOR_CACHE_DIR" not in os.environ
+
+
+def test_a_short_chunk_trains_the_presets_rule_and_an_explicit_step_count_as_given() -> None:
+    fast = PRESETS["fast"]
+    assert fast.for_frames(45, 45).steps == fast.steps
+    assert fast.for_frames(15, 45).steps == fast.steps // 2  # 45 frames get twice a 15-frame network's steps
+    assert fast.for_frames(15, 45).eval_every == fast.eval_every // 2
+    assert PRESETS["paper"].for_frames(5, 15).steps == PRESETS["paper"].steps  # the paper's recipe is fixed
+    from invrcodec.encoder import EncoderConfig
+
+    given = EncoderConfig.from_preset("fast", steps=100).recipe
+    assert given.for_frames(3, 45).steps == 100
+
+
+def test_benchmark_prints_where_the_time_went(bin_dir: Path, tiny_y4m: Path, tmp_path: Path) -> None:
+    proc = run(["invr-enc", *FAST_ENC, "--benchmark", "--frames", "2", tiny_y4m, tmp_path / "b.invr"])
+    assert proc.returncode == 0, proc.stderr
+    line = next(line for line in proc.stderr.decode().splitlines() if "bench:" in line)
+    phases = dict(re.findall(r"([a-z-]+) ([0-9.]+) s", line.split(";")[0]))
+    assert {"start-up", "train"} <= set(phases), line  # phases under 5 ms are left out
+    assert "utime=" in line
