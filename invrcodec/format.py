@@ -359,17 +359,159 @@ def _in_range(name: str, value: int, lo: int, hi: int, offset: int | None) -> No
     _check(lo <= value <= hi, f"header: {name} {value} out of range {lo}..{hi}", offset)
 
 
-def _flag(value: int, what: str, offset: int) -> bool:
-    _check(value in (0, 1), f"{what}: flag must be 0 or 1, not {value}", offset)
-    return bool(value)
-
-
 def _duration_units(stream: StreamInfo) -> int:
     """The header's ``duration`` field: frame_count / frame_rate in time_base units, rounded half up."""
     if stream.frame_count == 0 or stream.frame_rate <= 0 or stream.time_base <= 0:
         return 0
     units = Fraction(stream.frame_count) / stream.frame_rate / stream.time_base
     return min(math.floor(units + Fraction(1, 2)), (1 << 64) - 1)
+
+
+# --- the views' fields (one declaration each, used both ways) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Field:
+    """How one attribute of a :mod:`invrcodec.types` view is stored: the Struct fields that hold it, what goes
+    into them (``store``) and what is read back, checked (``load``; ``what`` and ``offset`` for messages)."""
+
+    attr: str | None  # None: stored from the whole view, never read back (a derived field)
+    names: tuple[str, ...]
+    store: Callable[[Any], tuple[Any, ...]]
+    load: Callable[[tuple[Any, ...], str, int | None], Any] | None = None
+
+
+def _plain(attr: str, kind: Callable[[Any], Any] = lambda v: v) -> _Field:
+    """Stored as it is (``kind`` normalises it both ways: ``float``, ``bytes``)."""
+    return _Field(attr, (attr,), lambda v: (kind(v),), lambda raw, what, offset: kind(raw[0]))
+
+
+def _id(attr: str, enum: Callable[[int], Any], label: str | None = None, default: int | None = None) -> _Field:
+    """An IntEnum stored as its numeric id; an unknown id is refused. ``default``: the id of a file version
+    that lacks the field."""
+
+    def load(raw: tuple[Any, ...], what: str, offset: int | None) -> Any:
+        value = default if raw[0] is None else raw[0]
+        return _enum(enum, value, f"{what}: {label or attr}", offset or 0)
+
+    return _Field(attr, (attr,), lambda v: (int(v),), load)
+
+
+def _flag(attr: str) -> _Field:
+    """A bool stored as one byte, 0 or 1; any other value is refused."""
+
+    def load(raw: tuple[Any, ...], what: str, offset: int | None) -> bool:
+        _check(raw[0] in (0, 1), f"{what}: {attr}: flag must be 0 or 1, not {raw[0]}", offset)
+        return bool(raw[0])
+
+    return _Field(attr, (attr,), lambda v: (int(bool(v)),), load)
+
+
+def _ratio(attr: str, prefix: str, *, positive: bool) -> _Field:
+    """A Fraction stored as ``prefix``_num / ``prefix``_den; ``positive``: neither may be 0, else only the
+    denominator may not."""
+
+    def load(raw: tuple[Any, ...], what: str, offset: int | None) -> Fraction:
+        num, den = raw
+        if positive:
+            _check(num != 0 and den != 0, f"{what}: {attr} must be > 0", offset)
+        else:
+            _check(den != 0, f"{what}: {attr} denominator is 0", offset)
+        return Fraction(num, den)
+
+    def store(v: Any) -> tuple[int, int]:
+        q = Fraction(v)
+        return q.numerator, q.denominator
+
+    return _Field(attr, (f"{prefix}_num", f"{prefix}_den"), store, load)
+
+
+def _split(attr: str, names: tuple[str, ...]) -> _Field:
+    """A tuple stored as one field per item."""
+    return _Field(attr, names, tuple, lambda raw, what, offset: tuple(raw))
+
+
+def _derived(name: str, value: Callable[[Any], Any]) -> _Field:
+    """A field computed from the whole view when written, and not read back."""
+    return _Field(None, (name,), lambda view: (value(view),))
+
+
+def _store(fields: tuple[_Field, ...], view: Any) -> dict[str, Any]:
+    """The Struct values of ``view``."""
+    out: dict[str, Any] = {}
+    for f in fields:
+        out.update(zip(f.names, f.store(view if f.attr is None else getattr(view, f.attr))))
+    return out
+
+
+def _load(fields: tuple[_Field, ...], values: Any, what: str, offset: int | None) -> dict[str, Any]:
+    """The view's attributes from parsed Struct values, each checked in the order the fields are declared."""
+    return {
+        f.attr: f.load(tuple(values.get(n) for n in f.names), what, offset)
+        for f in fields
+        if f.attr is not None and f.load is not None
+    }
+
+
+_STREAM_FIELDS = (
+    _plain("width"),
+    _plain("height"),
+    _plain("frame_count"),
+    _ratio("frame_rate", "frame_rate", positive=True),
+    _ratio("time_base", "time_base", positive=True),
+    _ratio("sample_aspect_ratio", "sar", positive=False),
+    _derived("duration", _duration_units),
+    _plain("pix_fmt"),
+    _plain("color_range"),
+    _plain("color_space"),
+    _plain("color_primaries"),
+    _plain("color_trc"),
+)
+_REPRESENTATION_FIELDS = (
+    _id("network", NetworkKind),
+    _plain("hidden"),
+    _plain("layers"),
+    _plain("w0", float),
+    _id("encoding", EncodingKind),
+    _split("enc_dims", ("lx", "ly", "lt")),
+    _plain("sigma", float),
+    _flag("prepend_coord"),
+    _id("coords", CoordConvention),
+    _plain("chunk_frames"),
+)
+_CODER_FIELDS = (
+    _id("kind", CoderKind, label="coder"),
+    _plain("qp_density"),
+    _flag("dependent_quantization"),
+    _plain("cabac_unary_length_minus1"),
+    _plain("nncodec_version"),
+)
+_METADATA_FIELDS = (_plain("encoder"), _plain("settings"))
+_EXTENSION_FIELDS = (_plain("tag", bytes), _plain("value", bytes))
+_CODED_TENSOR_FIELDS = (_plain("qp"), _plain("data", bytes))
+_CHUNK_FIELDS = (  # Packet.tensors and the prediction's chunk-0 rule are handled where the chunk is
+    _plain("index"),
+    _plain("first_frame"),
+    _plain("frame_count"),
+    _plain("train_psnr", float),
+    _id("prediction", Prediction, default=Prediction.KEY),  # a 1.x chunk has no prediction byte: a key chunk
+)
+_INDEX_ENTRY_FIELDS = (
+    _plain("first_frame"),
+    _plain("frame_count"),
+    _plain("offset"),
+    _plain("size"),
+    _plain("crc32"),
+    _plain("train_psnr", float),
+    _id("prediction", Prediction, default=Prediction.KEY),
+)
+
+_HEADER_PARTS = (
+    ("stream", StreamInfo, _STREAM_FIELDS),
+    ("representation", Representation, _REPRESENTATION_FIELDS),
+    ("coder", CoderParams, _CODER_FIELDS),
+    ("metadata", Metadata, _METADATA_FIELDS),
+)
 
 
 # --- header ---------------------------------------------------------------------------------------------
@@ -430,50 +572,9 @@ def validate_header(header: Header, offset: int | None = None) -> None:
 
 
 def _header_body_obj(header: Header, extensions: tuple[Extension, ...]) -> dict[str, Any]:
-    s, r, k, m = header.stream, header.representation, header.coder, header.metadata
-    fr, tb, sar = Fraction(s.frame_rate), Fraction(s.time_base), Fraction(s.sample_aspect_ratio)
-    return {
-        "stream": {
-            "width": s.width,
-            "height": s.height,
-            "frame_count": s.frame_count,
-            "frame_rate_num": fr.numerator,
-            "frame_rate_den": fr.denominator,
-            "time_base_num": tb.numerator,
-            "time_base_den": tb.denominator,
-            "sar_num": sar.numerator,
-            "sar_den": sar.denominator,
-            "duration": _duration_units(s),
-            "color_range": s.color_range,
-            "color_space": s.color_space,
-            "color_primaries": s.color_primaries,
-            "color_trc": s.color_trc,
-            "pix_fmt": s.pix_fmt,
-        },
-        "representation": {
-            "network": int(r.network),
-            "encoding": int(r.encoding),
-            "coords": int(r.coords),
-            "prepend_coord": int(bool(r.prepend_coord)),
-            "hidden": r.hidden,
-            "layers": r.layers,
-            "lx": r.enc_dims[0],
-            "ly": r.enc_dims[1],
-            "lt": r.enc_dims[2],
-            "chunk_frames": r.chunk_frames,
-            "w0": float(r.w0),
-            "sigma": float(r.sigma),
-        },
-        "coder": {
-            "kind": int(k.kind),
-            "qp_density": k.qp_density,
-            "dependent_quantization": int(bool(k.dependent_quantization)),
-            "cabac_unary_length_minus1": k.cabac_unary_length_minus1,
-            "nncodec_version": k.nncodec_version,
-        },
-        "metadata": {"encoder": m.encoder, "settings": m.settings},
-        "extensions": [{"tag": e.tag, "value": e.value} for e in extensions],
-    }
+    obj: dict[str, Any] = {part: _store(fields, getattr(header, part)) for part, _, fields in _HEADER_PARTS}
+    obj["extensions"] = [_store(_EXTENSION_FIELDS, e) for e in extensions]
+    return obj
 
 
 def build_header(header: Header, *, minor: int = MINOR, extensions: tuple[Extension, ...] = ()) -> bytes:
@@ -503,45 +604,10 @@ def verify_header(preamble_and_body_and_crc: bytes) -> bytes:
 def parse_header_body(body: bytes, offset: int = PREAMBLE_SIZE) -> tuple[Header, tuple[Extension, ...]]:
     """The Header view of a CRC-checked header body, and the extension records it carries."""
     h = _parse(HEADER_BODY, body, "header", offset)
-    s, r, k, m = h.stream, h.representation, h.coder, h.metadata
-    _check(s.frame_rate_den != 0 and s.frame_rate_num != 0, "header: frame_rate must be > 0", offset)
-    _check(s.time_base_den != 0 and s.time_base_num != 0, "header: time_base must be > 0", offset)
-    _check(s.sar_den != 0, "header: sample_aspect_ratio denominator is 0", offset)
-    stream = StreamInfo(
-        width=s.width,
-        height=s.height,
-        frame_count=s.frame_count,
-        frame_rate=Fraction(s.frame_rate_num, s.frame_rate_den),
-        time_base=Fraction(s.time_base_num, s.time_base_den),
-        sample_aspect_ratio=Fraction(s.sar_num, s.sar_den),
-        pix_fmt=s.pix_fmt,
-        color_range=s.color_range,
-        color_space=s.color_space,
-        color_primaries=s.color_primaries,
-        color_trc=s.color_trc,
-    )
-    representation = Representation(
-        network=_enum(NetworkKind, r.network, "header: network", offset),
-        hidden=r.hidden,
-        layers=r.layers,
-        w0=r.w0,
-        encoding=_enum(EncodingKind, r.encoding, "header: encoding", offset),
-        enc_dims=(r.lx, r.ly, r.lt),
-        sigma=r.sigma,
-        prepend_coord=_flag(r.prepend_coord, "header: prepend_coord", offset),
-        coords=_enum(CoordConvention, r.coords, "header: coords", offset),
-        chunk_frames=r.chunk_frames,
-    )
-    coder = CoderParams(
-        kind=_enum(CoderKind, k.kind, "header: coder", offset),
-        qp_density=k.qp_density,
-        dependent_quantization=_flag(k.dependent_quantization, "header: dependent_quantization", offset),
-        cabac_unary_length_minus1=k.cabac_unary_length_minus1,
-        nncodec_version=k.nncodec_version,
-    )
-    header = Header(stream, representation, coder, Metadata(encoder=m.encoder, settings=m.settings))
+    parts = {part: view(**_load(fields, h[part], "header", offset)) for part, view, fields in _HEADER_PARTS}
+    header = Header(**parts)
     validate_header(header, offset)
-    extensions = tuple(Extension(tag=bytes(e.tag), value=bytes(e.value)) for e in h.extensions)
+    extensions = tuple(Extension(**_load(_EXTENSION_FIELDS, e, "header", offset)) for e in h.extensions)
     return header, extensions
 
 
@@ -612,48 +678,24 @@ def _prediction(value: int, index: int, what: str, offset: int | None) -> Predic
 def build_chunk_body(packet: Packet) -> bytes:
     """Body of a CHNK record (spec "ChunkBody")."""
     _prediction(int(packet.prediction), packet.index, f"chunk {packet.index}", None)
-    obj = {
-        "index": packet.index,
-        "first_frame": packet.first_frame,
-        "frame_count": packet.frame_count,
-        "train_psnr": float(packet.train_psnr),
-        "prediction": int(packet.prediction),
-        "tensors": [{"qp": t.qp, "data": bytes(t.data)} for t in packet.tensors],
-        "extensions": [],
-    }
+    obj = _store(_CHUNK_FIELDS, packet)
+    obj["tensors"] = [_store(_CODED_TENSOR_FIELDS, t) for t in packet.tensors]
+    obj["extensions"] = []
     return _build(CHUNK_BODY, obj, f"chunk {packet.index}")
 
 
 def parse_chunk_body(body: bytes, what: str, offset: int, major: int = MAJOR) -> Packet:
     """Packet view of a CRC-checked CHNK body of a file of version ``major`` (extensions are skipped)."""
     b = _parse(CHUNK_BODY if major >= 2 else CHUNK_BODY_V1, body, what, offset)
-    return Packet(
-        index=b.index,
-        first_frame=b.first_frame,
-        frame_count=b.frame_count,
-        tensors=tuple(CodedTensor(qp=t.qp, data=bytes(t.data)) for t in b.tensors),
-        train_psnr=b.train_psnr,
-        prediction=_prediction(b.get("prediction", 0), b.index, what, offset),
-    )
+    fields = _load(_CHUNK_FIELDS, b, what, offset)
+    _prediction(int(fields["prediction"]), fields["index"], what, offset)
+    tensors = tuple(CodedTensor(**_load(_CODED_TENSOR_FIELDS, t, what, offset)) for t in b.tensors)
+    return Packet(tensors=tensors, **fields)
 
 
 def build_index_body(entries: list[IndexEntry] | tuple[IndexEntry, ...]) -> bytes:
     """Body of the INDX record (spec "IndexBody")."""
-    obj = {
-        "entries": [
-            {
-                "first_frame": e.first_frame,
-                "frame_count": e.frame_count,
-                "offset": e.offset,
-                "size": e.size,
-                "crc32": e.crc32,
-                "train_psnr": float(e.train_psnr),
-                "prediction": int(e.prediction),
-            }
-            for e in entries
-        ]
-    }
-    return _build(INDEX_BODY, obj, "index")
+    return _build(INDEX_BODY, {"entries": [_store(_INDEX_ENTRY_FIELDS, e) for e in entries]}, "index")
 
 
 def parse_index_body(body: bytes, offset: int, major: int = MAJOR) -> list[IndexEntry]:
@@ -661,19 +703,12 @@ def parse_index_body(body: bytes, offset: int, major: int = MAJOR) -> list[Index
     struct, entry = (INDEX_BODY, INDEX_ENTRY) if major >= 2 else (INDEX_BODY_V1, INDEX_ENTRY_V1)
     if len(body) < 4 or len(body) != 4 + entry.sizeof() * int.from_bytes(body[:4], "little"):
         raise MalformedError(f"index: entry count does not match its length at byte {offset}", offset)
-    b = _parse(struct, body, "index", offset)
-    return [
-        IndexEntry(
-            first_frame=e.first_frame,
-            frame_count=e.frame_count,
-            offset=e.offset,
-            size=e.size,
-            crc32=e.crc32,
-            train_psnr=e.train_psnr,
-            prediction=_prediction(e.get("prediction", 0), i, f"index entry {i}", offset),
-        )
-        for i, e in enumerate(b.entries)
-    ]
+    entries = []
+    for i, e in enumerate(_parse(struct, body, "index", offset).entries):
+        fields = _load(_INDEX_ENTRY_FIELDS, e, f"index entry {i}", offset)
+        _prediction(int(fields["prediction"]), i, f"index entry {i}", offset)
+        entries.append(IndexEntry(**fields))
+    return entries
 
 
 def build_trailer_body(index_offset: int) -> bytes:
