@@ -17,7 +17,7 @@ import torch
 from invrcodec import deepcabac
 from invrcodec.devices import resolve_device
 from invrcodec.errors import InvrConfigError, InvrFormatError
-from invrcodec.model import INVRNet, full_encoding, to_rgb8
+from invrcodec.model import INVRNet, activate_, full_encoding, to_rgb8
 from invrcodec.sampling import (
     Geometry,
     Region,
@@ -54,7 +54,7 @@ def build_network(rep: Representation, state: dict[str, np.ndarray], device: tor
 def render(net: INVRNet, sizes: tuple[int, int, int], start: int = 0, stop: int | None = None) -> np.ndarray:
     """Frames ``start..stop`` of a chunk of ``sizes = (T, H, W)`` as uint8 ``(n, H, W, 3)``.
 
-    The same arithmetic as :meth:`INVRNet.forward_grid` and :func:`invrcodec.model.to_rgb8`, tile by tile
+    The same arithmetic as :meth:`INVRBatch.forward_frames` and :func:`invrcodec.model.to_rgb8`, tile by tile
     into two preallocated activation buffers: the first layer is a broadcast sum of table rows, every later
     layer one ``addmm`` into the other buffer, and scaling, sine and code-value rounding run in place.
     """
@@ -91,16 +91,16 @@ def _render_tables(net: INVRNet, tx: torch.Tensor, ty: torch.Tensor, tt: torch.T
     out = np.empty((tt.shape[0], h, w, 3), dtype=np.float32 if raw else np.uint8)
     dst = torch.from_numpy(out)
     for i in range(tt.shape[0]):
-        frame_rows = tt[i][None, :] + ty  # (H, hidden): forward_grid's tt[t] + ty[y], before + tx[x]
+        frame_rows = tt[i][None, :] + ty  # (H, hidden): forward_frames' tt[t] + ty[y], before + tx[x]
         for y0 in range(0, h, rows):
             r = min(rows, h - y0)
             n = r * w
             a, b = cur[:n], nxt[:n]
             torch.add(frame_rows[y0:y0 + r, None, :], tx[None, :, :], out=a.view(r, w, hidden))
-            _activate_(net, a)
+            activate_(a, net.siren, net.w0)
             for weight_t, bias in layers:
                 torch.addmm(bias, a, weight_t, out=b)
-                _activate_(net, b)
+                activate_(b, net.siren, net.w0)
                 a, b = b, a
             code = torch.addmm(out_b, a, out_w, out=rgb[:n])
             if not raw:
@@ -117,14 +117,6 @@ def _mix(parts: list[tuple[float, np.ndarray]]) -> np.ndarray:
     return acc.clamp_(-1.0, 1.0).add_(1.0).mul_(127.5).round_().to(torch.uint8).numpy()
 
 
-def _activate_(net: INVRNet, z: torch.Tensor) -> None:
-    """:meth:`INVRNet.activation` in place: ``sin(w0 * z)`` for SIREN, ``relu(z)`` otherwise."""
-    if net.siren:
-        z.mul_(net.w0).sin_()
-    else:
-        z.relu_()
-
-
 @torch.no_grad()
 def render_reference(net: INVRNet, sizes: tuple[int, int, int], start: int = 0,
                      stop: int | None = None) -> np.ndarray:
@@ -132,6 +124,7 @@ def render_reference(net: INVRNet, sizes: tuple[int, int, int], start: int = 0,
     t_n, h, w = sizes
     stop = t_n if stop is None else stop
     dev = next(net.parameters()).device
+    batch = net.batch()
     out = np.empty((stop - start, h, w, 3), dtype=np.uint8)
     yy, xx = torch.meshgrid(torch.arange(h, device=dev), torch.arange(w, device=dev), indexing="ij")
     yy, xx = yy.reshape(-1), xx.reshape(-1)
@@ -140,7 +133,7 @@ def render_reference(net: INVRNet, sizes: tuple[int, int, int], start: int = 0,
         for p0 in range(0, h * w, TILE_PIXELS):
             sl = slice(p0, p0 + TILE_PIXELS)
             tt = torch.full_like(yy[sl], t)
-            rgb[sl] = net.forward_reference(full_encoding(tt, yy[sl], xx[sl], sizes, net.rep))
+            rgb[sl] = batch.forward_reference(full_encoding(tt, yy[sl], xx[sl], sizes, net.rep)[None])[0]
         out[i] = to_rgb8(rgb).reshape(h, w, 3).cpu().numpy()
     return out
 

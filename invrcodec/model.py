@@ -4,7 +4,7 @@ The first layer acts on the concatenation ``[x, y, t, phi(x), phi(y), phi(t)]``,
 three per-axis parts, ``W1 @ gamma = Wx @ e(x) + Wy @ e(y) + Wt @ e(t)``. For a chunk of ``T`` frames of
 ``H x W`` pixels only ``W + H + T`` distinct axis values exist: :func:`axis_tables` evaluates each part once
 per distinct value, and a pixel's first-layer pre-activation is then the sum of three table rows. This is
-the same function as the textbook forward pass (:meth:`INVRNet.forward_reference`), at a fraction of the
+the same function as the textbook forward pass (:meth:`INVRBatch.forward_reference`), at a fraction of the
 multiplies. Tensor names and order follow :meth:`Representation.tensor_shapes` (spec: "Tensor order").
 """
 
@@ -100,8 +100,20 @@ def activate(z: torch.Tensor, siren: bool, w0: float) -> torch.Tensor:
     return torch.relu(z)
 
 
+def activate_(z: torch.Tensor, siren: bool, w0: float) -> None:
+    """:func:`activate` in place, on a float32 ``z`` (the decoder's preallocated buffers)."""
+    if siren:
+        z.mul_(w0).sin_()
+    else:
+        z.relu_()
+
+
 class INVRNet(nn.Module):
-    """An MLP of ``rep.layers`` activated layers of ``rep.hidden`` units and a linear RGB output."""
+    """An MLP of ``rep.layers`` activated layers of ``rep.hidden`` units and a linear RGB output: one chunk's
+    tensors (under the names of :meth:`Representation.tensor_shapes`), their initialisation and their
+    first-layer tables. Its forward passes are :class:`INVRBatch`'s, as a batch of one (:meth:`batch`); the
+    decoder renders from the tables (:func:`invrcodec.decoder.render`).
+    """
 
     def __init__(self, rep: Representation) -> None:
         super().__init__()
@@ -146,44 +158,9 @@ class INVRNet(nn.Module):
         tx, ty, tt = tables
         return tx, ty, tt + bias
 
-    def trunk(self, h: torch.Tensor) -> torch.Tensor:
-        """Everything after the first layer's pre-activation: activations, hidden layers, RGB output."""
-        h = self.activation(h)
-        for layer in self.layers[1:]:
-            h = self.activation(layer(h))
-        return self.out(h)
-
-    def forward(self, t_idx: torch.Tensor, y_idx: torch.Tensor, x_idx: torch.Tensor,
-                sizes: tuple[int, int, int]) -> torch.Tensor:
-        """RGB in [-1, 1] for pixels given by integer indices, through the per-axis tables."""
-        tx, ty, tt = self.axis_tables(sizes)
-        return self.trunk(tx[x_idx] + ty[y_idx] + tt[t_idx])
-
-    def forward_grid(self, t_idx: torch.Tensor, y_idx: torch.Tensor, x_idx: torch.Tensor,
-                     sizes: tuple[int, int, int],
-                     tables: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """RGB for k sub-grids: frame ``t_idx[i]`` x rows ``y_idx[i]`` x columns ``x_idx[i]``.
-
-        Shapes ``(k,)``, ``(k, m)``, ``(k, n)`` give ``(k, m, n, 3)``. The first layer is a broadcast sum of
-        gathered table rows, so its backward pass reduces over grid axes instead of scattering per pixel.
-        """
-        tx, ty, tt = tables if tables is not None else self.axis_tables(sizes)
-        pre = tt[t_idx][:, None, None, :] + ty[y_idx][:, :, None, :] + tx[x_idx][:, None, :, :]
-        return self.trunk(pre)
-
-    def forward_frames(self, t_idx: torch.Tensor, sizes: tuple[int, int, int],
-                       tables: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """Whole frames ``(len(t_idx), H, W, 3)``: the tables broadcast over the pixel grid, no index gathers."""
-        tx, ty, tt = tables if tables is not None else self.axis_tables(sizes)
-        pre = tt[t_idx][:, None, None, :] + ty[None, :, None, :] + tx[None, None, :, :]
-        return self.trunk(pre)
-
-    def forward_reference(self, gamma: torch.Tensor) -> torch.Tensor:
-        """The textbook forward pass on full input vectors gamma (eq. 2): the paper's arithmetic."""
-        h = self.activation(self.layers[0](gamma))
-        for layer in self.layers[1:]:
-            h = self.activation(layer(h))
-        return self.out(h)
+    def batch(self) -> INVRBatch:
+        """This network as a batch of one, whose forward passes are the same arithmetic."""
+        return INVRBatch.stack([self])
 
 
 Tables = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -195,8 +172,8 @@ class INVRBatch(nn.Module):
     Every tensor of :class:`INVRNet` gets a leading chunk dimension and every linear layer becomes one batched
     matrix product, so B small networks (one per chunk) keep a GPU as busy as one large one. The networks
     never mix: chunk b's outputs depend only on chunk b's tensors, so training the batch on the sum of the
-    chunks' losses gives every chunk the gradient it would get alone. With B = 1 the arithmetic is
-    :class:`INVRNet`'s, operation for operation. Index arguments carry the chunk dimension first.
+    chunks' losses gives every chunk the gradient it would get alone. A single network is a batch of one
+    (:meth:`INVRNet.batch`), which takes ``nn.Linear``'s path. Index arguments carry the chunk dimension first.
     """
 
     def __init__(self, rep: Representation, tensors: Sequence[torch.Tensor]) -> None:
@@ -247,8 +224,9 @@ class INVRBatch(nn.Module):
         return torch.baddbmm(bias[:, None, :], h, weight.transpose(1, 2))
 
     def axis_tables(self, sizes: tuple[int, int, int], chunks: torch.Tensor | None = None) -> Tables:
-        """:meth:`INVRNet.axis_tables` of every chunk (or of ``chunks``): ``(B, W, hidden)``,
-        ``(B, H, hidden)``, ``(B, T, hidden)``."""
+        """First-layer pre-activation contributions per axis value (:meth:`INVRNet.axis_tables`), bias folded
+        into the t table, of every chunk (or of ``chunks``): ``(B, W, hidden)``, ``(B, H, hidden)``,
+        ``(B, T, hidden)``."""
         t_n, h, w = sizes
         weight, bias = self._weights(chunks, 0, 2)
         tables = []
@@ -263,7 +241,8 @@ class INVRBatch(nn.Module):
         return tx, ty, tt + bias[:, None, :]
 
     def trunk(self, pre: torch.Tensor, chunks: torch.Tensor | None = None) -> torch.Tensor:
-        """:meth:`INVRNet.trunk` of every chunk on first-layer pre-activations ``(B, ..., hidden)``."""
+        """Everything after the first layer's pre-activations ``(B, ..., hidden)``, of every chunk (or of
+        ``chunks``): activations, hidden layers, RGB output."""
         weights = self._weights(chunks, first=2)
         shape = pre.shape
         h = activate(pre.reshape(shape[0], -1, shape[-1]), self.siren, self.w0)
@@ -273,8 +252,11 @@ class INVRBatch(nn.Module):
 
     def forward_grid(self, t_idx: torch.Tensor, y_idx: torch.Tensor, x_idx: torch.Tensor,
                      sizes: tuple[int, int, int]) -> torch.Tensor:
-        """:meth:`INVRNet.forward_grid` per chunk: ``(B, k)``, ``(B, k, m)``, ``(B, k, n)`` give
-        ``(B, k, m, n, 3)``."""
+        """RGB for k sub-grids per chunk: frame ``t_idx[b, i]`` x rows ``y_idx[b, i]`` x columns ``x_idx[b, i]``.
+
+        Shapes ``(B, k)``, ``(B, k, m)``, ``(B, k, n)`` give ``(B, k, m, n, 3)``. The first layer is a broadcast
+        sum of gathered table rows, so its backward pass reduces over grid axes instead of scattering per pixel.
+        """
         tx, ty, tt = self.axis_tables(sizes)
         b = torch.arange(tx.shape[0], device=tx.device)
         pre = (tt[b[:, None], t_idx][:, :, None, None, :] + ty[b[:, None, None], y_idx][:, :, :, None, :]
@@ -290,7 +272,8 @@ class INVRBatch(nn.Module):
         return self.trunk(pre, chunks)
 
     def forward_reference(self, gamma: torch.Tensor) -> torch.Tensor:
-        """:meth:`INVRNet.forward_reference` per chunk: full input vectors ``(B, P, in)`` -> ``(B, P, 3)``."""
+        """The textbook forward pass on full input vectors gamma (eq. 2), the paper's arithmetic, per chunk:
+        ``(B, P, in)`` -> ``(B, P, 3)``."""
         return self.trunk(self._linear(gamma, self.tensors[0], self.tensors[1]))
 
 

@@ -85,10 +85,12 @@ def test_per_axis_tables_equal_textbook_forward(name: str, sizes: tuple[int, int
     t_n, h, w = sizes
     tt, yy, xx = torch.meshgrid(torch.arange(t_n), torch.arange(h), torch.arange(w), indexing="ij")
     tt, yy, xx = tt.reshape(-1), yy.reshape(-1), xx.reshape(-1)
-    ref = net.forward_reference(full_encoding(tt, yy, xx, sizes, rep).double())
-    fast = net(tt, yy, xx, sizes)
-    frames = net.forward_frames(torch.arange(t_n), sizes).reshape(-1, 3)
-    assert torch.allclose(fast, ref, atol=1e-9)
+    batch = net.batch()
+    ref = batch.forward_reference(full_encoding(tt, yy, xx, sizes, rep).double()[None])[0]
+    grid = batch.forward_grid(torch.arange(t_n)[None], torch.arange(h)[None, None].expand(1, t_n, h),
+                              torch.arange(w)[None, None].expand(1, t_n, w), sizes).reshape(-1, 3)
+    frames = batch.forward_frames(torch.arange(t_n)[None], sizes).reshape(-1, 3)
+    assert torch.allclose(grid, ref, atol=1e-9)
     assert torch.allclose(frames, ref, atol=1e-9)
 
 
