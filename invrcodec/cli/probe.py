@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import sys
 from fractions import Fraction
 from typing import Any, BinaryIO
@@ -25,9 +24,9 @@ from invrcodec.payload import check_payload
 from invrcodec.types import CoderKind, EncodingKind, IndexEntry, NetworkKind, Prediction, StreamInfo
 
 from . import common
+from .run import EXIT_PIPE, quiet_stdout
 
 TOOL = "invr-probe"
-EXIT_PIPE = 141  # what a shell reports for a process ended by SIGPIPE
 # ffprobe's -loglevel names: invr-enc's and invr-dec's, and panic, fatal and trace as ffprobe has them.
 LOG_LEVELS = {
     "quiet": common.LOG_LEVELS["quiet"],
@@ -410,11 +409,8 @@ def main(
         click.echo(text, nl=False)
         sys.stdout.flush()
     except BrokenPipeError:
-        # The reader went away (`invr-probe a.invr | head -1`): end quietly with the shell's SIGPIPE status,
-        # and point stdout at /dev/null so the interpreter's final flush does not complain.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        # The reader went away (`invr-probe a.invr | head -1`): end quietly with the shell's SIGPIPE status.
+        quiet_stdout()
         sys.exit(EXIT_PIPE)
 
 

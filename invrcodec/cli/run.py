@@ -19,7 +19,8 @@ import click
 from ..errors import InvrError
 from .logs import clear_status, tracebacks
 
-__all__ = ["CliError", "Interrupted", "execute", "exit_with", "is_broken_pipe", "raise_pending_signal", "run_main"]
+__all__ = ["CliError", "Interrupted", "execute", "exit_with", "is_broken_pipe", "quiet_stdout", "raise_pending_signal",
+           "run_main"]
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -95,7 +96,7 @@ def _signals() -> Iterator[None]:
 # -- a reader that went away ----------------------------------------------------------------------------
 
 
-def _quiet_stdout() -> None:
+def quiet_stdout() -> None:
     """After EPIPE: point stdout at /dev/null so the interpreter's final flush cannot complain."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -138,7 +139,7 @@ def execute(tool: str, body: Callable[[], int | None]) -> int:
         return 128 + exc.signum
     except Exception as exc:  # noqa: BLE001 - whatever it is, one line (a bug says how to see more)
         if is_broken_pipe(exc):
-            _quiet_stdout()
+            quiet_stdout()
             return EXIT_PIPE
         _error(tool, _message(exc), exc)
         return EXIT_ERROR
@@ -189,10 +190,10 @@ def exit_with(code: int) -> None:
     try:
         sys.stdout.flush()
     except (BrokenPipeError, ValueError):
-        _quiet_stdout()
+        quiet_stdout()
         code = code or EXIT_PIPE
     except OSError as exc:
         if exc.errno == errno.EPIPE:
-            _quiet_stdout()
+            quiet_stdout()
             code = code or EXIT_PIPE
     sys.exit(code)
