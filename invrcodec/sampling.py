@@ -113,25 +113,24 @@ def time_position(offset: Fraction, frame_count: int) -> float:
     return 2.0 * (offset.numerator / (offset.denominator * frame_count) - 0.5)
 
 
+def _positive_fraction(text: str, what: str, examples: str) -> Fraction:
+    try:
+        q = Fraction(text.strip())
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"{text!r} is not a {what} like {examples}") from None
+    if q <= 0:
+        raise ValueError(f"{text!r}: the {what} must be greater than 0")
+    return q
+
+
 def parse_scale(text: str) -> Fraction:
     """A positive scale factor: ``2``, ``0.5``, ``3/2``; ValueError otherwise."""
-    try:
-        f = Fraction(text.strip())
-    except (ValueError, ZeroDivisionError):
-        raise ValueError(f"{text!r} is not a scale factor like 2, 0.5 or 3/2") from None
-    if f <= 0:
-        raise ValueError(f"{text!r}: the scale factor must be greater than 0")
-    return f
+    return _positive_fraction(text, "scale factor", "2, 0.5 or 3/2")
 
 
 def parse_rate(text: str) -> Fraction:
     """A positive frame rate: ``60``, ``29.97``, ``30000/1001``; ValueError otherwise."""
-    try:
-        r = Fraction(text.strip())
-    except (ValueError, ZeroDivisionError):
-        raise ValueError(f"{text!r} is not a frame rate like 60, 29.97 or 30000/1001") from None
-    if r <= 0:
-        raise ValueError(f"{text!r}: the frame rate must be greater than 0")
+    r = _positive_fraction(text, "frame rate", "60, 29.97 or 30000/1001")
     if r.numerator >= 1 << 32 or r.denominator >= 1 << 32:
         r = r.limit_denominator((1 << 32) - 1)
         if r.numerator >= 1 << 32 or r <= 0:
