@@ -107,6 +107,14 @@ def test_boundary_terms(boundary: str) -> None:
     assert cli_dec.BOUNDARIES == list(BOUNDARIES)
 
 
+def test_size_limit_is_the_formats() -> None:
+    """sampling repeats the format's frame-side limit to stay free of the format layer; the two agree."""
+    from invrcodec import sampling
+    from invrcodec.format import LIMITS
+
+    assert sampling.MAX_DIMENSION == LIMITS["max_dimension"]
+
+
 def test_geometry_errors_are_one_line() -> None:
     for kwargs in ({"region": (10, 10, 35, 0)}, {"region": (0, 10, 0, 0)}, {"size": (70000, 10)},
                    {"scale": 4000}, {"scale": -1}, {"size": (2, 2), "scale": 2}):
