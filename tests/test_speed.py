@@ -73,3 +73,21 @@ def test_benchmark_prints_where_the_time_went(bin_dir: Path, tiny_y4m: Path, tmp
     phases = dict(re.findall(r"([a-z-]+) ([0-9.]+) s", line.split(";")[0]))
     assert {"start-up", "train"} <= set(phases), line  # phases under 5 ms are left out
     assert "utime=" in line
+
+
+def test_keep_freed_memory_sets_glibcs_thresholds_and_training_still_runs() -> None:
+    import platform
+
+    import numpy as np
+    import torch
+
+    from invrcodec.fit import Recipe, fit_chunk
+    from invrcodec.hostmem import keep_freed_memory
+    from invrcodec.types import Representation
+
+    ok = keep_freed_memory()
+    assert ok == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+    frames = np.random.default_rng(0).integers(0, 255, (2, 8, 8, 3), dtype=np.uint8)
+    rep = Representation(hidden=16, layers=2, enc_dims=(2, 2, 1), chunk_frames=2)
+    res = fit_chunk(frames, rep, Recipe(steps=5, lr=1e-3, batch=64), device=torch.device("cpu"))
+    assert res.steps == 5

@@ -80,6 +80,7 @@ import _evalcommon as ec
 
 from invrcodec.decoder import build_network, render, render_reference
 from invrcodec.fit import FitProgress, Recipe, cpu_has_native_bf16, fit_chunk
+from invrcodec.hostmem import keep_freed_memory
 from invrcodec.metrics import pooled_psnr, rgb_psnr
 from invrcodec.presets import DEFAULT_CHUNK_FRAMES, PRESETS, band_limited_dims
 from invrcodec.types import Representation
@@ -771,6 +772,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as invr-enc does: the paper's fits and the presets' in this process, the same way
     # The paper's network on the paper's chunks; the presets' as invr-enc builds it for a clip of this size
     # (the encoding band-limited to a 45-frame chunk, the steps then scaled to the clip's frames).
     rep = QUICK_REP if args.quick else replace(Representation(), chunk_frames=args.frames)

@@ -155,8 +155,10 @@ def _decode(req: DecodeRequest) -> int:
 
     import invrcodec
     from invrcodec.errors import InvrError
+    from invrcodec.hostmem import keep_freed_memory
 
     common.apply_threads(req.threads)
+    keep_freed_memory()
     name = "stdin" if stdin_used else src
     source: Any = common.open_stdin("pipe an .invr stream in") if stdin_used else src
     if not stdin_used:

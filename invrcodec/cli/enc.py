@@ -325,9 +325,11 @@ def _executor(req: EncodeRequest) -> Any:
 def _encode_from(reader: Any, req: EncodeRequest, held: common.HeldInfo) -> int:
     from ..compiling import keep_kernels
     from ..encoder import Encoder
+    from ..hostmem import keep_freed_memory
 
     common.apply_threads(req.threads)
     keep_kernels()
+    keep_freed_memory()
 
     dst = req.output
     cfg = req.config()
