@@ -365,8 +365,10 @@ def invr_train_chunk(stream: StreamInfo, config: EncoderConfig, index: int, firs
     import torch
 
     from invrcodec.encoder import ChunkJob
+    from invrcodec.hostmem import keep_freed_memory
 
     torch.set_num_threads(max(threads, 1))
+    keep_freed_memory()  # a Ray worker trains as invr-enc does
     chunk = ChunkJob(index, first_frame, np.array(frames), prediction)  # a writable copy of the store's
     handler = _Lines()
     logger = logging.getLogger("invrcodec")
