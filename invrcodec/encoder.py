@@ -35,6 +35,7 @@ from invrcodec.presets import (
     make_variant,
 )
 from invrcodec.ratecontrol import RateControl, choose_qp
+from invrcodec.ratemodel import RateTarget, rate_target
 from invrcodec.types import (
     CodedTensor,
     CoderKind,
@@ -178,6 +179,7 @@ class EncoderConfig:
             "dq": int(self.dependent_quantization), "psnr": self.psnr if self.psnr is not None else "off",
             "seed": self.seed, "keyint": self.keyint if self.keyint else "infinite",
             "p_steps": r.p_steps, "p_lr": r.p_lr, "p_l1": r.p_l1, "p_train": r.p_train,
+            **({"rate": r.rate, "rate_span": r.rate_span} if r.rate else {}),
         }
         return " ".join(f"{k}={v}" for k, v in parts.items())
 
@@ -332,7 +334,15 @@ class Encoder:
                               device=self.device, seeds=[cfg.seed + j.index for j in jobs], psnr_target=cfg.psnr,
                               amp=cfg.amp, progress=report, inits=[r or {} for r in references],
                               frozen=self._held(references), anchors=references if predicted[0] else None,
-                              clock=self.clock)
+                              clock=self.clock, rate=self.rate_target(recipe))
+
+    def rate_target(self, recipe: Recipe) -> RateTarget | None:
+        """What rate-aware training (``recipe.rate``) aims at: the config's QP. None for the raw coders, and
+        under ``--bitrate``, whose QPs are chosen after training."""
+        cfg = self.config
+        if cfg.coder != CoderKind.DEEPCABAC or cfg.bitrate is not None:
+            return None
+        return rate_target(cfg.representation, cfg.qp, self.header.coder, recipe.rate, recipe.rate_span)
 
     def _held(self, references: Sequence[dict[str, np.ndarray] | None]) -> list[dict[str, np.ndarray]]:
         """Per chunk, the tensors kept at their reference's values (``recipe.p_train == "first"``)."""

@@ -29,6 +29,7 @@ from invrcodec.compiling import compile_fn, remember_probe
 from invrcodec.errors import InvrEncodeError
 from invrcodec.metrics import pooled_psnr, psnr_from_mse, rgb_psnr
 from invrcodec.model import INVRBatch, INVRNet, from_rgb8, full_encoding, to_rgb8
+from invrcodec.ratemodel import RateTarget, tensor_bits
 from invrcodec.types import Representation
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,12 @@ class Recipe:
     # natively: 1.6-1.9x faster per step; after the 800-step `fast` fit 34.34 / 35.80 dB against float32's
     # 34.55 / 35.32 (bigbuckbunny / carphone). CUDA always uses float16 mixed precision, as the paper.
     cpu_bf16: bool = False
+    # Rate-aware training (docs/results.md, "Rate-aware training"): over the last rate_span of the steps every
+    # trained tensor carries uniform noise of its coded quantiser step and each chunk's loss adds lambda times
+    # the DeepCABAC bits invrcodec.ratemodel estimates for its weights, lambda = rate * step(qp)^2 per squared
+    # error summed over the chunk's samples, at the encoder's QP (fit_chunks(rate=...)). 0 = off.
+    rate: float = 0.0
+    rate_span: float = 0.3
 
     # P-chunks (invrcodec.encoder): trained from the reference chunk's decoded weights for p_steps * steps
     # steps at p_lr (cosine-decayed, no warm-up), with the L1 term of eq. 5 at p_l1 on the difference to the
@@ -71,6 +78,7 @@ class Recipe:
     # hidden layers' weights stay exactly the reference's, so their residuals are all zero and cost almost
     # nothing to code).
     p_train: Literal["all", "first"] = "all"
+    p_rate: float = 0.0  # Recipe.rate of P-chunks (on the residual); not measured, so off
     # A chunk of fewer frames than the representation's (a clip's last chunk, or a clip shorter than one
     # chunk) trains steps * (frames / chunk_frames) ** frames_exponent steps. log 2 / log 3: the presets give
     # a 45-frame network twice the steps a 15-frame one took (presets.py); 0 = the same steps for any length.
@@ -88,7 +96,8 @@ class Recipe:
     def for_p_chunk(self) -> Recipe:
         """The recipe of a P-chunk (see p_steps)."""
         return dataclasses.replace(self, steps=max(1, round(self.p_steps * self.steps)), lr=self.p_lr, warmup=0,
-                                   l1=self.p_l1, eval_every=max(1, round(self.p_steps * self.eval_every)))
+                                   l1=self.p_l1, eval_every=max(1, round(self.p_steps * self.eval_every)),
+                                   rate=self.p_rate)
 
     @property
     def warmup_steps(self) -> int:
@@ -170,16 +179,17 @@ def fit_chunk(frames: np.ndarray, rep: Representation, recipe: Recipe, *, device
               progress: Callable[[FitProgress], None] | None = None, max_retries: int = 2,
               init: dict[str, np.ndarray] | None = None,
               frozen: dict[str, np.ndarray] | None = None,
-              anchor: dict[str, np.ndarray] | None = None) -> FitResult:
+              anchor: dict[str, np.ndarray] | None = None, rate: RateTarget | None = None) -> FitResult:
     """Train a network on ``frames`` (uint8 ``(T, H, W, 3)``), retrying with a lower rate if it diverges.
 
     ``init`` starts from given weights instead of the SIREN initialisation; ``frozen`` fixes some tensors at
     given values (they are not trained, and the result holds exactly those values); ``anchor`` moves the L1
-    term of eq. 5 from the weights to their difference to these weights (what a P-chunk codes).
+    term of eq. 5 from the weights to their difference to these weights (what a P-chunk codes); ``rate``
+    trains for the rate at a QP (see :func:`fit_chunks`).
     """
     return fit_chunks([frames], rep, recipe, device=device, seeds=[seed], psnr_target=psnr_target, amp=amp,
                       progress=progress, max_retries=max_retries, inits=[init or {}],
-                      frozen=[frozen or {}], anchors=None if anchor is None else [anchor])[0]
+                      frozen=[frozen or {}], anchors=None if anchor is None else [anchor], rate=rate)[0]
 
 
 def fit_chunks(chunks: Sequence[np.ndarray], rep: Representation, recipe: Recipe, *, device: torch.device,
@@ -188,7 +198,7 @@ def fit_chunks(chunks: Sequence[np.ndarray], rep: Representation, recipe: Recipe
                inits: Sequence[dict[str, np.ndarray]] | None = None,
                frozen: Sequence[dict[str, np.ndarray]] | None = None,
                anchors: Sequence[dict[str, np.ndarray] | None] | None = None,
-               clock: PhaseClock | None = None) -> list[FitResult]:
+               clock: PhaseClock | None = None, rate: RateTarget | None = None) -> list[FitResult]:
     """Train one network per chunk, all chunks at once (:class:`INVRBatch`); frames must have equal sizes.
 
     Each chunk trains as :func:`fit_chunk` would train it alone, with its own seed, batches and Adam state:
@@ -197,7 +207,10 @@ def fit_chunks(chunks: Sequence[np.ndarray], rep: Representation, recipe: Recipe
     other diverged chunks, at half the rate. ``frozen`` must name the same tensors for every chunk.
     ``anchors`` (see :func:`fit_chunk`) may be None for some chunks (key chunks: L1 on the weights).
     ``progress`` sees the PSNR of the batch's mean squared error. ``clock`` is told the time of the steps
-    that compile (phase ``compile``) and of the full-chunk PSNR checks (``check``).
+    that compile (phase ``compile``) and of the full-chunk PSNR checks (``check``). With ``rate`` (a QP's
+    :class:`invrcodec.ratemodel.RateTarget`) the steps from ``rate.start`` on train for rate and distortion:
+    the trained tensors carry quantisation noise and the loss adds the estimated bits (of the difference to
+    the anchor, for a P-chunk).
     """
     n = len(chunks)
     clock = clock or PhaseClock()
@@ -216,7 +229,7 @@ def fit_chunks(chunks: Sequence[np.ndarray], rep: Representation, recipe: Recipe
     for attempt in range(max_retries + 1):
         starts = [_Start(seeds[i] + 7919 * attempt, inits[i], frozen[i], anchors[i]) for i in pending]
         done, diverged = _fit_batch([chunks[i] for i in pending], rep, recipe, device, starts, psnr_target, amp,
-                                    progress, lr_scale, clock)
+                                    progress, lr_scale, clock, rate)
         for j, result in done.items():
             result.retries = attempt
             results[pending[j]] = result
@@ -300,7 +313,7 @@ def _compact(batch: INVRBatch, opt: torch.optim.Optimizer, keep: list[int], trai
 def _fit_batch(chunks: list[np.ndarray], rep: Representation, recipe: Recipe, device: torch.device,
                starts: list[_Start], psnr_target: float | None, amp: bool | None,
                progress: Callable[[FitProgress], None] | None,
-               lr_scale: float, clock: PhaseClock | None = None,
+               lr_scale: float, clock: PhaseClock | None = None, rate: RateTarget | None = None,
                ) -> tuple[dict[int, FitResult], dict[int, _Diverged]]:
     """One attempt at training the chunks together: results of the chunks that finished, and those that
     diverged, both by position in ``chunks``.
@@ -314,7 +327,7 @@ def _fit_batch(chunks: list[np.ndarray], rep: Representation, recipe: Recipe, de
     for j, chunk in enumerate(chunks):
         by_size.setdefault(chunk.shape, []).append(j)
     runs = [_Run([chunks[j] for j in js], js, rep, recipe.for_frames(len(chunks[js[0]]), rep.chunk_frames),
-                 device, [starts[j] for j in js], psnr_target, amp, lr_scale, start, clock)
+                 device, [starts[j] for j in js], psnr_target, amp, lr_scale, start, clock, rate)
             for js in by_size.values()]
     steps = max(run.recipe.steps for run in runs)
     for step in range(1, steps + 1):
@@ -350,7 +363,7 @@ class _Run:
 
     def __init__(self, chunks: list[np.ndarray], positions: list[int], rep: Representation, recipe: Recipe,
                  device: torch.device, starts: list[_Start], psnr_target: float | None, amp: bool | None,
-                 lr_scale: float, start: float, clock: PhaseClock) -> None:
+                 lr_scale: float, start: float, clock: PhaseClock, rate: RateTarget | None = None) -> None:
         t_n, h, w, _ = chunks[0].shape
         self.sizes = (t_n, h, w)
         self.rep, self.recipe, self.device, self.psnr_target = rep, recipe, device, psnr_target
@@ -379,6 +392,12 @@ class _Run:
                 for n, p in zip(names, self.params)]
         self.opt = torch.optim.Adam(self.params, lr=recipe.lr * lr_scale,
                                     fused=device.type in ("cuda", "cpu"))
+        # Rate-aware training: each trained tensor's coded step, and lambda on the loss's scale (a chunk's mean
+        # squared error over its samples).
+        self.rate = rate
+        self.rate_steps = [] if rate is None else [
+            rate.steps[n] for n, train in zip(self.batch.names, self.trainable) if train]
+        self.rate_lam = 0.0 if rate is None else rate.lam / (t_n * h * w * 3)
         if recipe.compile:
             # One network: shapes never change, so no dynamic shapes. A batch's chunk count shrinks as
             # chunks finish; the default then recompiles once with that dimension dynamic.
@@ -429,19 +448,44 @@ class _Run:
         self.lr = _lr_at(step - 1, recipe) * self.lr_scale
         for group in self.opt.param_groups:
             group["lr"] = self.lr
+        rated = self.rate is not None and step > self.rate.start * recipe.steps
+        noise = self._add_noise() if rated and self.rate.noise else []  # type: ignore[union-attr]
         with torch.autocast(device.type, dtype=self.how.amp_dtype, enabled=self.use_amp):
             pred, truth = _step_batch(self.batch, self.target, self.sizes, recipe, self.gens, self.gamma_all,
                                       self.rep, device)
             mse = ((pred.float() - truth) ** 2).flatten(1).mean(dim=1)  # (B,): each chunk's own MSE
-            loss = (mse * self.live_mask).sum() + recipe.l1 * self._l1()
+            objective = mse + self.rate_lam * self._bits() if rated else mse
+            loss = (objective * self.live_mask).sum() + recipe.l1 * self._l1()
         self.batch.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if noise:  # the gradient was taken at the noisy weights; the step moves the clean ones
+            with torch.no_grad():
+                for p, n in zip(self.params, noise):
+                    p.sub_(n)
         self.scaler.step(self.opt)
         self.scaler.update()
         self._put_back()
         m = mse.detach().float()
         self.last_mse = m
         self.est_mse = m if self.est_mse is None else 0.9 * self.est_mse + 0.1 * m
+
+    @torch.no_grad()
+    def _add_noise(self) -> list[torch.Tensor]:
+        """Uniform noise of each trained tensor's quantiser step (times the trellis factor) added in place;
+        returns it, to be taken off again after the backward pass."""
+        assert self.rate is not None
+        noise = [(torch.rand_like(p) - 0.5) * (self.rate.kappa * step)
+                 for p, step in zip(self.params, self.rate_steps)]
+        for p, n in zip(self.params, noise):
+            p.add_(n)
+        return noise
+
+    def _bits(self) -> torch.Tensor:
+        """Each chunk's estimated coded bits (of its difference to the anchor, if any), shape (B,)."""
+        assert self.rate is not None
+        anchors = self.anchors if self.anchors is not None else [None] * len(self.params)
+        return sum(tensor_bits(p if a is None else p - a, step, self.rate.kappa, dims=1)  # type: ignore[return-value]
+                   for p, a, step in zip(self.params, anchors, self.rate_steps))
 
     def _l1(self) -> torch.Tensor:
         if self.anchors is None:

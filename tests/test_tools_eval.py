@@ -203,6 +203,23 @@ def test_shared_training_writes_the_encoders_bytes(tmp_path: Path, one_thread: N
     assert todo[0][2].read_bytes() != todo[1][2].read_bytes()
 
 
+def test_rate_aware_points_train_per_qp(tmp_path: Path, one_thread: None) -> None:
+    """With rate-aware training (Recipe.rate) a key chunk's training depends on the QP: the shared path trains
+    it once per QP and still writes the Encoder's bytes."""
+    frames = synthetic_frames(16, 16, 4)
+    info = StreamInfo(16, 16, 4, Fraction(25), Fraction(1, 25))
+    base = EncoderConfig.from_preset("ultrafast", steps=12, hidden=8, layers=2, chunk_frames=4, device="cpu",
+                                     keyint=1)
+    base = replace(base, recipe=replace(base.recipe, rate=1e5, rate_span=0.5))
+    todo = [(f"q{qp}", replace(base, qp=qp), tmp_path / f"q{qp}.invr") for qp in (34, 42)]
+    _, _, fits = ec.encode_invr_points(frames, info, todo, log=lambda s: None)
+    assert len(fits) == 2  # one chunk, trained for each QP
+    assert fits[0].state["layers.1.weight"].tolist() != fits[1].state["layers.1.weight"].tolist()
+    for name, cfg, path in todo:
+        ec.encode_with_encoder(frames, info, cfg, tmp_path / f"plain_{name}.invr")
+        assert path.read_bytes() == (tmp_path / f"plain_{name}.invr").read_bytes()
+
+
 # -- baselines and curves ------------------------------------------------------------------------------------
 def colourful_clip(width: int = 32, height: int = 32, frames: int = 6) -> object:
     """Blocks of saturated random colours drifting sideways: chroma detail that 4:2:0 halves."""

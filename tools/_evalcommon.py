@@ -105,6 +105,11 @@ def _training_key(cfg: EncoderConfig) -> tuple[object, ...]:
             cfg.device, cfg.amp)
 
 
+def _trained_at(enc: Encoder) -> int | None:
+    """The QP a key chunk's training depends on (rate-aware training, ``Recipe.rate``), or None."""
+    return None if enc.rate_target(enc.config.recipe) is None else enc.config.qp
+
+
 def resolved_config(cfg: EncoderConfig, info: StreamInfo) -> EncoderConfig:
     """The config an :class:`Encoder` of this stream actually runs (e.g. the encoding band-limited to the
     frame size)."""
@@ -129,7 +134,8 @@ def encode_invr_points(frames: np.ndarray, info: StreamInfo, points: Sequence[tu
 
     All configs must share the representation, recipe, keyint, seed and PSNR target (only coder, QP and the
     refinement differ). Every file is byte for byte the one :class:`Encoder` writes with the same config on
-    the CPU (tests/test_tools_eval.py); the key chunks' training is only done once.
+    the CPU (tests/test_tools_eval.py); the key chunks' training is only done once (once per QP where the
+    recipe trains for the rate at the QP, ``Recipe.rate``).
     Returns the points (with the configs the encoder resolved), the shared training wall time (key chunks)
     and the key chunks' fit results.
     """
@@ -148,16 +154,22 @@ def encode_invr_points(frames: np.ndarray, info: StreamInfo, points: Sequence[tu
     for index, first in enumerate(range(0, n, rep.chunk_frames)):
         chunk = frames[first:first + rep.chunk_frames]
         job = ChunkJob(index, first, chunk, encoders[0].prediction_of(index))
-        fit = None
+        trained: dict[int | None, FitResult] = {}
         if job.prediction == Prediction.KEY:
-            t0 = time.perf_counter()
-            fit, = encoders[0].train_chunks([job], [None])
-            train_seconds += time.perf_counter() - t0
-            fits.append(fit)
-            log(f"  chunk {index}: frames {first}-{first + len(chunk) - 1}, {fit.steps} steps, "
-                f"{fit.seconds:.1f} s, float PSNR {fit.psnr:.2f} dB")
+            for encoder in encoders:
+                at = _trained_at(encoder)
+                if at in trained:
+                    continue
+                t0 = time.perf_counter()
+                trained[at], = encoder.train_chunks([job], [None])
+                train_seconds += time.perf_counter() - t0
+                fit = trained[at]
+                fits.append(fit)
+                log(f"  chunk {index}: frames {first}-{first + len(chunk) - 1}, {fit.steps} steps, "
+                    f"{fit.seconds:.1f} s, float PSNR {fit.psnr:.2f} dB" + ("" if at is None else f" (for QP {at})"))
         for i, (point, encoder) in enumerate(zip(out, encoders)):
             t0 = time.perf_counter()
+            fit = trained.get(_trained_at(encoder))
             if fit is not None:
                 (packet, references[i]), = encoder.code_chunks([job], [fit.state], [None], fits=[fit])
             else:
