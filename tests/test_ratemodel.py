@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import synthetic_frames
 
 from invrcodec.encoder import EncoderConfig
 from invrcodec.fit import Recipe, fit_chunk
 from invrcodec.ratemodel import coded_steps, estimate_bits, laplace_bits, rate_target
 from invrcodec.types import Representation
 from invrcodec.weights import encode_weights, qp_plan
-from conftest import synthetic_frames
 
 pytest.importorskip("nncodec.extensions.deepCABAC")
 
