@@ -1,12 +1,10 @@
 """What tools/rd.py and tools/ablation.py share: clip loading, INVR encoding through real .invr files,
 per-frame RGB PSNR of decoded files, Bjontegaard deltas, a density estimate and the machine description.
 
-Nothing here changes how invrcodec encodes. :func:`encode_invr_points` trains each chunk once and codes the
-same float weights at several QPs (and raw32 for INVR-U): when every chunk is a key chunk (keyint 1, or a clip
-of one chunk) the training does not depend on the QP or the coder, so every file it writes is byte for byte the
-file :class:`invrcodec.encoder.Encoder` writes with the same config (tests/test_tools_eval.py checks this); it
-only saves the repeated training. P-chunks train from the previous chunk's decoded weights, so configs that make
-them go through :func:`encode_with_encoder`, one full encode per point.
+Nothing here changes how invrcodec encodes. :func:`encode_invr_points` writes the points of one training
+through the encoder's train-once-code-many API (:func:`invrcodec.ladder.encode_ladder`: key chunks trained
+once, P-chunks per point), every file byte for byte the one :class:`invrcodec.encoder.Encoder` writes with the
+same config (tests/test_tools_eval.py checks this); :func:`encode_with_encoder` is one full encode per point.
 """
 
 from __future__ import annotations
@@ -30,9 +28,10 @@ from scipy.stats import gaussian_kde as stats_gaussian_kde
 from scipy.stats import norm
 
 import invrcodec
-from invrcodec.encoder import ChunkJob, Encoder, EncoderConfig
+from invrcodec.encoder import Encoder, EncoderConfig
 from invrcodec.errors import InvrError
 from invrcodec.fit import FitProgress, FitResult
+from invrcodec.ladder import encode_ladder
 from invrcodec.media import VideoReader
 from invrcodec.metrics import rgb_psnr
 from invrcodec.types import Packet, Prediction, StreamInfo
@@ -99,17 +98,6 @@ class InvrPoint:
     code_seconds: float = 0.0  # weight coding + the encoder's PSNR render, summed over chunks
 
 
-def _training_key(cfg: EncoderConfig) -> tuple[object, ...]:
-    # Refinement happens while coding (Encoder.pack), after the shared training: it may differ per point.
-    return (cfg.representation, replace(cfg.recipe, refine=0.0, refine_lr=0.0), cfg.keyint, cfg.seed, cfg.psnr,
-            cfg.device, cfg.amp)
-
-
-def _trained_at(enc: Encoder) -> int | None:
-    """The QP a key chunk's training depends on (rate-aware training, ``Recipe.rate``), or None."""
-    return None if enc.rate_target(enc.config.recipe) is None else enc.config.qp
-
-
 def resolved_config(cfg: EncoderConfig, info: StreamInfo) -> EncoderConfig:
     """The config an :class:`Encoder` of this stream actually runs (e.g. the encoding band-limited to the
     frame size)."""
@@ -129,59 +117,21 @@ def _all_key(enc: Encoder, frame_count: int) -> bool:
 
 def encode_invr_points(frames: np.ndarray, info: StreamInfo, points: Sequence[tuple[str, EncoderConfig, Path]],
                        log: Callable[[str], None] = print) -> tuple[list[InvrPoint], float, list[FitResult]]:
-    """Train every key chunk once, code it for every point; train every P-chunk per point (its reference,
-    the chunk before as that point coded it, depends on the QP); mux each point into its own .invr file.
+    """Every point of one training through :func:`invrcodec.ladder.encode_ladder` (key chunks trained once,
+    P-chunks per point; byte for byte the :class:`Encoder`'s files), each muxed into its own .invr file.
 
-    All configs must share the representation, recipe, keyint, seed and PSNR target (only coder, QP and the
-    refinement differ). Every file is byte for byte the one :class:`Encoder` writes with the same config on
-    the CPU (tests/test_tools_eval.py); the key chunks' training is only done once (once per QP where the
-    recipe trains for the rate at the QP, ``Recipe.rate``).
     Returns the points (with the configs the encoder resolved), the shared training wall time (key chunks)
     and the key chunks' fit results.
     """
-    if not points:
-        return [], 0.0, []
-    encoders = [Encoder(info, cfg) for _, cfg, _ in points]
-    if len({_training_key(e.config) for e in encoders}) != 1:
-        raise ValueError("points of one training must differ only in coder and QP")
-    base = encoders[0].config
-    rep = base.representation
-    out = [InvrPoint(label, encoder.config, path) for (label, _, path), encoder in zip(points, encoders)]
-    references: list[dict[str, np.ndarray] | None] = [None] * len(out)
-    fits: list[FitResult] = []
-    train_seconds = 0.0
-    n = len(frames)
-    for index, first in enumerate(range(0, n, rep.chunk_frames)):
-        chunk = frames[first:first + rep.chunk_frames]
-        job = ChunkJob(index, first, chunk, encoders[0].prediction_of(index))
-        trained: dict[int | None, FitResult] = {}
-        if job.prediction == Prediction.KEY:
-            for encoder in encoders:
-                at = _trained_at(encoder)
-                if at in trained:
-                    continue
-                t0 = time.perf_counter()
-                trained[at], = encoder.train_chunks([job], [None])
-                train_seconds += time.perf_counter() - t0
-                fit = trained[at]
-                fits.append(fit)
-                log(f"  chunk {index}: frames {first}-{first + len(chunk) - 1}, {fit.steps} steps, "
-                    f"{fit.seconds:.1f} s, float PSNR {fit.psnr:.2f} dB" + ("" if at is None else f" (for QP {at})"))
-        for i, (point, encoder) in enumerate(zip(out, encoders)):
-            t0 = time.perf_counter()
-            fit = trained.get(_trained_at(encoder))
-            if fit is not None:
-                (packet, references[i]), = encoder.code_chunks([job], [fit.state], [None], fits=[fit])
-            else:
-                (packet, references[i]), = encoder.run_jobs([job], [references[i]])
-            point.code_seconds += time.perf_counter() - t0
-            point.packets.append(packet)
-    for point, encoder in zip(out, encoders):
-        point.path.parent.mkdir(parents=True, exist_ok=True)
-        with invrcodec.open(point.path, "w", header=encoder.header) as container:
-            for packet in point.packets:
+    ladder = encode_ladder(frames, info, [cfg for _, cfg, _ in points], log=log)
+    out = []
+    for (label, _, path), rung in zip(points, ladder.rungs):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with invrcodec.open(path, "w", header=rung.header) as container:
+            for packet in rung.packets:
                 container.mux(packet)
-    return out, train_seconds, fits
+        out.append(InvrPoint(label, rung.config, path, rung.packets, rung.code_seconds))
+    return out, ladder.train_seconds, ladder.fits
 
 
 def encode_with_encoder(frames: np.ndarray, info: StreamInfo, cfg: EncoderConfig, path: Path) -> float:
