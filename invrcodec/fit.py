@@ -228,8 +228,8 @@ def fit_chunks(chunks: Sequence[np.ndarray], rep: Representation, recipe: Recipe
     lr_scale = 1.0
     for attempt in range(max_retries + 1):
         starts = [_Start(seeds[i] + 7919 * attempt, inits[i], frozen[i], anchors[i]) for i in pending]
-        done, diverged = _fit_batch([chunks[i] for i in pending], rep, recipe, device, starts, psnr_target, amp,
-                                    progress, lr_scale, clock, rate)
+        how = _Attempt(rep, recipe, device, psnr_target, amp, lr_scale, rate, clock)
+        done, diverged = _fit_batch([chunks[i] for i in pending], starts, how, progress)
         for j, result in done.items():
             result.retries = attempt
             results[pending[j]] = result
@@ -240,6 +240,20 @@ def fit_chunks(chunks: Sequence[np.ndarray], rep: Representation, recipe: Recipe
             return [r for r in results if r is not None]
         lr_scale *= 0.5
     raise InvrEncodeError(f"training diverged {max_retries + 1} times; chunk not written")
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """What every chunk of one attempt at :func:`fit_chunks` shares: how it trains and what it reports to."""
+
+    rep: Representation
+    recipe: Recipe  # for chunks of rep.chunk_frames frames (a shorter chunk's: recipe.for_frames)
+    device: torch.device
+    psnr_target: float | None = None
+    amp: bool | None = None
+    lr_scale: float = 1.0  # halved for each retry after a divergence
+    rate: RateTarget | None = None
+    clock: PhaseClock = dataclasses.field(default_factory=PhaseClock)
 
 
 @dataclass(frozen=True)
@@ -310,10 +324,8 @@ def _compact(batch: INVRBatch, opt: torch.optim.Optimizer, keep: list[int], trai
     return new, new_opt
 
 
-def _fit_batch(chunks: list[np.ndarray], rep: Representation, recipe: Recipe, device: torch.device,
-               starts: list[_Start], psnr_target: float | None, amp: bool | None,
-               progress: Callable[[FitProgress], None] | None,
-               lr_scale: float, clock: PhaseClock | None = None, rate: RateTarget | None = None,
+def _fit_batch(chunks: list[np.ndarray], starts: list[_Start], how: _Attempt,
+               progress: Callable[[FitProgress], None] | None = None,
                ) -> tuple[dict[int, FitResult], dict[int, _Diverged]]:
     """One attempt at training the chunks together: results of the chunks that finished, and those that
     diverged, both by position in ``chunks``.
@@ -322,13 +334,11 @@ def _fit_batch(chunks: list[np.ndarray], rep: Representation, recipe: Recipe, de
     sizes (a video's short last chunk) step in lock-step, so on a GPU the short chunk's small kernels queue
     between the others' instead of costing a second pass over all the steps.
     """
-    start, clock = time.perf_counter(), clock or PhaseClock()
+    start = time.perf_counter()
     by_size: dict[tuple[int, ...], list[int]] = {}
     for j, chunk in enumerate(chunks):
         by_size.setdefault(chunk.shape, []).append(j)
-    runs = [_Run([chunks[j] for j in js], js, rep, recipe.for_frames(len(chunks[js[0]]), rep.chunk_frames),
-                 device, [starts[j] for j in js], psnr_target, amp, lr_scale, start, clock, rate)
-            for js in by_size.values()]
+    runs = [_Run([chunks[j] for j in js], js, [starts[j] for j in js], how, start) for js in by_size.values()]
     steps = max(run.recipe.steps for run in runs)
     for step in range(1, steps + 1):
         running = [run for run in runs if run.active]
@@ -361,12 +371,13 @@ class _Run:
     chunks' ``positions``.
     """
 
-    def __init__(self, chunks: list[np.ndarray], positions: list[int], rep: Representation, recipe: Recipe,
-                 device: torch.device, starts: list[_Start], psnr_target: float | None, amp: bool | None,
-                 lr_scale: float, start: float, clock: PhaseClock, rate: RateTarget | None = None) -> None:
+    def __init__(self, chunks: list[np.ndarray], positions: list[int], starts: list[_Start], how: _Attempt,
+                 start: float) -> None:
         t_n, h, w, _ = chunks[0].shape
+        rep, device, amp, lr_scale, rate, clock = how.rep, how.device, how.amp, how.lr_scale, how.rate, how.clock
+        recipe = how.recipe.for_frames(t_n, rep.chunk_frames)
         self.sizes = (t_n, h, w)
-        self.rep, self.recipe, self.device, self.psnr_target = rep, recipe, device, psnr_target
+        self.rep, self.recipe, self.device, self.psnr_target = rep, recipe, device, how.psnr_target
         self.lr_scale, self.start, self.clock = lr_scale, start, clock
         self.batch = _init_batch(rep, starts, device)
         self.gens = [torch.Generator(device="cpu").manual_seed(s.seed) for s in starts]
@@ -390,6 +401,14 @@ class _Run:
                 torch.from_numpy(np.asarray(s.anchor[n], dtype=np.float32)).reshape(p.shape[1:])
                 if s.anchor is not None else torch.zeros(p.shape[1:]) for s in starts]).to(device)
                 for n, p in zip(names, self.params)]
+        if recipe.compile:
+            # One network: shapes never change, so no dynamic shapes. A batch's chunk count shrinks as
+            # chunks finish; the default then recompiles once with that dimension dynamic. (Before the
+            # optimiser, whose first use imports torch._dynamo too: the import is the compile's.)
+            dynamic = False if len(chunks) == 1 else None
+            with clock.phase("compile"):
+                self.batch.trunk = compile_fn(self.batch.trunk, dynamic)  # type: ignore[method-assign]
+        self.compiling = recipe.compile  # the next step compiles (the first, and the first after a compaction)
         self.opt = torch.optim.Adam(self.params, lr=recipe.lr * lr_scale,
                                     fused=device.type in ("cuda", "cpu"))
         # Rate-aware training: each trained tensor's coded step, and lambda on the loss's scale (a chunk's mean
@@ -398,13 +417,6 @@ class _Run:
         self.rate_steps = [] if rate is None else [
             rate.steps[n] for n, train in zip(self.batch.names, self.trainable) if train]
         self.rate_lam = 0.0 if rate is None else rate.lam / (t_n * h * w * 3)
-        if recipe.compile:
-            # One network: shapes never change, so no dynamic shapes. A batch's chunk count shrinks as
-            # chunks finish; the default then recompiles once with that dimension dynamic.
-            dynamic = False if len(chunks) == 1 else None
-            with clock.phase("compile"):
-                self.batch.trunk = compile_fn(self.batch.trunk, dynamic)  # type: ignore[method-assign]
-        self.compiling = recipe.compile  # the next step compiles (the first, and the first after a compaction)
         self.gamma_all: torch.Tensor | None = None
         if recipe.arithmetic == "reference" and recipe.batch == 0:
             # The paper memoises the encoded coordinates of the chunk (sec. 3.1.2); chunks of one size share

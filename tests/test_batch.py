@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from invrcodec.encoder import Encoder, EncoderConfig, auto_parallel_chunks
-from invrcodec.fit import Recipe, _fit_batch, _Start, fit_chunk, fit_chunks
+from invrcodec.fit import Recipe, _Attempt, _fit_batch, _Start, fit_chunk, fit_chunks
 from invrcodec.model import INVRBatch, INVRNet, axis_features
 from invrcodec.presets import PRESETS, VARIANTS
 from invrcodec.types import StreamInfo
@@ -113,7 +113,7 @@ def test_a_diverging_chunk_leaves_the_batch_alone() -> None:
     recipe = Recipe(steps=30, lr=1e-3, batch=512, eval_every=10)
     bad = {"out.weight": np.full((3, REP.hidden), np.inf, dtype=np.float32)}
     starts = [_Start(j, init, {}, None) for j, init in enumerate([{}, bad, {}])]
-    done, diverged = _fit_batch(chunks, REP, recipe, CPU, starts, None, None, None, 1.0)
+    done, diverged = _fit_batch(chunks, starts, _Attempt(REP, recipe, CPU))
     assert sorted(done) == [0, 2] and list(diverged) == [1]
     for j in (0, 2):
         alone = fit_chunk(chunks[j], REP, recipe, device=CPU, seed=j)
