@@ -119,7 +119,7 @@ def cmd_rd(args: argparse.Namespace) -> int:
     qps = [int(q) for q in args.qp.split(",")]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    cs = [float(c) for c in args.c.split(",")]
+    cs = [] if args.c == "none" else [float(c) for c in args.c.split(",")]
 
     def emit(row: dict[str, object]) -> None:
         print(json.dumps(row), flush=True)
