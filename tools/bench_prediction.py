@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,10 +29,13 @@ import _evalcommon as ec
 
 from invrcodec.encoder import ChunkJob, Encoder, EncoderConfig
 from invrcodec.fit import fit_chunk
-from invrcodec.types import Prediction
+from invrcodec.types import Prediction, TensorRole
 
 
-def bench_clip(clip: ec.Clip, cfg: EncoderConfig, log: bool = True) -> list[dict[str, object]]:
+def bench_clip(clip: ec.Clip, cfg: EncoderConfig, log: bool = True,
+               variants: Sequence[dict[str, object]] = ({},)) -> list[dict[str, object]]:
+    """Per chunk after the first: the key chunk's steps and PSNR, and per P-chunk recipe variant (Recipe
+    fields over the preset's, e.g. ``{"p_lr": 1e-3}``) the steps it took to reach that PSNR."""
     enc = Encoder(clip.info, cfg)
     cfg = enc.config  # the representation resolved for this stream (band-limited encoding)
     rep, recipe = cfg.representation, cfg.recipe
@@ -46,19 +50,25 @@ def bench_clip(clip: ec.Clip, cfg: EncoderConfig, log: bool = True) -> list[dict
             key = fit_chunk(frames, rep, replace(recipe, eval_every=recipe.steps), device=enc.device,
                             seed=cfg.seed + i)
             key_s = time.perf_counter() - t0
-            p_recipe = recipe.for_p_chunk()
-            t0 = time.perf_counter()
-            pred = fit_chunk(frames, rep, replace(p_recipe, eval_every=max(1, p_recipe.steps // 20)),
-                             device=enc.device, seed=cfg.seed + i, psnr_target=key.psnr, init=reference,
-                             anchor=reference)
-            p_s = time.perf_counter() - t0
-            row = {"chunk": i, "key_steps": key.steps, "key_psnr": round(key.psnr, 3), "key_s": round(key_s, 1),
-                   "p_steps": pred.steps, "p_psnr": round(pred.psnr, 3), "p_s": round(p_s, 1),
-                   "p_reached": pred.psnr >= key.psnr, "step_ratio": round(pred.steps / key.steps, 4)}
-            rows.append(row)
-            if log:
-                print(f"  {clip.name} chunk {i}: key {key.steps} steps -> {key.psnr:.2f} dB; P {pred.steps} "
-                      f"steps -> {pred.psnr:.2f} dB ({row['step_ratio']:.0%})", flush=True)
+            for variant in variants:
+                p_recipe = replace(recipe, **variant).for_p_chunk()  # type: ignore[arg-type]
+                held = {}
+                if p_recipe.p_train == "first":
+                    held = {k: reference[k] for k in rep.tensor_names(TensorRole.HIDDEN_WEIGHT)}
+                t0 = time.perf_counter()
+                pred = fit_chunk(frames, rep, replace(p_recipe, eval_every=max(1, p_recipe.steps // 20)),
+                                 device=enc.device, seed=cfg.seed + i, psnr_target=key.psnr, init=reference,
+                                 anchor=reference, frozen=held)
+                p_s = time.perf_counter() - t0
+                row = {"chunk": i, "variant": variant, "key_steps": key.steps, "key_psnr": round(key.psnr, 3),
+                       "key_s": round(key_s, 1), "p_steps": pred.steps, "p_psnr": round(pred.psnr, 3),
+                       "p_s": round(p_s, 1), "p_reached": pred.psnr >= key.psnr,
+                       "step_ratio": round(pred.steps / key.steps, 4)}
+                rows.append(row)
+                if log:
+                    print(f"  {clip.name} chunk {i} {variant or 'preset'}: key {key.steps} steps -> "
+                          f"{key.psnr:.2f} dB; P {pred.steps} steps -> {pred.psnr:.2f} dB "
+                          f"({row['step_ratio']:.0%})", flush=True)
         # the reference of the next chunk: this chunk as the encoder codes it
         (_, reference), = enc.run_jobs([job], [reference] if i > 0 else [None])
     return rows
@@ -71,19 +81,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=90)
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--out", type=Path, default=None, help="JSON output")
+    ap.add_argument("--variant", action="append", default=None, metavar="JSON",
+                    help='P-chunk recipe over the preset\'s, e.g. \'{"p_lr": 1e-3, "p_steps": 0.4}\' (repeatable)')
     args = ap.parse_args(argv)
+    variants = [json.loads(v) for v in args.variant] if args.variant else [{}]
     cfg = EncoderConfig.from_preset(args.preset, device="cpu")
     report: dict[str, object] = {"tool": "bench_prediction", "command": ec.command_line(),
                                  "machine": ec.machine(), "settings": cfg.settings(), "clips": {}}
-    ratios = []
+    ratios: dict[str, list[float]] = {json.dumps(v): [] for v in variants}
+    reached: dict[str, list[bool]] = {json.dumps(v): [] for v in variants}
     for path in args.clips:
         clip = ec.load_clip(path, ec.parse_size(args.size), args.frames)
-        rows = bench_clip(clip, cfg)
+        rows = bench_clip(clip, cfg, variants=variants)
         report["clips"][clip.name] = rows  # type: ignore[index]
-        ratios += [r["step_ratio"] for r in rows]
-    report["mean_step_ratio"] = float(np.mean(ratios)) if ratios else None
-    print(f"P-chunk steps / key-chunk steps for the same PSNR, mean over {len(ratios)} chunks: "
-          f"{report['mean_step_ratio']:.1%}" if ratios else "no chunk after the first")
+        for r in rows:
+            ratios[json.dumps(r["variant"])].append(r["step_ratio"])  # type: ignore[arg-type]
+            reached[json.dumps(r["variant"])].append(bool(r["p_reached"]))
+    report["mean_step_ratio"] = {k: float(np.mean(v)) if v else None for k, v in ratios.items()}
+    for k, v in ratios.items():
+        print(f"{k}: P-chunk steps / key-chunk steps for the same PSNR, mean over {len(v)} chunks: "
+              f"{np.mean(v):.1%}, reached in {sum(reached[k])} of {len(v)}" if v else "no chunk after the first")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=1) + "\n")
