@@ -312,7 +312,7 @@ class Encoder:
 
     def train_chunks(self, jobs: list[ChunkJob], references: list[dict[str, np.ndarray] | None],
                      ) -> list[FitResult]:
-        """Train chunks together (key chunks, or P-chunks with their references), by :meth:`recipe_for`.
+        """Train chunks together (key chunks, or P-chunks with their references), by :meth:`recipe_of`.
 
         A P-chunk starts from its reference's weights, trains ``recipe.p_steps`` of the steps at
         ``recipe.p_lr`` with the L1 term on its difference to the reference, which is what is coded.
@@ -328,13 +328,17 @@ class Encoder:
                 self.progress(TrainProgress(first.index, first.first_frame, count, p.step, p.steps, p.psnr,
                                             p.elapsed, len(jobs)))
 
-        recipe = cfg.recipe.for_p_chunk() if predicted[0] else cfg.recipe
+        recipe = self.recipe_of(predicted[0])
         with self.clock.phase("train"):
             return fit_chunks([j.frames for j in jobs], cfg.representation, recipe,
                               device=self.device, seeds=[cfg.seed + j.index for j in jobs], psnr_target=cfg.psnr,
                               amp=cfg.amp, progress=report, inits=[r or {} for r in references],
                               frozen=self._held(references), anchors=references if predicted[0] else None,
                               clock=self.clock, rate=self.rate_target(recipe))
+
+    def recipe_of(self, predicted: bool) -> Recipe:
+        """The recipe of a key chunk or of a P-chunk (fit scales it to a shorter chunk's frames)."""
+        return self.config.recipe.for_p_chunk() if predicted else self.config.recipe
 
     def rate_target(self, recipe: Recipe) -> RateTarget | None:
         """What rate-aware training (``recipe.rate``) aims at: the config's QP. None for the raw coders, and
@@ -387,7 +391,7 @@ class Encoder:
         cfg = self.config
         used = 1.0
         if fits:
-            trained = cfg.recipe.for_p_chunk() if references[0] is not None else cfg.recipe
+            trained = self.recipe_of(references[0] is not None)
             chunk_frames = cfg.representation.chunk_frames
             used = min(1.0, max(f.steps / trained.for_frames(len(j.frames), chunk_frames).steps
                                 for f, j in zip(fits, jobs)))
