@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a sample this script makes: install, make a clip, encode it to .invr (with the end summary),
 # probe the file, decode it to a playable MP4. Everything lands in out/demo/.
-#   tools/demo.sh                 # about one minute on two CPU cores, after the install
+#   tools/demo.sh                 # under a minute on two CPU cores, after the install
 #   PRESET=medium tools/demo.sh   # any invr-enc preset
 set -euo pipefail
 cd "$(dirname "$0")/.."
