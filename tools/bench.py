@@ -81,7 +81,7 @@ import _evalcommon as ec
 from invrcodec.decoder import build_network, render, render_reference
 from invrcodec.fit import FitProgress, Recipe, cpu_has_native_bf16, fit_chunk
 from invrcodec.hostmem import keep_freed_memory
-from invrcodec.metrics import pooled_psnr, rgb_psnr
+from invrcodec.metrics import pooled_psnr
 from invrcodec.presets import DEFAULT_CHUNK_FRAMES, PRESETS, band_limited_dims
 from invrcodec.types import Representation
 
@@ -373,9 +373,8 @@ def run_enc(src: Path, dst: Path, options: Sequence[str], env: dict[str, str]) -
 
 
 def decoded_psnr(path: Path, reference: np.ndarray) -> float:
-    with invrcodec.open(path) as f:
-        decoded = list(f.decode())
-    return pooled_psnr([rgb_psnr(a, b) for a, b in zip(decoded, reference)])
+    """The PSNR of a file's decoded frames against ``reference``, of their pooled squared error."""
+    return pooled_psnr(ec.decode_invr_psnr(path, reference)[0])
 
 
 def bench_command(clips: dict[str, ec.Clip], args: argparse.Namespace, workdir: Path,
