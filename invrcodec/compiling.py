@@ -6,11 +6,14 @@ about 16 s on a two-core CPU, every later one about a second.
 
 Before its first CPU kernel, inductor builds a probe library for each vector instruction set the CPU reports
 and loads it in a child Python (``valid_vec_isa_list``): about 1.2 s of compiler and interpreter start-ups in
-every process, though the answer never changes on one machine. :func:`remember_probe` writes the answer to
-inductor's own cache directory (so clearing that cache clears it), keyed by torch's version, the interpreter,
-the compiler setting and the instruction sets; :func:`compile_fn` in a later process that finds every probe
-passed tells inductor so (``config.cpp.vec_isa_ok``) instead of probing again. Where anything is not as
-expected (another platform, another torch whose internals moved) inductor probes as it always did.
+every process, though the answer never changes on one machine. :func:`compile_fn` on the CPU settles it once:
+it probes (inductor's own probe, in this process) where no answer is remembered, writes the answer to
+inductor's own cache directory when every instruction set passed (so clearing that cache clears it), keyed by
+torch's version, the interpreter, the compiler setting and the instruction sets, and tells inductor
+(``config.cpp.vec_isa_ok``). That setting is part of the compiled graphs' cache key, so it is set the same
+way in the first process as in every later one: otherwise the second command would miss the cache the first
+filled. Where anything is not as expected (another platform, another torch whose internals moved, a probe
+that failed) inductor probes as it always did.
 """
 
 from __future__ import annotations
@@ -43,39 +46,31 @@ def keep_kernels() -> None:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
 
 
-def compile_fn(fn: Callable[..., Any], dynamic: bool | None = None) -> Callable[..., Any]:
-    """``torch.compile(fn)``, told the instruction-set probes' remembered answer if there is one."""
-    _trust_remembered_probe()
+def compile_fn(fn: Callable[..., Any], dynamic: bool | None = None, cpu: bool = True) -> Callable[..., Any]:
+    """``torch.compile(fn)``; for the CPU (``cpu``), with the instruction-set probes settled first."""
+    if cpu:
+        _settle_probe()
     return torch.compile(fn, dynamic=dynamic)
 
 
-def remember_probe() -> None:
-    """After a compiled CPU step: remember that every instruction set the CPU reports passed inductor's probe
-    (nothing is written when one failed, or when this process did not probe)."""
+def _settle_probe() -> None:
+    """Tell inductor that every instruction set the CPU reports works: remembered, or probed now and
+    remembered (nothing is set when one failed: inductor then probes and skips it, as always)."""
     try:
         from torch._inductor import config
-        from torch._inductor.cpu_vec_isa import valid_vec_isa_list
 
-        if config.cpp.vec_isa_ok is not None or valid_vec_isa_list.cache_info().currsize == 0:
+        if config.cpp.vec_isa_ok is not None or (path := _memo_path()) is None:
             return
-        path = _memo_path()
-        if path is None or path.exists():
-            return
-        if [str(isa) for isa in valid_vec_isa_list()] == _reported():
+        if not path.exists():
+            from torch._inductor.cpu_vec_isa import valid_vec_isa_list
+
+            if [str(isa) for isa in valid_vec_isa_list()] != _reported():
+                return
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("every instruction set passed\n")
+        config.cpp.vec_isa_ok = True
     except (ImportError, AttributeError, OSError, TypeError, ValueError) as exc:  # a cache: never fail for it
-        log.debug("instruction-set probe not remembered: %s", exc)
-
-
-def _trust_remembered_probe() -> None:
-    try:
-        from torch._inductor import config
-
-        if config.cpp.vec_isa_ok is None and (path := _memo_path()) is not None and path.exists():
-            config.cpp.vec_isa_ok = True
-    except (ImportError, AttributeError, OSError, TypeError, ValueError) as exc:
-        log.debug("instruction-set probe memo not read: %s", exc)
+        log.debug("instruction-set probes not settled: %s", exc)
 
 
 def _reported() -> list[str]:
@@ -99,4 +94,4 @@ def _memo_path() -> Path | None:
     return Path(cache_dir()) / "invrcodec" / f"vec-isa-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
 
 
-__all__ = ["compile_fn", "keep_kernels", "remember_probe"]
+__all__ = ["compile_fn", "keep_kernels"]

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from invrcodec.clock import PhaseClock
-from invrcodec.compiling import compile_fn, remember_probe
+from invrcodec.compiling import compile_fn
 from invrcodec.errors import InvrEncodeError
 from invrcodec.metrics import pooled_psnr, psnr_from_mse, rgb_psnr
 from invrcodec.model import INVRBatch, INVRNet, from_rgb8, full_encoding, to_rgb8
@@ -320,7 +320,8 @@ def _compact(batch: INVRBatch, opt: torch.optim.Optimizer, keep: list[int], trai
             new_opt.state[fresh] = {k: (v.index_select(0, idx) if k != "step" else v.clone())
                                     for k, v in state.items()}
     if recipe.compile:
-        new.trunk = compile_fn(new.trunk)  # type: ignore[method-assign]
+        on_cpu = batch.tensors[0].device.type == "cpu"
+        new.trunk = compile_fn(new.trunk, cpu=on_cpu)  # type: ignore[method-assign]
     return new, new_opt
 
 
@@ -407,7 +408,8 @@ class _Run:
             # optimiser, whose first use imports torch._dynamo too: the import is the compile's.)
             dynamic = False if len(chunks) == 1 else None
             with clock.phase("compile"):
-                self.batch.trunk = compile_fn(self.batch.trunk, dynamic)  # type: ignore[method-assign]
+                self.batch.trunk = compile_fn(self.batch.trunk, dynamic,  # type: ignore[method-assign]
+                                              cpu=device.type == "cpu")
         self.compiling = recipe.compile  # the next step compiles (the first, and the first after a compaction)
         self.opt = torch.optim.Adam(self.params, lr=recipe.lr * lr_scale,
                                     fused=device.type in ("cuda", "cpu"))
@@ -450,8 +452,6 @@ class _Run:
             self.compiling = False
             with self.clock.phase("compile"):
                 self._train(step)
-                if self.device.type == "cpu":
-                    remember_probe()
         else:
             self._train(step)
 

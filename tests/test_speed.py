@@ -91,3 +91,23 @@ def test_keep_freed_memory_sets_glibcs_thresholds_and_training_still_runs() -> N
     rep = Representation(hidden=16, layers=2, enc_dims=(2, 2, 1), chunk_frames=2)
     res = fit_chunk(frames, rep, Recipe(steps=5, lr=1e-3, batch=64), device=torch.device("cpu"))
     assert res.steps == 5
+
+
+def test_the_second_command_compiles_nothing_the_first_did_not(bin_dir: Path, tiny_y4m: Path,
+                                                                tmp_path: Path) -> None:
+    """The instruction-set setting is part of inductor's cache key: the first process must set it as every
+    later one does, or the second command misses the kernels the first kept (it did: +1.2 s)."""
+    cache = tmp_path / "inductor"
+    opts = [*FAST_ENC, "--preset", "fast", "--steps", "4", "--frames", "2", "-y", tiny_y4m, tmp_path / "c.invr"]
+
+    def graphs() -> set[str]:
+        return {str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_file() and "locks" not in p.parts}
+
+    env = {"TORCHINDUCTOR_CACHE_DIR": str(cache)}
+    first = run(["invr-enc", *opts], env=env)
+    assert first.returncode == 0, first.stderr
+    kept = graphs()
+    assert any(p.startswith("fxgraph") for p in kept)
+    second = run(["invr-enc", *opts], env=env)
+    assert second.returncode == 0, second.stderr
+    assert graphs() == kept
