@@ -79,7 +79,7 @@ class EncoderConfig:
     coder: CoderKind = CoderKind.DEEPCABAC
     qp: int = DEFAULT_QP  # user QP: larger is coarser; nncodec QP = qp - 80 for the activated layers
     dependent_quantization: bool = True  # trellis quantisation: ~0.7 dB better at equal size (qpsweep)
-    psnr: float | None = None  # stop a chunk's training once its PSNR reaches this (dB)
+    psnr: float | None = None  # the PSNR (dB) a chunk trains to, refinement's gain included (psnr_stop)
     bitrate: float | None = None  # kbit/s over the clip: a QP per chunk (invrcodec.ratecontrol) instead of qp
     device: str = "auto"
     seed: int = 0
@@ -330,11 +330,18 @@ class Encoder:
 
         recipe = self.recipe_of(predicted[0])
         with self.clock.phase("train"):
-            return fit_chunks([j.frames for j in jobs], cfg.representation, recipe,
-                              device=self.device, seeds=[cfg.seed + j.index for j in jobs], psnr_target=cfg.psnr,
+            return fit_chunks([j.frames for j in jobs], cfg.representation, recipe, device=self.device,
+                              seeds=[cfg.seed + j.index for j in jobs], psnr_target=self.psnr_stop(recipe),
                               amp=cfg.amp, progress=report, inits=[r or {} for r in references],
                               frozen=self._held(references), anchors=references if predicted[0] else None,
                               clock=self.clock, rate=self.rate_target(recipe))
+
+    def psnr_stop(self, recipe: Recipe) -> float | None:
+        """Where training stops for the --psnr target: the target less what refinement will add."""
+        target = self.config.psnr
+        if target is None or recipe.refine <= 0:
+            return target
+        return target - recipe.refine_gain
 
     def recipe_of(self, predicted: bool) -> Recipe:
         """The recipe of a key chunk or of a P-chunk (fit scales it to a shorter chunk's frames)."""

@@ -56,6 +56,12 @@ class Recipe:
     # refine_lr, cosine-decayed) so that they absorb the quantisation error of those already coded. 0 = off.
     refine: float = 0.0
     refine_lr: float = 1e-4
+    # What refinement adds to a chunk that stopped early at a --psnr target (dB), counted when training stops:
+    # the stop comes mid-schedule, at a learning rate whose noise the refinement's low, decaying rate anneals
+    # away. Coded at the default QP, chunks stopped at 29 dB decoded at 29.87-31.03 dB over eight 15-frame
+    # windows of the two shared clips (docs/results.md, "The whole command"); this is that least gain, rounded
+    # down. Measured for `fast` only; 0 = training stops at the target itself. Used only when refine > 0.
+    refine_gain: float = 0.0
     # Mixed precision on the CPU (bfloat16 autocast; the sine stays float32) where the CPU computes bfloat16
     # natively: 1.6-1.9x faster per step; after the 800-step `fast` fit 34.34 / 35.80 dB against float32's
     # 34.55 / 35.32 (bigbuckbunny / carphone). CUDA always uses float16 mixed precision, as the paper.

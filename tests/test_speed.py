@@ -93,6 +93,23 @@ def test_keep_freed_memory_sets_glibcs_thresholds_and_training_still_runs() -> N
     assert res.steps == 5
 
 
+def test_a_psnr_target_stops_training_short_of_it_by_what_refinement_adds() -> None:
+    from dataclasses import replace
+
+    from invrcodec.encoder import Encoder, EncoderConfig
+    from invrcodec.types import StreamInfo
+
+    stream = StreamInfo(width=16, height=16, frame_count=4)
+    cfg = EncoderConfig.from_preset("fast", psnr=30.0, device="cpu")
+    enc = Encoder(stream, cfg)
+    assert cfg.recipe.refine > 0 and 0 < cfg.recipe.refine_gain < 2
+    assert enc.psnr_stop(cfg.recipe) == pytest.approx(30.0 - cfg.recipe.refine_gain)
+    assert enc.psnr_stop(replace(cfg.recipe, refine=0.0)) == 30.0  # nothing after training to count on
+    assert Encoder(stream, EncoderConfig.from_preset("fast", device="cpu")).psnr_stop(cfg.recipe) is None
+    medium = EncoderConfig.from_preset("medium", psnr=30.0, device="cpu")  # not measured: the target itself
+    assert Encoder(stream, medium).psnr_stop(medium.recipe) == 30.0
+
+
 def test_the_second_command_compiles_nothing_the_first_did_not(bin_dir: Path, tiny_y4m: Path,
                                                                 tmp_path: Path) -> None:
     """The instruction-set setting is part of inductor's cache key: the first process must set it as every
