@@ -74,10 +74,11 @@ class Recipe:
     rate_span: float = 0.3
 
     # P-chunks (invrcodec.encoder): trained from the reference chunk's decoded weights for p_steps * steps
-    # steps at p_lr (cosine-decayed, no warm-up), with the L1 term of eq. 5 at p_l1 on the difference to the
-    # reference, which is what is coded.
+    # steps at p_lr (cosine-decayed after p_warmup steps of linear warm-up), with the L1 term of eq. 5 at p_l1
+    # on the difference to the reference, which is what is coded.
     p_steps: float = 0.35
     p_lr: float = 5e-4
+    p_warmup: int = 0
     # 10x the key chunks' lambda: -8% rate at equal PSNR on carphone's P-chunks (docs/results.md, "Prediction")
     p_l1: float = 1e-5
     # Which tensors a P-chunk trains: "all", or "first" (the first layer, every bias and the output layer; the
@@ -101,9 +102,9 @@ class Recipe:
 
     def for_p_chunk(self) -> Recipe:
         """The recipe of a P-chunk (see p_steps)."""
-        return dataclasses.replace(self, steps=max(1, round(self.p_steps * self.steps)), lr=self.p_lr, warmup=0,
-                                   l1=self.p_l1, eval_every=max(1, round(self.p_steps * self.eval_every)),
-                                   rate=self.p_rate)
+        return dataclasses.replace(self, steps=max(1, round(self.p_steps * self.steps)), lr=self.p_lr,
+                                   warmup=self.p_warmup, l1=self.p_l1,
+                                   eval_every=max(1, round(self.p_steps * self.eval_every)), rate=self.p_rate)
 
     @property
     def warmup_steps(self) -> int:

@@ -180,3 +180,14 @@ def test_a_pipe_decodes_from_the_key_chunk_too(predicted_file: bytes, frame: int
     with invrcodec.open(io.BufferedReader(Pipe(predicted_file))) as f:
         (one,) = list(f.decode(first_frame=frame, frame_count=1))
     assert (one == whole[frame]).all()
+
+
+def test_a_p_chunk_recipe_takes_the_p_fields() -> None:
+    from invrcodec.fit import Recipe
+
+    key = Recipe(steps=1000, lr=1.5e-3, warmup=50, l1=1e-6, eval_every=100, rate=1e5,
+                 p_steps=0.4, p_lr=1e-3, p_warmup=30, p_l1=1e-5, p_rate=0.0)
+    p = key.for_p_chunk()
+    assert (p.steps, p.lr, p.warmup, p.l1, p.eval_every, p.rate) == (400, 1e-3, 30, 1e-5, 40, 0.0)
+    assert Recipe(steps=100, lr=1e-3, p_steps=0.5, p_warmup=30).for_p_chunk().warmup_steps == 5  # a tenth
+    assert Recipe(steps=100, lr=1e-3, warmup=20).for_p_chunk().warmup == 0  # the default: none

@@ -50,8 +50,13 @@ def bench_clip(clip: ec.Clip, cfg: EncoderConfig, log: bool = True,
             key = fit_chunk(frames, rep, replace(recipe, eval_every=recipe.steps), device=enc.device,
                             seed=cfg.seed + i)
             key_s = time.perf_counter() - t0
+            short: dict[int, float] = {}  # a key chunk's PSNR after a P-chunk's steps (on its own schedule)
             for variant in variants:
                 p_recipe = replace(recipe, **variant).for_p_chunk()  # type: ignore[arg-type]
+                if p_recipe.steps not in short:
+                    short[p_recipe.steps] = fit_chunk(
+                        frames, rep, replace(recipe, steps=p_recipe.steps, eval_every=p_recipe.steps),
+                        device=enc.device, seed=cfg.seed + i).psnr
                 held = {}
                 if p_recipe.p_train == "first":
                     held = {k: reference[k] for k in rep.tensor_names(TensorRole.HIDDEN_WEIGHT)}
@@ -61,14 +66,16 @@ def bench_clip(clip: ec.Clip, cfg: EncoderConfig, log: bool = True,
                                  anchor=reference, frozen=held)
                 p_s = time.perf_counter() - t0
                 row = {"chunk": i, "variant": variant, "key_steps": key.steps, "key_psnr": round(key.psnr, 3),
-                       "key_s": round(key_s, 1), "p_steps": pred.steps, "p_psnr": round(pred.psnr, 3),
+                       "key_s": round(key_s, 1), "key_psnr_at_p_steps": round(short[p_recipe.steps], 3),
+                       "p_steps": pred.steps, "p_psnr": round(pred.psnr, 3),
                        "p_s": round(p_s, 1), "p_reached": pred.psnr >= key.psnr,
                        "step_ratio": round(pred.steps / key.steps, 4)}
                 rows.append(row)
                 if log:
                     print(f"  {clip.name} chunk {i} {variant or 'preset'}: key {key.steps} steps -> "
                           f"{key.psnr:.2f} dB; P {pred.steps} steps -> {pred.psnr:.2f} dB "
-                          f"({row['step_ratio']:.0%})", flush=True)
+                          f"({row['step_ratio']:.0%}); key in {p_recipe.steps} steps -> "
+                          f"{short[p_recipe.steps]:.2f} dB", flush=True)
         # the reference of the next chunk: this chunk as the encoder codes it
         (_, reference), = enc.run_jobs([job], [reference] if i > 0 else [None])
     return rows
@@ -80,12 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="128", help="N (centre square crop, area-scaled) or 'native'")
     ap.add_argument("--frames", type=int, default=90)
     ap.add_argument("--preset", default="fast")
+    ap.add_argument("--chunk-frames", type=int, default=None, help="frames per chunk (default: the preset's)")
+    ap.add_argument("--steps", type=int, default=None, help="a key chunk's steps (default: the preset's)")
     ap.add_argument("--out", type=Path, default=None, help="JSON output")
     ap.add_argument("--variant", action="append", default=None, metavar="JSON",
                     help='P-chunk recipe over the preset\'s, e.g. \'{"p_lr": 1e-3, "p_steps": 0.4}\' (repeatable)')
     args = ap.parse_args(argv)
     variants = [json.loads(v) for v in args.variant] if args.variant else [{}]
-    cfg = EncoderConfig.from_preset(args.preset, device="cpu")
+    cfg = EncoderConfig.from_preset(args.preset, device="cpu", chunk_frames=args.chunk_frames,
+                                    steps=args.steps)
     report: dict[str, object] = {"tool": "bench_prediction", "command": ec.command_line(),
                                  "machine": ec.machine(), "settings": cfg.settings(), "clips": {}}
     ratios: dict[str, list[float]] = {json.dumps(v): [] for v in variants}
