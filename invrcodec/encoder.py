@@ -31,8 +31,11 @@ from invrcodec.presets import (
     DEFAULT_PRESET,
     PRESETS,
     VARIANTS,
+    WIDTH_BY_QP,
     band_limited_dims,
     make_variant,
+    width_for_budget,
+    width_for_qp,
 )
 from invrcodec.ratecontrol import RateControl, choose_qp
 from invrcodec.ratemodel import RateTarget, rate_target
@@ -93,6 +96,9 @@ class EncoderConfig:
     # Encoding frequencies chosen per stream: each axis up to its Nyquist rate (presets.band_limited_dims),
     # replacing representation.enc_dims once the frame size is known.
     band_limit: bool = True
+    # Under --bitrate, the hidden width chosen per stream from a chunk's share of the bitrate
+    # (presets.width_for_budget), replacing representation.hidden once the frame rate is known.
+    width_by_rate: bool = False
 
     @classmethod
     def from_preset(cls, preset: str = DEFAULT_PRESET, *, variant: str = "invr", psnr: float | None = None,
@@ -117,6 +123,9 @@ class EncoderConfig:
         paper = preset == "paper"
         if chunk_frames is None and not paper:
             chunk_frames = DEFAULT_CHUNK_FRAMES
+        auto_width = hidden is None and variant == "invr"
+        if auto_width and bitrate is None:
+            hidden = width_for_qp(preset, DEFAULT_QP if qp is None else qp)
         rep = make_variant(variant, chunk_frames=chunk_frames, enc_dims=enc_dims, hidden=hidden,
                                    layers=layers)
         recipe = PRESETS[preset]
@@ -130,7 +139,8 @@ class EncoderConfig:
                   qp=DEFAULT_QP if qp is None else qp, dependent_quantization=dependent_quantization,
                   psnr=psnr, bitrate=bitrate, device=device, seed=seed, parallel_chunks=parallel_chunks,
                   keyint=keyint,
-                  band_limit=not paper and variant == "invr" and enc_dims is None)
+                  band_limit=not paper and variant == "invr" and enc_dims is None,
+                  width_by_rate=auto_width and bitrate is not None and preset in WIDTH_BY_QP)
         cfg.validate()
         return cfg
 
@@ -216,6 +226,12 @@ class Encoder:
             rep = self.config.representation
             dims = band_limited_dims(stream.width, stream.height, rep.chunk_frames, rep.sigma)
             self.config = replace(self.config, representation=replace(rep, enc_dims=dims), band_limit=False)
+        if self.config.width_by_rate and self.config.bitrate is not None:
+            rep = self.config.representation
+            chunk_bytes = self.config.bitrate * 1000 / 8 / float(stream.frame_rate) * rep.chunk_frames
+            hidden = width_for_budget(self.config.preset, chunk_bytes,
+                                      lambda h: replace(rep, hidden=h).parameter_count) or rep.hidden
+            self.config = replace(self.config, representation=replace(rep, hidden=hidden), width_by_rate=False)
         self.device = resolve_device(self.config.device)
         self.parallel = self.config.parallel_chunks or auto_parallel_chunks(self.config, stream, self.device)
         self.progress = progress

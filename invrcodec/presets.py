@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from invrcodec.choices import DEFAULT_CHUNK_FRAMES, DEFAULT_KEYINT, DEFAULT_PRESET
 from invrcodec.fit import Recipe
 from invrcodec.types import EncodingKind, NetworkKind, Representation
 
-__all__ = ["DEFAULT_CHUNK_FRAMES", "DEFAULT_KEYINT", "DEFAULT_PRESET", "PRESETS", "VARIANTS", "band_limited_dims",
-           "make_variant"]
+__all__ = ["DEFAULT_CHUNK_FRAMES", "DEFAULT_KEYINT", "DEFAULT_PRESET", "PRESETS", "VARIANTS", "WIDTH_BY_QP",
+           "WidthBand", "band_limited_dims", "make_variant", "width_for_budget", "width_for_qp"]
 
 # Our recipe: random k x m x n pixel grids from the whole chunk, per-axis first-layer tables, Adam with
 # cosine decay. Measured against the paper's recipe in tools/bench.py (docs/results.md).
@@ -67,6 +68,50 @@ def band_limited_dims(width: int, height: int, frames: int, sigma: float) -> tup
         return 0 if n < 2 else math.floor(math.log(n / 2) / math.log(sigma) + 1e-9) + 1
 
     return length(width), length(height), length(frames)
+
+
+# The network's width follows the QP (issue 11, item 3: the model chosen by R-D). At the same bytes, a wide
+# network quantised coarsely loses more than a narrower one quantised finely lacks in capacity.
+# Measured with the encoder itself (tools/probe_rd.py --encoder: fast, first 45 frames of each shared clip at
+# 128x128, widths 64 / 96 / 128 at QP 30-46; docs/results.md, "The width by the QP"): on both clips the
+# frontier is hidden 128 at QP 30-38, 96 at QP 30-42 and 64 at QP 34-46, while 128 at QP 42 and 46 lies
+# below it (96 at QP 38: 0.8 dB better at 11% fewer bytes on carphone, the same PSNR at 12% fewer on
+# bigbuckbunny; 64 at QP 34: 3.1 / 1.3 dB better than 128 at QP 46 for 4% / 3% more bytes). A preset listed
+# here takes, for an unset --hidden, the width of the first band whose top QP is at or above its QP (None: no
+# top); not in the presets not measured.
+#
+# Under --bitrate the QP varies by chunk and the width is the file's, so the encoder takes the widest band
+# whose network fits a chunk's share of the bitrate at the band's top QP: its parameters times the bytes a
+# parameter cost there (coded chunks above, both clips: 0.49-0.50 bytes at QP 38 for hidden 128, 0.39-0.41
+# at QP 42 for 96).
+@dataclass(frozen=True)
+class WidthBand:
+    top_qp: int | None  # the coarsest QP of the band (None: no limit)
+    hidden: int
+    bytes_per_parameter: float = 0.0  # a coded parameter's bytes at top_qp
+
+
+WIDTH_BY_QP: dict[str, tuple[WidthBand, ...]] = {
+    "fast": (WidthBand(38, 128, 0.50), WidthBand(42, 96, 0.40), WidthBand(None, 64)),
+}
+
+
+def width_for_qp(preset: str, qp: int) -> int | None:
+    """The hidden width ``preset`` gives QP ``qp`` (WIDTH_BY_QP), or None where its width does not follow it."""
+    for band in WIDTH_BY_QP.get(preset, ()):
+        if band.top_qp is None or qp <= band.top_qp:
+            return band.hidden
+    return None
+
+
+def width_for_budget(preset: str, chunk_bytes: float, parameters: Callable[[int], int]) -> int | None:
+    """The widest width of ``preset``'s bands whose network (``parameters(hidden)``) fits ``chunk_bytes`` at
+    its band's top QP; None where its width does not follow the rate."""
+    for band in WIDTH_BY_QP.get(preset, ()):
+        if band.top_qp is None or parameters(band.hidden) * band.bytes_per_parameter <= chunk_bytes:
+            return band.hidden
+    return None
+
 
 # Paper sec. 3.3: INVR [64, 64, 32]; INVR-Even [52, 52, 52]; INVR-None; INVR-Gaussian (eq. 3, sigma 0.003);
 # ReLU-Sin (ReLU MLP on the INVR encoding).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +164,33 @@ def test_paper_preset_is_the_papers_recipe() -> None:
     paper = PRESETS["paper"]
     assert (paper.steps, paper.lr, paper.batch, paper.schedule, paper.l1) == (25000, 2e-5, 0, "constant", 1e-6)
     assert paper.arithmetic == "reference"
+
+
+def test_the_default_width_follows_the_qp_and_an_explicit_one_wins() -> None:
+    from invrcodec.presets import WIDTH_BY_QP, width_for_qp
+
+    def hidden(**kw: object) -> int:
+        return EncoderConfig.from_preset(device="cpu", **kw).representation.hidden  # type: ignore[arg-type]
+
+    assert [hidden(qp=q) for q in (20, 38, 39, 42, 43, 46, 60)] == [128, 128, 96, 96, 64, 64, 64]
+    assert hidden() == 128  # the default QP
+    assert hidden(qp=46, hidden=128) == 128
+    assert hidden(qp=46, bitrate=100.0) == 128  # the QP varies by chunk: chosen per stream (below)
+    assert hidden(preset="medium", qp=46) == hidden(preset="paper", qp=46) == 128  # not measured: unchanged
+    assert hidden(qp=46, variant="even") == 128
+    assert width_for_qp("slow", 46) is None
+    widths = [band.hidden for band in WIDTH_BY_QP["fast"]]
+    assert widths == sorted(widths, reverse=True)  # coarser QPs, narrower networks: rate falls with the QP
+
+
+@pytest.mark.parametrize(("kbps", "hidden"), [(400.0, 128), (120.0, 96), (40.0, 64)])
+def test_under_a_bitrate_the_width_is_the_widest_that_fits_a_chunks_share(kbps: float, hidden: int) -> None:
+    stream = StreamInfo(128, 128, 90, frame_rate=Fraction(30))
+    enc = Encoder(stream, EncoderConfig.from_preset("fast", bitrate=kbps, device="cpu"))
+    assert enc.config.representation.hidden == hidden
+    assert enc.header.representation.hidden == hidden  # what the file says
+    given = Encoder(stream, EncoderConfig.from_preset("fast", bitrate=kbps, hidden=80, device="cpu"))
+    assert given.config.representation.hidden == 80
 
 
 def test_real_clip_round_trip(shared_media: Path, tmp_path: Path) -> None:

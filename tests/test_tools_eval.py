@@ -172,14 +172,17 @@ def test_shared_training_writes_the_encoders_bytes(tmp_path: Path, one_thread: N
     frames = synthetic_frames(16, 16, 4)
     info = StreamInfo(16, 16, 4, Fraction(25), Fraction(1, 25))
     points = []
-    for name, kwargs in (("c", {"qp": 42}), ("u", {"coder": "raw32"})):
+    # "w" has another width (as a curve whose width follows the QP): a training of its own.
+    for name, kwargs in (("c", {"qp": 42}), ("u", {"coder": "raw32"}), ("w", {"qp": 46, "hidden": 6})):
         # keyint 1: every chunk a key chunk, so the training does not depend on the QP; the encoding is
         # band-limited to the frame size by the Encoder, which the shared path must follow.
-        cfg = EncoderConfig.from_preset("ultrafast", steps=12, hidden=8, layers=2, chunk_frames=2, device="cpu",
-                                        keyint=1, **kwargs)  # type: ignore[arg-type]
+        settings: dict[str, object] = {"steps": 12, "hidden": 8, "layers": 2, "chunk_frames": 2, "device": "cpu",
+                                       "keyint": 1, **kwargs}
+        cfg = EncoderConfig.from_preset("ultrafast", **settings)  # type: ignore[arg-type]
         points.append((name, cfg, tmp_path / f"shared_{name}.invr"))
     coded, _, fits = ec.encode_invr_points(frames, info, points, log=lambda s: None)
-    assert len(fits) == 2
+    assert len(fits) == 4  # two chunks, two widths
+    assert [p.label for p in coded] == ["c", "u", "w"]
     for (name, cfg, path), point in zip(points, coded):
         assert point.config == Encoder(info, cfg).config
         # The plain Encoder, with PSNR checks every 4 steps: the checks must not change the weights.

@@ -96,6 +96,7 @@ class InvrPoint:
     path: Path
     packets: list[Packet] = field(default_factory=list)
     code_seconds: float = 0.0  # weight coding + the encoder's PSNR render, summed over chunks
+    train_seconds: float = 0.0  # the key-chunk training it shares with the points of its representation
 
 
 def resolved_config(cfg: EncoderConfig, info: StreamInfo) -> EncoderConfig:
@@ -117,21 +118,31 @@ def _all_key(enc: Encoder, frame_count: int) -> bool:
 
 def encode_invr_points(frames: np.ndarray, info: StreamInfo, points: Sequence[tuple[str, EncoderConfig, Path]],
                        log: Callable[[str], None] = print) -> tuple[list[InvrPoint], float, list[FitResult]]:
-    """Every point of one training through :func:`invrcodec.ladder.encode_ladder` (key chunks trained once,
-    P-chunks per point; byte for byte the :class:`Encoder`'s files), each muxed into its own .invr file.
+    """Every point, the points of each representation from one training through
+    :func:`invrcodec.ladder.encode_ladder` (key chunks trained once, P-chunks per point; byte for byte the
+    :class:`Encoder`'s files), each muxed into its own .invr file. A curve whose width follows the QP
+    (presets.WIDTH_BY_QP) has one training per width.
 
-    Returns the points (with the configs the encoder resolved), the shared training wall time (key chunks)
-    and the key chunks' fit results.
+    Returns the points (with the configs the encoder resolved), the training wall time of the key chunks
+    (all representations) and the key chunks' fit results.
     """
-    ladder = encode_ladder(frames, info, [cfg for _, cfg, _ in points], log=log)
-    out = []
-    for (label, _, path), rung in zip(points, ladder.rungs):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with invrcodec.open(path, "w", header=rung.header) as container:
-            for packet in rung.packets:
-                container.mux(packet)
-        out.append(InvrPoint(label, rung.config, path, rung.packets, rung.code_seconds))
-    return out, ladder.train_seconds, ladder.fits
+    groups: dict[object, list[int]] = {}
+    for i, (_, cfg, _) in enumerate(points):
+        groups.setdefault(cfg.representation, []).append(i)
+    out: list[InvrPoint | None] = [None] * len(points)
+    train_seconds, fits = 0.0, []
+    for members in groups.values():
+        ladder = encode_ladder(frames, info, [points[i][1] for i in members], log=log)
+        train_seconds += ladder.train_seconds
+        fits += ladder.fits
+        for i, rung in zip(members, ladder.rungs):
+            label, _, path = points[i]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with invrcodec.open(path, "w", header=rung.header) as container:
+                for packet in rung.packets:
+                    container.mux(packet)
+            out[i] = InvrPoint(label, rung.config, path, rung.packets, rung.code_seconds, ladder.train_seconds)
+    return [p for p in out if p is not None], train_seconds, fits
 
 
 def encode_with_encoder(frames: np.ndarray, info: StreamInfo, cfg: EncoderConfig, path: Path) -> float:

@@ -6,7 +6,9 @@ several QPs (with the encoder's refinement), print one JSON line per point. What
         --qp 30,38,46 --frames 15 --steps 800
 
 A config may set hidden, enc_dims, chunk_frames (default: --frames), steps and l1; without enc_dims the
-encoding is band-limited to the clip (the default).
+encoding is band-limited to the clip (the default). With ``--encoder`` every QP is a separate encode of the chunk
+through the encoder's own training and coding (``Encoder.run_jobs``), as a preset with rate-aware training
+needs: it trains for the rate at its QP.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _evalcommon as ec
 
-from invrcodec.encoder import Encoder, EncoderConfig
+from invrcodec.encoder import ChunkJob, Encoder, EncoderConfig
 from invrcodec.fit import fit_chunk
+from invrcodec.types import Prediction
 
 CLIPS = [str(ec.SHARED_MEDIA / "carphone_pristine.mp4"), str(ec.SHARED_MEDIA / "bigbuckbunny.mp4")]
 
@@ -35,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=15, help="frames read (and the chunk length by default)")
     ap.add_argument("--steps", type=int, default=None, help="steps of configs that do not set theirs")
     ap.add_argument("--preset", default="fast")
+    ap.add_argument("--encoder", action="store_true", help="train and code each QP as the encoder does")
     args = ap.parse_args(argv)
     qps = [int(q) for q in args.qp.split(",")]
     for path in args.clips:
@@ -48,6 +52,18 @@ def main(argv: list[str] | None = None) -> int:
                 cfg = replace(cfg, recipe=replace(cfg.recipe, l1=c["l1"]))
             cfg = Encoder(clip.info, cfg).config  # the representation resolved for this stream
             chunk = clip.frames[:cfg.representation.chunk_frames]
+            if args.encoder:
+                for qp in qps:
+                    t0 = time.perf_counter()
+                    (packet, _), = Encoder(clip.info, replace(cfg, qp=qp)).run_jobs(
+                        [ChunkJob(0, 0, chunk, Prediction.KEY)], [None])
+                    print(json.dumps({
+                        "clip": clip.name, "label": c.get("label", ""), "qp": qp, "bytes": packet.size,
+                        "bpp": round(packet.size * 8 / chunk[..., 0].size, 4), "psnr": round(packet.train_psnr, 3),
+                        "seconds": round(time.perf_counter() - t0, 1),
+                        "params": cfg.representation.parameter_count,
+                        "enc_dims": list(cfg.representation.enc_dims)}), flush=True)
+                continue
             t0 = time.perf_counter()
             fit = fit_chunk(chunk, cfg.representation, replace(cfg.recipe, eval_every=cfg.recipe.steps),
                             device=Encoder(clip.info, cfg).device, seed=cfg.seed)

@@ -79,9 +79,11 @@ V1_STEPS = "v1"  # the steps the preset had before 2.0: half of today's, which a
 NAMED_CURVES: dict[str, tuple[dict[str, object], str]] = {
     "default": ({}, "the package's defaults for the preset"),
     "v1": ({"enc_dims": (64, 64, 32), "keyint": 1, "chunk_frames": 15, "steps": V1_STEPS},
-           "the default of format 1.0: the paper's encoding [64, 64, 32] and 15-frame chunks, every chunk a key "
-           "chunk, half the preset's steps (what it trained a 15-frame chunk for)"),
+           ("the default of format 1.0: the paper's encoding [64, 64, 32] and 15-frame chunks, every chunk a key "
+            "chunk, half the preset's steps (what it trained a 15-frame chunk for)")),
     "intra": ({"keyint": 1}, "the defaults with every chunk a key chunk (no inter-chunk prediction)"),
+    "h128": ({"hidden": 128}, ("the defaults at hidden 128 for every QP (the default before the width followed "
+                               "the QP, presets.WIDTH_BY_QP)")),
 }
 
 
@@ -251,23 +253,26 @@ def run_invr(clip: ec.Clip, args: argparse.Namespace, outdir: Path) -> tuple[lis
             todo.append((name_u, cfg, outdir / f"invr-u_{curve.slug}.invr", "INVR-U", name_u, "raw32"))
         resolved = ec.resolved_config(todo[0][1], clip.info)
         rep = resolved.representation
+        reps = [ec.resolved_config(t[1], clip.info).representation for t in todo]
+        widths = "/".join(dict.fromkeys(str(r.hidden) for r in reps))  # the width may follow the QP
         shared = not args.retrain
-        settings[curve.name] = " ".join(t for t in resolved.settings().split() if not t.startswith("qp="))
-        print(f"{clip.name}: {curve.name}: h={rep.hidden} chunk={rep.chunk_frames} enc_dims={rep.enc_dims} "
+        settings[curve.name] = " ".join(t if not t.startswith("hidden=") else f"hidden={widths}"
+                                        for t in resolved.settings().split() if not t.startswith("qp="))
+        print(f"{clip.name}: {curve.name}: h={widths} chunk={rep.chunk_frames} enc_dims={rep.enc_dims} "
               f"keyint={resolved.keyint} ({rep.parameter_count} parameters per chunk), preset {args.preset}, "
               f"{resolved.recipe.steps} steps; " + ("key chunks trained once for all points" if shared else
                                                     "one encode per point"), flush=True)
         if shared:
-            results, train_s, _ = ec.encode_invr_points(clip.frames, clip.info, [t[:3] for t in todo],
-                                                        log=lambda s: print(s, flush=True))
-            seconds = [train_s + r.code_seconds for r in results]
+            results, _, _ = ec.encode_invr_points(clip.frames, clip.info, [t[:3] for t in todo],
+                                                  log=lambda s: print(s, flush=True))
+            seconds = [r.train_seconds + r.code_seconds for r in results]
         else:
             seconds = [ec.encode_with_encoder(clip.frames, clip.info, cfg, path) for _, cfg, path, *_ in todo]
-        for (label, _, path, codec, curve_name, setting), secs in zip(todo, seconds):
+        for (label, _, path, codec, curve_name, setting), secs, point_rep in zip(todo, seconds, reps):
             psnrs, decode_s = ec.decode_invr_psnr(path, clip.frames)
             point = Point(codec, curve_name, setting, str(path), path.stat().st_size, ".invr file",
                           len(clip.frames), clip.seconds, clip.info.width, clip.info.height, psnrs, secs,
-                          decode_s, rep.parameter_count)
+                          decode_s, point_rep.parameter_count)
             print(f"  {label}: {point.bytes} B, {point.kbps:.1f} kbit/s, {point.psnr_mean:.2f} "
                   f"± {point.psnr_std:.2f} dB, {secs:.1f} s", flush=True)
             points.append(point)
