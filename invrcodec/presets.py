@@ -71,19 +71,19 @@ def band_limited_dims(width: int, height: int, frames: int, sigma: float) -> tup
 
 
 # The network's width follows the QP (issue 11, item 3: the model chosen by R-D). At the same bytes, a wide
-# network quantised coarsely loses more than a narrower one quantised finely lacks in capacity.
-# Measured with the encoder itself (tools/probe_rd.py --encoder: fast, first 45 frames of each shared clip at
-# 128x128, widths 64 / 96 / 128 at QP 30-46; docs/results.md, "The width by the QP"): on both clips the
-# frontier is hidden 128 at QP 30-38, 96 at QP 30-42 and 64 at QP 34-46, while 128 at QP 42 and 46 lies
-# below it (96 at QP 38: 0.8 dB better at 11% fewer bytes on carphone, the same PSNR at 12% fewer on
-# bigbuckbunny; 64 at QP 34: 3.1 / 1.3 dB better than 128 at QP 46 for 4% / 3% more bytes). A preset listed
-# here takes, for an unset --hidden, the width of the first band whose top QP is at or above its QP (None: no
-# top); not in the presets not measured.
+# network quantised coarsely loses more than a narrower one quantised finely lacks in capacity, and a narrow
+# one quantised finely gains less than a wider one quantised coarsely holds. Measured with the encoder itself
+# (tools/probe_rd.py --encoder: fast, first 45 frames of each shared clip at 128x128, widths 64-192 at QP
+# 30-46; docs/results.md, "The width by the QP"): on both clips each width is on the R-D frontier over about
+# four QPs, and outside them below it (hidden 128 at QP 30 under 160 at QP 38: 0.3 dB better for 9% / 5% fewer
+# bytes; 128 at QP 46 under 64 at QP 34: 3.1 / 1.3 dB better for 4% / 3% more). A preset listed here takes,
+# for an unset --hidden, the width of the first band whose top QP is at or above its QP (None: no top); not in
+# the presets not measured.
 #
 # Under --bitrate the QP varies by chunk and the width is the file's, so the encoder takes the widest band
 # whose network fits a chunk's share of the bitrate at the band's top QP: its parameters times the bytes a
-# parameter cost there (coded chunks above, both clips: 0.49-0.50 bytes at QP 38 for hidden 128, 0.39-0.41
-# at QP 42 for 96).
+# parameter cost there (the larger of the two clips' in the grid: 0.72 at QP 30 for hidden 192, 0.61 at 34
+# for 160, 0.50 at 38 for 128, 0.41 at 42 for 96).
 @dataclass(frozen=True)
 class WidthBand:
     top_qp: int | None  # the coarsest QP of the band (None: no limit)
@@ -92,7 +92,8 @@ class WidthBand:
 
 
 WIDTH_BY_QP: dict[str, tuple[WidthBand, ...]] = {
-    "fast": (WidthBand(38, 128, 0.50), WidthBand(42, 96, 0.40), WidthBand(None, 64)),
+    "fast": (WidthBand(30, 192, 0.72), WidthBand(34, 160, 0.61), WidthBand(38, 128, 0.50),
+             WidthBand(42, 96, 0.41), WidthBand(None, 64)),
 }
 
 

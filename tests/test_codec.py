@@ -172,7 +172,8 @@ def test_the_default_width_follows_the_qp_and_an_explicit_one_wins() -> None:
     def hidden(**kw: object) -> int:
         return EncoderConfig.from_preset(device="cpu", **kw).representation.hidden  # type: ignore[arg-type]
 
-    assert [hidden(qp=q) for q in (20, 38, 39, 42, 43, 46, 60)] == [128, 128, 96, 96, 64, 64, 64]
+    assert [hidden(qp=q) for q in (20, 30, 31, 34, 35, 38, 39, 42, 43, 46, 60)] == [
+        192, 192, 160, 160, 128, 128, 96, 96, 64, 64, 64]
     assert hidden() == 128  # the default QP
     assert hidden(qp=46, hidden=128) == 128
     assert hidden(qp=46, bitrate=100.0) == 128  # the QP varies by chunk: chosen per stream (below)
@@ -183,7 +184,8 @@ def test_the_default_width_follows_the_qp_and_an_explicit_one_wins() -> None:
     assert widths == sorted(widths, reverse=True)  # coarser QPs, narrower networks: rate falls with the QP
 
 
-@pytest.mark.parametrize(("kbps", "hidden"), [(400.0, 128), (120.0, 96), (40.0, 64)])
+@pytest.mark.parametrize(("kbps", "hidden"), [(600.0, 192), (300.0, 160), (200.0, 128), (120.0, 96),
+                                              (40.0, 64)])
 def test_under_a_bitrate_the_width_is_the_widest_that_fits_a_chunks_share(kbps: float, hidden: int) -> None:
     stream = StreamInfo(128, 128, 90, frame_rate=Fraction(30))
     enc = Encoder(stream, EncoderConfig.from_preset("fast", bitrate=kbps, device="cpu"))
