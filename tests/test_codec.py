@@ -179,6 +179,7 @@ def test_the_default_width_follows_the_qp_and_an_explicit_one_wins() -> None:
     assert hidden(qp=46, bitrate=100.0) == 128  # the QP varies by chunk: chosen per stream (below)
     assert hidden(preset="medium", qp=46) == hidden(preset="paper", qp=46) == 128  # not measured: unchanged
     assert hidden(qp=46, variant="even") == 128
+    assert [hidden(preset="ultrafast", qp=q) for q in (30, 34, 38, 42, 46)] == [160, 160, 128, 96, 64]
     assert width_for_qp("slow", 46) is None
     widths = [band.hidden for band in WIDTH_BY_QP["fast"]]
     assert widths == sorted(widths, reverse=True)  # coarser QPs, narrower networks: rate falls with the QP

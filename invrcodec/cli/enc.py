@@ -81,8 +81,8 @@ def _size(value: str) -> tuple[int, int]:
               help="Target PSNR: train each chunk until it reaches this, refinement's gain included "
               "(or the step cap).")
 @click.option("--qp", type=int, default=None, metavar="N",
-              help="Weight quantiser (larger = smaller, worse); in fast it also sets the width (wider below 35, "
-              "narrower above 38) unless --hidden is given.")
+              help="Weight quantiser (larger = smaller, worse); in fast and ultrafast it also sets the width "
+              "(wider below 35, narrower above 38) unless --hidden is given.")
 @click.option("--bitrate", "-b", callback=common.parsed(_bitrate), default=None, metavar="KBPS",
               help="Average bitrate over the clip in kbit/s (x264's --bitrate; 500k and 1.5M also read); "
               "chooses a QP per chunk instead of --qp.")
