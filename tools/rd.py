@@ -251,10 +251,10 @@ def run_invr(clip: ec.Clip, args: argparse.Namespace, outdir: Path) -> tuple[lis
             cfg = curve_config(args, curve.kwargs, coder="raw32")
             name_u = curve.name.replace("INVR-C", "INVR-U", 1)
             todo.append((name_u, cfg, outdir / f"invr-u_{curve.slug}.invr", "INVR-U", name_u, "raw32"))
-        resolved = ec.resolved_config(todo[0][1], clip.info)
+        resolved_all = [ec.resolved_config(t[1], clip.info) for t in todo]  # the width may follow the QP
+        resolved, reps = resolved_all[0], [r.representation for r in resolved_all]
         rep = resolved.representation
-        reps = [ec.resolved_config(t[1], clip.info).representation for t in todo]
-        widths = "/".join(dict.fromkeys(str(r.hidden) for r in reps))  # the width may follow the QP
+        widths = "/".join(dict.fromkeys(str(r.hidden) for r in reps))
         shared = not args.retrain
         settings[curve.name] = " ".join(t if not t.startswith("hidden=") else f"hidden={widths}"
                                         for t in resolved.settings().split() if not t.startswith("qp="))
