@@ -12,18 +12,19 @@ one is :func:`fit_chunk`, operation for operation.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
+import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
 
+from invrcodec.adam import Adam
 from invrcodec.clock import PhaseClock
 from invrcodec.compiling import compile_fn
 from invrcodec.errors import InvrEncodeError
@@ -314,22 +315,59 @@ def _trained(batch: INVRBatch, trainable: list[bool]) -> list[torch.Tensor]:
     return [t for t, train in zip(batch.tensors, trainable) if train]
 
 
-def _compact(batch: INVRBatch, opt: torch.optim.Optimizer, keep: list[int], trainable: list[bool],
-             recipe: Recipe, lr: float) -> tuple[INVRBatch, torch.optim.Optimizer]:
+def _compact(batch: INVRBatch, opt: Adam, keep: list[int], trainable: list[bool],
+             compiled: bool, lr: float) -> tuple[INVRBatch, Adam]:
     """The batch and optimiser restricted to chunks ``keep``, each chunk's Adam moments carried over."""
     new = batch.select(keep)
     idx = torch.tensor(keep, device=batch.tensors[0].device)
     new_params = _trained(new, trainable)
-    new_opt = torch.optim.Adam(new_params, lr=lr, fused=opt.defaults.get("fused"))
+    new_opt = Adam(new_params, lr=lr)
     for old, fresh in zip(_trained(batch, trainable), new_params):
         state = opt.state.get(old)
         if state:
             new_opt.state[fresh] = {k: (v.index_select(0, idx) if k != "step" else v.clone())
                                     for k, v in state.items()}
-    if recipe.compile:
+    if compiled:
         on_cpu = batch.tensors[0].device.type == "cpu"
-        new.trunk = compile_fn(new.trunk, cpu=on_cpu)  # type: ignore[method-assign]
+        new.train_trunk = compile_fn(new.train_trunk, cpu=on_cpu)  # type: ignore[method-assign]
     return new, new_opt
+
+
+# torch.compile on the CPU costs about 2 s in every process that uses it (importing dynamo and inductor,
+# tracing, loading the cached kernels) and then saves 12-18% of a step over the eager trunk
+# (INVRBatch.train_trunk), measured on a 2-core EPYC in bfloat16 and float32 (docs/results.md, "The whole
+# command, eager"): a command that trains a few hundred steps is done sooner without it, an encode of many
+# chunks sooner with it. So the CPU trains eagerly until the process has spent CPU_COMPILE_AFTER seconds on
+# eager steps, about what the compile would have saved by then, and compiles from that step on: a rental's
+# rule (rent until the rent paid would have bought), which never loses much more than the compile's cost to
+# either choice. On CUDA, where fusion saves far more per step, a recipe with compile=True compiles at once.
+# The environment's INVRCODEC_COMPILE_AFTER (seconds; 0 compiles at once) overrides it.
+CPU_COMPILE_AFTER = 12.0
+_cpu_eager_seconds = 0.0
+
+
+def compile_after() -> float:
+    """Seconds of eager steps after which the CPU compiles: INVRCODEC_COMPILE_AFTER, else
+    CPU_COMPILE_AFTER."""
+    text = os.environ.get("INVRCODEC_COMPILE_AFTER", "").strip()
+    try:
+        value = float(text) if text else CPU_COMPILE_AFTER
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        log.warning("INVRCODEC_COMPILE_AFTER=%r is not a number of seconds; using %g", text, CPU_COMPILE_AFTER)
+        return CPU_COMPILE_AFTER
+    return value
+
+
+def _compile_now(device: torch.device) -> bool:
+    return device.type != "cpu" or _cpu_eager_seconds >= compile_after()
+
+
+def _rent(seconds: float) -> None:
+    """Count an eager step of a recipe that compiles (see CPU_COMPILE_AFTER)."""
+    global _cpu_eager_seconds
+    _cpu_eager_seconds += seconds
 
 
 def _fit_batch(chunks: list[np.ndarray], starts: list[_Start], how: _Attempt,
@@ -409,17 +447,10 @@ class _Run:
                 torch.from_numpy(np.asarray(s.anchor[n], dtype=np.float32)).reshape(p.shape[1:])
                 if s.anchor is not None else torch.zeros(p.shape[1:]) for s in starts]).to(device)
                 for n, p in zip(names, self.params)]
-        if recipe.compile:
-            # One network: shapes never change, so no dynamic shapes. A batch's chunk count shrinks as
-            # chunks finish; the default then recompiles once with that dimension dynamic. (Before the
-            # optimiser, whose first use imports torch._dynamo too: the import is the compile's.)
-            dynamic = False if len(chunks) == 1 else None
-            with clock.phase("compile"):
-                self.batch.trunk = compile_fn(self.batch.trunk, dynamic,  # type: ignore[method-assign]
-                                              cpu=device.type == "cpu")
-        self.compiling = recipe.compile  # the next step compiles (the first, and the first after a compaction)
-        self.opt = torch.optim.Adam(self.params, lr=recipe.lr * lr_scale,
-                                    fused=device.type in ("cuda", "cpu"))
+        self.compiled = self.compiling = False  # compiling: the next step compiles (see _compile)
+        if recipe.compile and _compile_now(device):
+            self._compile()
+        self.opt = Adam(self.params, lr=recipe.lr * lr_scale)
         # Rate-aware training: each trained tensor's coded step, and lambda on the loss's scale (a chunk's mean
         # squared error over its samples).
         self.rate = rate
@@ -453,12 +484,30 @@ class _Run:
     def active(self) -> bool:
         return any(self.live)
 
+    def _compile(self) -> None:
+        """torch.compile the batch's training trunk; the next step compiles it (and the first after a
+        compaction). One network: shapes never change, so no dynamic shapes. A batch's chunk count shrinks as
+        chunks finish; the default then recompiles once with that dimension dynamic."""
+        dynamic = False if self.batch.count == 1 else None
+        with self.clock.phase("compile"):
+            self.batch.train_trunk = compile_fn(self.batch.train_trunk, dynamic,  # type: ignore[method-assign]
+                                                cpu=self.device.type == "cpu")
+        self.compiled = self.compiling = True
+
     def train(self, step: int) -> None:
         """One optimiser step of every row (retired rows are put back after it)."""
+        renting = self.recipe.compile and not self.compiled
+        if renting and _compile_now(self.device):
+            self._compile()
+            renting = False
         if self.compiling:
             self.compiling = False
             with self.clock.phase("compile"):
                 self._train(step)
+        elif renting:
+            t0 = time.perf_counter()
+            self._train(step)
+            _rent(time.perf_counter() - t0)
         else:
             self._train(step)
 
@@ -528,7 +577,7 @@ class _Run:
             scheduled or (psnr_target is not None and est_psnr[row] >= psnr_target))]
         if to_check:
             # In the training's precision: bfloat16 moved these PSNRs by under 0.01 dB and is 1.5x faster.
-            with self.clock.phase("check"), _eager(self.batch), torch.autocast(
+            with self.clock.phase("check"), torch.autocast(
                     self.device.type, dtype=self.how.amp_dtype, enabled=self.use_amp):
                 rendered = render_chunks(self.batch, self.sizes, to_check, self.how.check_pixels)
             for row, frames in zip(to_check, rendered):
@@ -567,8 +616,8 @@ class _Run:
             self._put_back()
             return
         idx = torch.tensor(keep, device=self.device)
-        self.batch, self.opt = _compact(self.batch, self.opt, keep, self.trainable, self.recipe, self.lr)
-        self.compiling = self.recipe.compile
+        self.batch, self.opt = _compact(self.batch, self.opt, keep, self.trainable, self.compiled, self.lr)
+        self.compiling = self.compiled
         self.params = _trained(self.batch, self.trainable)
         if self.anchors is not None:
             self.anchors = [a.index_select(0, idx) for a in self.anchors]
@@ -600,18 +649,6 @@ class _Run:
             else:
                 self.done[self.positions[row]] = result
         self.live = [False] * len(self.live)
-
-
-@contextlib.contextmanager
-def _eager(batch: INVRBatch) -> Iterator[None]:
-    """The batch's trunk uncompiled for a while: a PSNR check runs without gradients or autocast, which a
-    compiled training graph would be recompiled for (seconds, for a check that takes a fraction of that)."""
-    compiled = batch.__dict__.pop("trunk", None)
-    try:
-        yield
-    finally:
-        if compiled is not None:
-            batch.trunk = compiled  # type: ignore[method-assign]
 
 
 def _result(batch: INVRBatch, row: int, psnr: float, step: int, start: float) -> FitResult:

@@ -94,6 +94,30 @@ def test_per_axis_tables_equal_textbook_forward(name: str, sizes: tuple[int, int
     assert torch.allclose(frames, ref, atol=1e-9)
 
 
+@pytest.mark.parametrize("name", ["invr", "relu"])
+def test_the_training_trunk_has_the_textbook_gradient(name: str) -> None:
+    """forward_grid trains through the hand-differentiated sine with w0 folded into the weights; its loss
+    and every weight's gradient are autograd's through ``sin(w0 * z)`` (forward_frames, the same pixels)."""
+    rep = make_variant(name, hidden=16, layers=3)
+    torch.manual_seed(2)
+    sizes = (3, 5, 6)
+    t_n, h, w = sizes
+    target = torch.rand(1, t_n, h, w, 3, dtype=torch.float64)
+    grads = []
+    for path in ("grid", "frames"):
+        torch.manual_seed(3)
+        batch = INVRNet(rep).double().batch()
+        if path == "grid":
+            out = batch.forward_grid(torch.arange(t_n)[None], torch.arange(h)[None, None].expand(1, t_n, h),
+                                     torch.arange(w)[None, None].expand(1, t_n, w), sizes)
+        else:
+            out = batch.forward_frames(torch.arange(t_n)[None], sizes)
+        ((out - target) ** 2).mean().backward()
+        grads.append([t.grad.clone() for t in batch.tensors])
+    for got, want in zip(*grads):
+        assert torch.allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
 def test_relu_variant_has_no_sine() -> None:
     net = INVRNet(make_variant("relu"))
     z = torch.tensor([-1.0, 2.0])

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import FAST_ENC, run
 
 from invrcodec.clock import ORDER, PhaseClock, process_age
@@ -120,7 +123,7 @@ def test_the_second_command_compiles_nothing_the_first_did_not(bin_dir: Path, ti
     def graphs() -> set[str]:
         return {str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_file() and "locks" not in p.parts}
 
-    env = {"TORCHINDUCTOR_CACHE_DIR": str(cache)}
+    env = {"TORCHINDUCTOR_CACHE_DIR": str(cache), "INVRCODEC_COMPILE_AFTER": "0"}  # compile from the first step
     first = run(["invr-enc", *opts], env=env)
     assert first.returncode == 0, first.stderr
     kept = graphs()
@@ -128,3 +131,45 @@ def test_the_second_command_compiles_nothing_the_first_did_not(bin_dir: Path, ti
     second = run(["invr-enc", *opts], env=env)
     assert second.returncode == 0, second.stderr
     assert graphs() == kept
+
+
+def test_a_short_cpu_encode_never_imports_the_compiler(tmp_path: Path) -> None:
+    """torch.compile costs a CPU process about 2 s (dynamo's and inductor's imports, tracing) and torch.optim
+    about 1 s (it imports dynamo): a command that trains a few hundred steps trains eagerly with invrcodec's own
+    Adam and pays neither, until it has trained long enough for the compile to pay (fit.CPU_COMPILE_AFTER)."""
+    script = (
+        "import sys, dataclasses, numpy as np, torch\n"
+        "from invrcodec import fit\n"
+        "from invrcodec.presets import PRESETS\n"
+        "from invrcodec.types import Representation\n"
+        "frames = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)\n"
+        "rep = Representation(hidden=16, layers=2, enc_dims=(4, 4, 2), chunk_frames=2)\n"
+        "recipe = dataclasses.replace(PRESETS['fast'], steps=6, batch=64, eval_every=3)\n"
+        "fit.fit_chunk(frames, rep, recipe, device=torch.device('cpu'))\n"
+        "print('torch._dynamo' in sys.modules, 'torch._inductor' in sys.modules)\n")
+    env = {k: v for k, v in os.environ.items() if k != "INVRCODEC_COMPILE_AFTER"}
+    eager = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
+    assert eager.returncode == 0, eager.stderr
+    assert eager.stdout.split() == ["False", "False"]
+    env["INVRCODEC_COMPILE_AFTER"] = "0"
+    env["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_path / "inductor")
+    compiled = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
+    assert compiled.returncode == 0, compiled.stderr
+    assert compiled.stdout.split() == ["True", "True"]  # the same fit, compiled at once when told
+
+
+def test_the_ski_rental_compiles_once_the_eager_steps_have_cost_the_threshold(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from invrcodec import fit
+
+    monkeypatch.delenv("INVRCODEC_COMPILE_AFTER", raising=False)
+    assert fit.compile_after() == fit.CPU_COMPILE_AFTER
+    monkeypatch.setenv("INVRCODEC_COMPILE_AFTER", "2.5")
+    assert fit.compile_after() == 2.5
+    monkeypatch.setattr(fit, "_cpu_eager_seconds", 2.4)
+    assert not fit._compile_now(torch.device("cpu"))
+    fit._rent(0.2)
+    assert fit._compile_now(torch.device("cpu"))
+    assert fit._compile_now(torch.device("cuda"))  # CUDA compiles at once
+    monkeypatch.setenv("INVRCODEC_COMPILE_AFTER", "soon")
+    assert fit.compile_after() == fit.CPU_COMPILE_AFTER  # a bad value is warned about, not obeyed
