@@ -122,6 +122,32 @@ class _Sine(torch.autograd.Function):
         return torch.cos(a).mul_(g)
 
 
+class _SineOfSum(torch.autograd.Function):
+    """``sin(a + b)`` over the broadcast of a small ``a (..., m, 1, n)`` and ``b (..., 1, n, c)``, in ``dtype``.
+
+    The first layer's pre-activation of a training grid is such a sum (a frame's and a row's table entries, and
+    a column's), and the angle-sum identity takes its sine from the sines and cosines of the small parts:
+    ``sin a cos b + cos a sin b``, two multiply passes over the grid where the sum, a cast and a sine took
+    three, and its backward pass ``g cos(a + b)`` likewise, with no transcendental over the grid. The phase is
+    never rounded: the parts are float32, only the products are in ``dtype``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        sa, ca, sb, cb = (v.to(dtype) for v in (torch.sin(a), torch.cos(a), torch.sin(b), torch.cos(b)))
+        ctx.save_for_backward(sa, ca, sb, cb)
+        ctx.dtypes = (a.dtype, b.dtype)
+        out = sa.new_empty(torch.broadcast_shapes(sa.shape, sb.shape))  # contiguous, as the trunk reshapes it
+        return torch.mul(sa, cb, out=out).addcmul_(ca, sb)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+        sa, ca, sb, cb = ctx.saved_tensors
+        ga = torch.mul(ca, cb, out=torch.empty_like(g)).addcmul_(sa, sb, value=-1.0).mul_(g)  # g cos(a + b)
+        a_dtype, b_dtype = ctx.dtypes  # (a reduced-precision sum accumulates in float32 all the same)
+        return ga.sum(dim=-2, keepdim=True).to(a_dtype), ga.sum(dim=-3, keepdim=True).to(b_dtype), None
+
+
 def activate_(z: torch.Tensor, siren: bool, w0: float) -> None:
     """:func:`activate` in place, on a float32 ``z`` (the decoder's preallocated buffers)."""
     if siren:
@@ -275,37 +301,39 @@ class INVRBatch(nn.Module):
             h = activate(self._linear(h, weights[2 * i], weights[2 * i + 1]), self.siren, self.w0)
         return self._linear(h, weights[-2], weights[-1]).reshape(*shape[:-1], 3)
 
-    def train_trunk(self, pre: torch.Tensor) -> torch.Tensor:
-        """:meth:`trunk` for training, from ``w0`` times the first layer's pre-activations: for SIREN, w0
-        is folded into every activated layer and the sine is :class:`_Sine`. The same function, in the matrix
-        products' precision throughout: under autocast the first sine's argument is rounded as the others'
-        are (:meth:`trunk` takes it in float32), which changed neither the PSNR after the fast recipe (34.94
-        against 34.97 dB, mean of six 15-frame windows) nor the steps to 29.25 dB (1264 against 1256 over
-        eight) on a CPU in bfloat16."""
-        if not self.siren:
-            return self.trunk(pre)
+    def train_trunk(self, h: torch.Tensor) -> torch.Tensor:
+        """:meth:`trunk` for training, from the first layer's activations ``h (B, ..., hidden)``: w0 folded
+        into every activated layer and the sine :class:`_Sine` (SIREN only; the matrix products' precision)."""
         weights = self._weights(None, first=2)
-        shape = pre.shape
-        pre = pre.reshape(shape[0], -1, shape[-1])
-        if torch.is_autocast_enabled(pre.device.type):
-            pre = pre.to(torch.get_autocast_dtype(pre.device.type))
-        h = _Sine.apply(pre)
+        shape = h.shape
+        h = h.reshape(shape[0], -1, shape[-1])
         for i in range(self.rep.layers - 1):
             h = _Sine.apply(self._linear(h, weights[2 * i] * self.w0, weights[2 * i + 1] * self.w0))
         return self._linear(h, weights[-2], weights[-1]).reshape(*shape[:-1], 3)
 
     def forward_grid(self, t_idx: torch.Tensor, y_idx: torch.Tensor, x_idx: torch.Tensor,
                      sizes: tuple[int, int, int]) -> torch.Tensor:
-        """RGB for k sub-grids per chunk: frame ``t_idx[b, i]`` x rows ``y_idx[b, i]`` x columns ``x_idx[b, i]``.
+        """RGB for k sub-grids per chunk: frame ``t_idx[b, i]`` x rows ``y_idx[b, i]`` x columns ``x_idx[b, i]``:
+        the training's forward pass.
 
         Shapes ``(B, k)``, ``(B, k, m)``, ``(B, k, n)`` give ``(B, k, m, n, 3)``. The first layer is a broadcast
         sum of gathered table rows, so its backward pass reduces over grid axes instead of scattering per pixel.
+        For SIREN its sine is :class:`_SineOfSum` of the (frame, row) and (frame, column) parts, from float32
+        tables, and the rest is :meth:`train_trunk`.
         """
-        tx, ty, tt = self.axis_tables(sizes, scale=self.w0 if self.siren else 1.0)
+        if not self.siren:
+            tx, ty, tt = self.axis_tables(sizes)
+            b = torch.arange(tx.shape[0], device=tx.device)
+            pre = (tt[b[:, None], t_idx][:, :, None, None, :] + ty[b[:, None, None], y_idx][:, :, :, None, :]
+                   + tx[b[:, None, None], x_idx][:, :, None, :, :])
+            return self.trunk(pre)
+        kind = self.tensors[0].device.type
+        dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else self.tensors[0].dtype
+        with torch.autocast(kind, enabled=False):
+            tx, ty, tt = self.axis_tables(sizes, scale=self.w0)
         b = torch.arange(tx.shape[0], device=tx.device)
-        pre = (tt[b[:, None], t_idx][:, :, None, None, :] + ty[b[:, None, None], y_idx][:, :, :, None, :]
-               + tx[b[:, None, None], x_idx][:, :, None, :, :])
-        return self.train_trunk(pre)
+        rows = tt[b[:, None], t_idx][:, :, None, None, :] + ty[b[:, None, None], y_idx][:, :, :, None, :]
+        return self.train_trunk(_SineOfSum.apply(rows, tx[b[:, None, None], x_idx][:, :, None, :, :], dtype))
 
     def forward_frames(self, t_idx: torch.Tensor, sizes: tuple[int, int, int],
                        chunks: torch.Tensor | None = None, tables: Tables | None = None) -> torch.Tensor:
