@@ -311,6 +311,12 @@ def _init_batch(rep: Representation, starts: Sequence[_Start], device: torch.dev
     return INVRBatch.stack(nets).to(device)
 
 
+def _require_grads(batch: INVRBatch, trainable: list[bool] | None) -> None:
+    """Gradients for the trainable tensors only, or (None) for all of them."""
+    for t, train in zip(batch.tensors, trainable or [True] * len(batch.tensors)):
+        t.requires_grad_(train)
+
+
 def _trained(batch: INVRBatch, trainable: list[bool]) -> list[torch.Tensor]:
     return [t for t, train in zip(batch.tensors, trainable) if train]
 
@@ -330,6 +336,8 @@ def _compact(batch: INVRBatch, opt: Adam, keep: list[int], trainable: list[bool]
     if compiled:
         on_cpu = batch.tensors[0].device.type == "cpu"
         new.train_trunk = compile_fn(new.train_trunk, cpu=on_cpu)  # type: ignore[method-assign]
+    else:
+        _require_grads(new, trainable)
     return new, new_opt
 
 
@@ -434,9 +442,11 @@ class _Run:
         self.use_amp = native if amp is None else amp
         self.scaler = torch.amp.GradScaler(device.type,
                                            enabled=self.use_amp and self.how.amp_dtype == torch.float16)
-        # Frozen tensors are left out of the optimiser and the L1 term but keep requires_grad: a compiled
-        # graph guards on requires_grad, and flipping it per refinement stage cost a recompile each.
+        # Frozen tensors are left out of the optimiser and the L1 term. Eager steps skip their gradients too
+        # (requires_grad off); a compiled graph guards on requires_grad, and flipping it per refinement stage
+        # cost a recompile each, so compiled runs keep it on (_compile).
         self.trainable = [name not in starts[0].frozen for name in self.batch.names]
+        _require_grads(self.batch, self.trainable)
         self.params = _trained(self.batch, self.trainable)
         # L1 of eq. 5 on the weights, or on their difference to an anchor (a P-chunk's reference); a key chunk
         # in a batch with P-chunks has the anchor zero.
@@ -489,6 +499,7 @@ class _Run:
         compaction). One network: shapes never change, so no dynamic shapes. A batch's chunk count shrinks as
         chunks finish; the default then recompiles once with that dimension dynamic."""
         dynamic = False if self.batch.count == 1 else None
+        _require_grads(self.batch, None)
         with self.clock.phase("compile"):
             self.batch.train_trunk = compile_fn(self.batch.train_trunk, dynamic,  # type: ignore[method-assign]
                                                 cpu=self.device.type == "cpu")

@@ -141,11 +141,13 @@ class _SineOfSum(torch.autograd.Function):
         return torch.mul(sa, cb, out=out).addcmul_(ca, sb)
 
     @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
         sa, ca, sb, cb = ctx.saved_tensors
         ga = torch.mul(ca, cb, out=torch.empty_like(g)).addcmul_(sa, sb, value=-1.0).mul_(g)  # g cos(a + b)
         a_dtype, b_dtype = ctx.dtypes  # (a reduced-precision sum accumulates in float32 all the same)
-        return ga.sum(dim=-2, keepdim=True).to(a_dtype), ga.sum(dim=-3, keepdim=True).to(b_dtype), None
+        need_a, need_b, _ = ctx.needs_input_grad
+        return (ga.sum(dim=-2, keepdim=True).to(a_dtype) if need_a else None,
+                ga.sum(dim=-3, keepdim=True).to(b_dtype) if need_b else None, None)
 
 
 def activate_(z: torch.Tensor, siren: bool, w0: float) -> None:
