@@ -51,7 +51,7 @@ class Recipe:
     eval_every: int = 250
     warmup: int = 0  # linear learning-rate warm-up steps (at most a tenth of the steps)
     grid_frames: int = 4  # "tables" batches are k frames x m random rows x n random columns, k*m*n ~= batch
-    compile: bool = False  # torch.compile the trunk (fuses the sine with its scaling; pays off over many steps)
+    compile: bool = False  # torch.compile the training trunk: on CUDA at once, on the CPU once it pays (see below)
     # Quantisation-aware refinement (see invrcodec.encoder): after training, the tensors are coded in stages
     # and, after each stage but the last, the tensors not coded yet are trained for refine * steps steps (from
     # refine_lr, cosine-decayed) so that they absorb the quantisation error of those already coded. 0 = off.
