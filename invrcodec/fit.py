@@ -534,9 +534,12 @@ class _Run:
                                       self.rep, device)
             mse = ((pred.float() - truth) ** 2).flatten(1).mean(dim=1)  # (B,): each chunk's own MSE
             objective = mse + self.rate_lam * self._bits() if rated else mse
-            loss = (objective * self.live_mask).sum() + recipe.l1 * self._l1()
+            loss = (objective * self.live_mask).sum()
         self.batch.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if recipe.l1:
+            self.scaler.unscale_(self.opt)  # (does nothing without a scaler)
+            self._add_l1(recipe.l1)
         if noise:  # the gradient was taken at the noisy weights; the step moves the clean ones
             with torch.no_grad():
                 for p, n in zip(self.params, noise):
@@ -566,10 +569,13 @@ class _Run:
         return sum(tensor_bits(p if a is None else p - a, step, self.rate.kappa, dims=1)  # type: ignore[return-value]
                    for p, a, step in zip(self.params, anchors, self.rate_steps))
 
-    def _l1(self) -> torch.Tensor:
-        if self.anchors is None:
-            return sum(p.abs().sum() for p in self.params)  # type: ignore[return-value]
-        return sum((p - a).abs().sum() for p, a in zip(self.params, self.anchors))  # type: ignore[return-value]
+    @torch.no_grad()
+    def _add_l1(self, lam: float) -> None:
+        """Eq. 5's L1 term by its gradient: ``lam * sign`` of each trained tensor (of its difference to the
+        anchor, if any) added to the loss's gradients, in two operations, where autograd over the summed
+        magnitudes took some fifty small ones a step for the same numbers."""
+        diffs = self.params if self.anchors is None else torch._foreach_sub(self.params, self.anchors)
+        torch._foreach_add_([p.grad for p in self.params], torch._foreach_sign(diffs), alpha=lam)
 
     def poll(self, step: int) -> tuple[list[float], bool]:
         """Read the losses back, check PSNRs where due, retire finished and diverged chunks; return the
@@ -683,7 +689,9 @@ def _step_batch(batch: INVRBatch, target: torch.Tensor, sizes: tuple[int, int, i
         grids = [_grid_batch(sizes, recipe, g, device) for g in gens]
         ti, yi, xi = (torch.stack(parts) for parts in zip(*grids))
         pred = batch.forward_grid(ti, yi, xi, sizes)
-        truth = target[b[:, None, None, None], ti[:, :, None, None], yi[:, :, :, None], xi[:, :, None, :]]
+        # One gather by flat pixel index: two thirds of the time of indexing by four broadcast index tensors
+        flat = ((b[:, None, None, None] * t_n + ti[:, :, None, None]) * h + yi[:, :, :, None]) * w + xi[:, :, None, :]
+        truth = target.reshape(-1, 3).index_select(0, flat.reshape(-1)).reshape(*flat.shape, 3)
         return pred, truth
     flat = torch.stack([torch.randint(0, t_n * h * w, (recipe.batch,), generator=g) for g in gens]).to(device)
     ti, rem = flat // (h * w), flat % (h * w)
