@@ -10,6 +10,7 @@ multiplies. Tensor names and order follow :meth:`Representation.tensor_shapes` (
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -64,6 +65,13 @@ def _axis_columns(rep: Representation) -> tuple[list[int], list[int], list[int]]
 def axis_features(n: int, axis: int, rep: Representation, device: torch.device | str = "cpu") -> torch.Tensor:
     """Features ``e(p)`` of one axis for all n indices, in the column order of :func:`_axis_columns`."""
     return axis_features_at(axis_coords(n, device), axis, rep)
+
+
+@functools.lru_cache(maxsize=64)
+def _axis_features_once(n: int, axis: int, rep: Representation, device: torch.device) -> torch.Tensor:
+    """:func:`axis_features`, computed once per size, axis and representation: a training step needs the same
+    three small tables every time (a few dozen float64 operations a step, otherwise). Read-only."""
+    return axis_features(n, axis, rep, device)
 
 
 def axis_features_at(p: torch.Tensor, axis: int, rep: Representation) -> torch.Tensor:
@@ -123,7 +131,7 @@ class _Sine(torch.autograd.Function):
 
 
 class _SineOfSum(torch.autograd.Function):
-    """``sin(a + b)`` over the broadcast of a small ``a (..., m, 1, n)`` and ``b (..., 1, n, c)``, in ``dtype``.
+    """``sin(a + b)`` over the broadcast of small ``a (..., m, 1, c)`` and ``b (..., 1, n, c)``, in ``dtype``.
 
     The first layer's pre-activation of a training grid is such a sum (a frame's and a row's table entries, and
     a column's), and the angle-sum identity takes its sine from the sines and cosines of the small parts:
@@ -137,7 +145,7 @@ class _SineOfSum(torch.autograd.Function):
         sa, ca, sb, cb = (v.to(dtype) for v in (torch.sin(a), torch.cos(a), torch.sin(b), torch.cos(b)))
         ctx.save_for_backward(sa, ca, sb, cb)
         ctx.dtypes = (a.dtype, b.dtype)
-        out = sa.new_empty(torch.broadcast_shapes(sa.shape, sb.shape))  # contiguous, as the trunk reshapes it
+        out = sa.new_empty((*sa.shape[:-2], sb.shape[-2], sa.shape[-1]))  # contiguous, as the trunk reshapes it
         return torch.mul(sa, cb, out=out).addcmul_(ca, sb)
 
     @staticmethod
@@ -284,7 +292,7 @@ class INVRBatch(nn.Module):
             weight, bias = weight * scale, bias * scale
         tables = []
         for axis, n in ((0, w), (1, h), (2, t_n)):
-            feats = axis_features(n, axis, self.rep, weight.device).to(weight.dtype)
+            feats = _axis_features_once(n, axis, self.rep, weight.device).to(weight.dtype)
             part = weight[:, :, self.cols[axis]]
             if part.shape[0] == 1:
                 tables.append((feats @ part[0].t())[None])
