@@ -51,7 +51,7 @@ class Recipe:
     eval_every: int = 250
     warmup: int = 0  # linear learning-rate warm-up steps (at most a tenth of the steps)
     grid_frames: int = 4  # "tables" batches are k frames x m random rows x n random columns, k*m*n ~= batch
-    compile: bool = False  # torch.compile the training trunk: on CUDA at once, on the CPU once it pays (see below)
+    compile: bool = False  # torch.compile the training trunk: on CUDA, and for long fits on the CPU (compiles())
     # Quantisation-aware refinement (see invrcodec.encoder): after training, the tensors are coded in stages
     # and, after each stage but the last, the tensors not coded yet are trained for refine * steps steps (from
     # refine_lr, cosine-decayed) so that they absorb the quantisation error of those already coded. 0 = off.
@@ -341,41 +341,30 @@ def _compact(batch: INVRBatch, opt: Adam, keep: list[int], trainable: list[bool]
     return new, new_opt
 
 
-# torch.compile on the CPU costs about 2 s in every process that uses it (importing dynamo and inductor,
-# tracing, loading the cached kernels) and then saves 12-18% of a step over the eager trunk
-# (INVRBatch.train_trunk), measured on a 2-core EPYC in bfloat16 and float32 (docs/results.md, "The whole
-# command, eager"): a command that trains a few hundred steps is done sooner without it, an encode of many
-# chunks sooner with it. So the CPU trains eagerly until the process has spent CPU_COMPILE_AFTER seconds on
-# eager steps, about what the compile would have saved by then, and compiles from that step on: a rental's
-# rule (rent until the rent paid would have bought), which never loses much more than the compile's cost to
-# either choice. On CUDA, where fusion saves far more per step, a recipe with compile=True compiles at once.
-# The environment's INVRCODEC_COMPILE_AFTER (seconds; 0 compiles at once) overrides it.
-CPU_COMPILE_AFTER = 12.0
-_cpu_eager_seconds = 0.0
+# torch.compile on the CPU costs about 2 s in a process's first compiled fit (importing dynamo and inductor,
+# tracing, loading the cached kernels; later fits of the same shapes reuse the graph) and then saves 12-18% of
+# a step over the eager trunk (INVRBatch.train_trunk), measured on a 2-core EPYC in bfloat16 and float32
+# (docs/results.md, "The whole command, eager"). Compiled and eager steps round differently, so whether a fit
+# compiles is decided from the fit alone, never from what the process did before: a resumed encode, a Ray
+# worker and an uninterrupted encode write the same bytes. On the CPU a fit compiles when it trains at least
+# CPU_COMPILE_STEPS steps with no PSNR target (a fit that stops at its target, as under --psnr, stops within a
+# few hundred steps, before the compile would pay); refinement and P-chunks are shorter and train eagerly. On
+# CUDA, where fusion saves far more per step, a recipe with compile=True always compiles. The environment's
+# INVRCODEC_COMPILE (auto, always, never) overrides the rule.
+CPU_COMPILE_STEPS = 1000
 
 
-def compile_after() -> float:
-    """Seconds of eager steps after which the CPU compiles: INVRCODEC_COMPILE_AFTER, else
-    CPU_COMPILE_AFTER."""
-    text = os.environ.get("INVRCODEC_COMPILE_AFTER", "").strip()
-    try:
-        value = float(text) if text else CPU_COMPILE_AFTER
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        log.warning("INVRCODEC_COMPILE_AFTER=%r is not a number of seconds; using %g", text, CPU_COMPILE_AFTER)
-        return CPU_COMPILE_AFTER
-    return value
-
-
-def _compile_now(device: torch.device) -> bool:
-    return device.type != "cpu" or _cpu_eager_seconds >= compile_after()
-
-
-def _rent(seconds: float) -> None:
-    """Count an eager step of a recipe that compiles (see CPU_COMPILE_AFTER)."""
-    global _cpu_eager_seconds
-    _cpu_eager_seconds += seconds
+def compiles(recipe: Recipe, device: torch.device, psnr_target: float | None) -> bool:
+    """Whether a fit of ``recipe`` (its own steps: after :meth:`Recipe.for_frames`) torch.compiles its trunk."""
+    mode = os.environ.get("INVRCODEC_COMPILE", "").strip().lower() or "auto"
+    if mode not in ("auto", "always", "never"):
+        log.warning("INVRCODEC_COMPILE=%r is not auto, always or never; using auto", mode)
+        mode = "auto"
+    if not recipe.compile or mode == "never":
+        return False
+    if mode == "always" or device.type != "cpu":
+        return True
+    return psnr_target is None and recipe.steps >= CPU_COMPILE_STEPS
 
 
 def _fit_batch(chunks: list[np.ndarray], starts: list[_Start], how: _Attempt,
@@ -458,7 +447,7 @@ class _Run:
                 if s.anchor is not None else torch.zeros(p.shape[1:]) for s in starts]).to(device)
                 for n, p in zip(names, self.params)]
         self.compiled = self.compiling = False  # compiling: the next step compiles (see _compile)
-        if recipe.compile and _compile_now(device):
+        if compiles(recipe, device, how.psnr_target):
             self._compile()
         self.opt = Adam(self.params, lr=recipe.lr * lr_scale)
         # Rate-aware training: each trained tensor's coded step, and lambda on the loss's scale (a chunk's mean
@@ -507,18 +496,10 @@ class _Run:
 
     def train(self, step: int) -> None:
         """One optimiser step of every row (retired rows are put back after it)."""
-        renting = self.recipe.compile and not self.compiled
-        if renting and _compile_now(self.device):
-            self._compile()
-            renting = False
         if self.compiling:
             self.compiling = False
             with self.clock.phase("compile"):
                 self._train(step)
-        elif renting:
-            t0 = time.perf_counter()
-            self._train(step)
-            _rent(time.perf_counter() - t0)
         else:
             self._train(step)
 

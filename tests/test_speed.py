@@ -123,7 +123,7 @@ def test_the_second_command_compiles_nothing_the_first_did_not(bin_dir: Path, ti
     def graphs() -> set[str]:
         return {str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_file() and "locks" not in p.parts}
 
-    env = {"TORCHINDUCTOR_CACHE_DIR": str(cache), "INVRCODEC_COMPILE_AFTER": "0"}  # compile from the first step
+    env = {"TORCHINDUCTOR_CACHE_DIR": str(cache), "INVRCODEC_COMPILE": "always"}  # a 4-step fit compiles
     first = run(["invr-enc", *opts], env=env)
     assert first.returncode == 0, first.stderr
     kept = graphs()
@@ -135,8 +135,8 @@ def test_the_second_command_compiles_nothing_the_first_did_not(bin_dir: Path, ti
 
 def test_a_short_cpu_encode_never_imports_the_compiler(tmp_path: Path) -> None:
     """torch.compile costs a CPU process about 2 s (dynamo's and inductor's imports, tracing) and torch.optim
-    about 1 s (it imports dynamo): a command that trains a few hundred steps trains eagerly with invrcodec's own
-    Adam and pays neither, until it has trained long enough for the compile to pay (fit.CPU_COMPILE_AFTER)."""
+    about 1 s (it imports dynamo): a fit of few steps, or one that stops at a PSNR target, trains eagerly with
+    invrcodec's own Adam and pays neither (fit.compiles)."""
     script = (
         "import sys, dataclasses, numpy as np, torch\n"
         "from invrcodec import fit\n"
@@ -147,29 +147,37 @@ def test_a_short_cpu_encode_never_imports_the_compiler(tmp_path: Path) -> None:
         "recipe = dataclasses.replace(PRESETS['fast'], steps=6, batch=64, eval_every=3)\n"
         "fit.fit_chunk(frames, rep, recipe, device=torch.device('cpu'))\n"
         "print('torch._dynamo' in sys.modules, 'torch._inductor' in sys.modules)\n")
-    env = {k: v for k, v in os.environ.items() if k != "INVRCODEC_COMPILE_AFTER"}
+    env = {k: v for k, v in os.environ.items() if k != "INVRCODEC_COMPILE"}
     eager = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
     assert eager.returncode == 0, eager.stderr
     assert eager.stdout.split() == ["False", "False"]
-    env["INVRCODEC_COMPILE_AFTER"] = "0"
+    env["INVRCODEC_COMPILE"] = "always"
     env["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_path / "inductor")
     compiled = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
     assert compiled.returncode == 0, compiled.stderr
-    assert compiled.stdout.split() == ["True", "True"]  # the same fit, compiled at once when told
+    assert compiled.stdout.split() == ["True", "True"]  # the same fit, compiled when told
 
 
-def test_the_ski_rental_compiles_once_the_eager_steps_have_cost_the_threshold(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_whether_a_fit_compiles_depends_on_the_fit_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compiled and eager steps round differently: the choice is the fit's (its steps, its PSNR target, the
+    device), so a resumed encode or a Ray worker compiles exactly the chunks an uninterrupted encode does."""
+    from dataclasses import replace as dc_replace
+
     from invrcodec import fit
 
-    monkeypatch.delenv("INVRCODEC_COMPILE_AFTER", raising=False)
-    assert fit.compile_after() == fit.CPU_COMPILE_AFTER
-    monkeypatch.setenv("INVRCODEC_COMPILE_AFTER", "2.5")
-    assert fit.compile_after() == 2.5
-    monkeypatch.setattr(fit, "_cpu_eager_seconds", 2.4)
-    assert not fit._compile_now(torch.device("cpu"))
-    fit._rent(0.2)
-    assert fit._compile_now(torch.device("cpu"))
-    assert fit._compile_now(torch.device("cuda"))  # CUDA compiles at once
-    monkeypatch.setenv("INVRCODEC_COMPILE_AFTER", "soon")
-    assert fit.compile_after() == fit.CPU_COMPILE_AFTER  # a bad value is warned about, not obeyed
+    monkeypatch.delenv("INVRCODEC_COMPILE", raising=False)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    long = dc_replace(PRESETS["fast"], steps=fit.CPU_COMPILE_STEPS)
+    short = dc_replace(long, steps=fit.CPU_COMPILE_STEPS - 1)
+    assert fit.compiles(long, cpu, None)
+    assert not fit.compiles(short, cpu, None)
+    assert not fit.compiles(long, cpu, 30.0)  # stops at a target: a few hundred steps
+    assert fit.compiles(short, cuda, 30.0)  # CUDA compiles what the recipe says
+    assert not fit.compiles(dc_replace(long, compile=False), cuda, None)
+    assert not fit.compiles(PRESETS["fast"].for_p_chunk(), cpu, None)  # P-chunks and refinement: short
+    monkeypatch.setenv("INVRCODEC_COMPILE", "always")
+    assert fit.compiles(short, cpu, 30.0)
+    monkeypatch.setenv("INVRCODEC_COMPILE", "never")
+    assert not fit.compiles(long, cuda, None)
+    monkeypatch.setenv("INVRCODEC_COMPILE", "sometimes")
+    assert fit.compiles(long, cpu, None) and not fit.compiles(short, cpu, None)  # warned about: auto
