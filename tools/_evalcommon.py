@@ -10,6 +10,7 @@ same config (tests/test_tools_eval.py checks this); :func:`encode_with_encoder` 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import math
 import os
@@ -17,7 +18,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -62,6 +63,22 @@ class Clip:
         """Size of the clip as 8-bit RGB (the representation PSNR is measured on)."""
         t, h, w, c = self.frames.shape
         return t * h * w * c
+
+
+@contextlib.contextmanager
+def compile_at_once() -> Iterator[None]:
+    """Presets with compile=True compile every fit made inside (INVRCODEC_COMPILE=always): for timings of the
+    compiled step with the one-off compile measured or warmed up apart. invr-enc itself compiles only fits of
+    many steps without a PSNR target (invrcodec.fit.compiles)."""
+    before = os.environ.get("INVRCODEC_COMPILE")
+    os.environ["INVRCODEC_COMPILE"] = "always"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["INVRCODEC_COMPILE"]
+        else:
+            os.environ["INVRCODEC_COMPILE"] = before
 
 
 def parse_size(text: str) -> int | None:

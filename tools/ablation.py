@@ -12,6 +12,7 @@ and INVR-C (DeepCABAC at ``--qp``), decoded, and scored per frame (PSNR density,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -28,7 +29,7 @@ import _evalcommon as ec
 
 from invrcodec.devices import resolve_device
 from invrcodec.encoder import DEFAULT_QP, Encoder, EncoderConfig
-from invrcodec.fit import FitProgress, fit_chunk
+from invrcodec.fit import FitProgress, compiles, fit_chunk
 from invrcodec.metrics import pooled_psnr
 from invrcodec.presets import VARIANTS
 
@@ -51,9 +52,12 @@ def run_variant(clip: ec.Clip, name: str, args: argparse.Namespace, outdir: Path
     if not args.no_warmup:
         # Untimed: torch.compile's traces for this variant's shapes (training and the PSNR checks), from a fresh
         # cache so that earlier variants' traces neither help nor exhaust the recompile limit.
+        # A 3-step fit would not compile by itself (invrcodec.fit.compiles): compile it if the timed fit will.
         torch._dynamo.reset()
-        fit_chunk(clip.frames, cfg_u.representation, replace(recipe, steps=3, eval_every=3),
-                  device=resolve_device(args.device), amp=cfg_u.amp)
+        device = resolve_device(args.device)
+        with ec.compile_at_once() if compiles(recipe, device, None) else contextlib.nullcontext():
+            fit_chunk(clip.frames, cfg_u.representation, replace(recipe, steps=3, eval_every=3), device=device,
+                      amp=cfg_u.amp)
     curve: list[tuple[int, float, float]] = []
 
     def record(p: FitProgress) -> None:

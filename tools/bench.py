@@ -200,23 +200,6 @@ def _reset_compile(cache_root: Path, name: str) -> None:
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache)
 
 
-@contextlib.contextmanager
-def compile_at_once() -> Iterator[None]:
-    """Presets with compile=True compile every fit in this process (INVRCODEC_COMPILE=always): the
-    training-only figures are of the compiled step, the one-off compile being measured apart. invr-enc itself
-    compiles only fits of many steps without a PSNR target (invrcodec.fit.compiles); the command section times
-    that."""
-    before = os.environ.get("INVRCODEC_COMPILE")
-    os.environ["INVRCODEC_COMPILE"] = "always"
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["INVRCODEC_COMPILE"]
-        else:
-            os.environ["INVRCODEC_COMPILE"] = before
-
-
 def warm_up_compile(frames: np.ndarray, rep: Representation, recipe: Recipe, cache_root: Path,
                     name: str, seed: int) -> dict[str, float]:
     """Time a 3-step fit (training graph and full-chunk check graph) cold and again warm; the difference is
@@ -819,7 +802,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         trained: dict[str, tuple[dict[str, np.ndarray], str]] = {}
         if "fit" not in args.skip:
             say("time to target")
-            with compile_at_once():
+            with ec.compile_at_once():
                 fit, trained = bench_fit(clips, rep, preset_rep, args, workdir / "inductor")
             summarise_fit(fit, args.presets, args.targets)
             result["fit"] = fit
