@@ -101,8 +101,9 @@ def full_encoding(t_idx: torch.Tensor, y_idx: torch.Tensor, x_idx: torch.Tensor,
 def activate(z: torch.Tensor, siren: bool, w0: float) -> torch.Tensor:
     """``sin(w0 * z)`` for SIREN, ``relu(z)`` otherwise.
 
-    The sine is taken in float32 even under autocast: w0 * z reaches tens of radians, where float16 would lose
-    most of the phase.
+    The sine is taken in float32 even under autocast (the PSNR checks render through it): w0 * z reaches tens
+    of radians. Training takes its sines in the matrix products' precision instead (:meth:`INVRBatch.train_trunk`,
+    where the rounding was measured not to matter).
     """
     if siren:
         return torch.sin(w0 * z.to(torch.promote_types(z.dtype, torch.float32)))
@@ -331,19 +332,19 @@ class INVRBatch(nn.Module):
         For SIREN its sine is :class:`_SineOfSum` of the (frame, row) and (frame, column) parts, from float32
         tables, and the rest is :meth:`train_trunk`.
         """
-        if not self.siren:
-            tx, ty, tt = self.axis_tables(sizes)
-            b = torch.arange(tx.shape[0], device=tx.device)
-            pre = (tt[b[:, None], t_idx][:, :, None, None, :] + ty[b[:, None, None], y_idx][:, :, :, None, :]
-                   + tx[b[:, None, None], x_idx][:, :, None, :, :])
-            return self.trunk(pre)
         kind = self.tensors[0].device.type
         dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else self.tensors[0].dtype
-        with torch.autocast(kind, enabled=False):
-            tx, ty, tt = self.axis_tables(sizes, scale=self.w0)
+        if self.siren:
+            with torch.autocast(kind, enabled=False):
+                tx, ty, tt = self.axis_tables(sizes, scale=self.w0)
+        else:
+            tx, ty, tt = self.axis_tables(sizes)
         b = torch.arange(tx.shape[0], device=tx.device)
         rows = tt[b[:, None], t_idx][:, :, None, None, :] + ty[b[:, None, None], y_idx][:, :, :, None, :]
-        return self.train_trunk(_SineOfSum.apply(rows, tx[b[:, None, None], x_idx][:, :, None, :, :], dtype))
+        cols = tx[b[:, None, None], x_idx][:, :, None, :, :]
+        if not self.siren:
+            return self.trunk(rows + cols)
+        return self.train_trunk(_SineOfSum.apply(rows, cols, dtype))
 
     def forward_frames(self, t_idx: torch.Tensor, sizes: tuple[int, int, int],
                        chunks: torch.Tensor | None = None, tables: Tables | None = None) -> torch.Tensor:
