@@ -349,8 +349,8 @@ def _compact(batch: INVRBatch, opt: Adam, keep: list[int], trainable: list[bool]
 # worker and an uninterrupted encode write the same bytes. On the CPU a fit compiles when it trains at least
 # CPU_COMPILE_STEPS steps with no PSNR target (a fit that stops at its target, as under --psnr, stops within a
 # few hundred steps, before the compile would pay); refinement and P-chunks are shorter and train eagerly. On
-# CUDA, where fusion saves far more per step, a recipe with compile=True always compiles. The environment's
-# INVRCODEC_COMPILE (auto, always, never) overrides the rule.
+# CUDA, where an eager step launches many small kernels, a recipe with compile=True always compiles, as before
+# (not yet measured on a GPU). The environment's INVRCODEC_COMPILE (auto, always, never) overrides the rule.
 CPU_COMPILE_STEPS = 1000
 
 
