@@ -13,6 +13,7 @@ one is :func:`fit_chunk`, operation for operation.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -356,15 +357,22 @@ CPU_COMPILE_STEPS = 1000
 
 def compiles(recipe: Recipe, device: torch.device, psnr_target: float | None) -> bool:
     """Whether a fit of ``recipe`` (its own steps: after :meth:`Recipe.for_frames`) torch.compiles its trunk."""
-    mode = os.environ.get("INVRCODEC_COMPILE", "").strip().lower() or "auto"
-    if mode not in ("auto", "always", "never"):
-        log.warning("INVRCODEC_COMPILE=%r is not auto, always or never; using auto", mode)
-        mode = "auto"
+    mode = _compile_mode(os.environ.get("INVRCODEC_COMPILE", ""))
     if not recipe.compile or mode == "never":
         return False
     if mode == "always" or device.type != "cpu":
         return True
     return psnr_target is None and recipe.steps >= CPU_COMPILE_STEPS
+
+
+@functools.lru_cache(maxsize=8)
+def _compile_mode(text: str) -> str:
+    """INVRCODEC_COMPILE's value: auto (also when unset), always or never; anything else is warned about once."""
+    mode = text.strip().lower() or "auto"
+    if mode not in ("auto", "always", "never"):
+        log.warning("INVRCODEC_COMPILE=%r is not auto, always or never; using auto", text)
+        return "auto"
+    return mode
 
 
 def _fit_batch(chunks: list[np.ndarray], starts: list[_Start], how: _Attempt,
