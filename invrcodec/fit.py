@@ -323,7 +323,7 @@ def _trained(batch: INVRBatch, trainable: list[bool]) -> list[torch.Tensor]:
 
 
 def _compact(batch: INVRBatch, opt: Adam, keep: list[int], trainable: list[bool],
-             compiled: bool, lr: float) -> tuple[INVRBatch, Adam]:
+             lr: float) -> tuple[INVRBatch, Adam]:
     """The batch and optimiser restricted to chunks ``keep``, each chunk's Adam moments carried over."""
     new = batch.select(keep)
     idx = torch.tensor(keep, device=batch.tensors[0].device)
@@ -334,11 +334,6 @@ def _compact(batch: INVRBatch, opt: Adam, keep: list[int], trainable: list[bool]
         if state:
             new_opt.state[fresh] = {k: (v.index_select(0, idx) if k != "step" else v.clone())
                                     for k, v in state.items()}
-    if compiled:
-        on_cpu = batch.tensors[0].device.type == "cpu"
-        new.train_trunk = compile_fn(new.train_trunk, cpu=on_cpu)  # type: ignore[method-assign]
-    else:
-        _require_grads(new, trainable)
     return new, new_opt
 
 
@@ -622,8 +617,11 @@ class _Run:
             self._put_back()
             return
         idx = torch.tensor(keep, device=self.device)
-        self.batch, self.opt = _compact(self.batch, self.opt, keep, self.trainable, self.compiled, self.lr)
-        self.compiling = self.compiled
+        self.batch, self.opt = _compact(self.batch, self.opt, keep, self.trainable, self.lr)
+        if self.compiled:
+            self._compile()
+        else:
+            _require_grads(self.batch, self.trainable)
         self.params = _trained(self.batch, self.trainable)
         if self.anchors is not None:
             self.anchors = [a.index_select(0, idx) for a in self.anchors]
