@@ -20,7 +20,7 @@ DEFAULT_VARIANT = "invr"
 # Frames per network of every preset but paper (which keeps the paper's 15).
 DEFAULT_CHUNK_FRAMES = 45
 
-# A key chunk every DEFAULT_KEYINT chunks; the chunks between are P-chunks. 1: every chunk a key chunk. P-chunks
-# (--keyint 8) were measured against that on both shared clips and did not win on both: BD-rate -5.8% on
-# carphone, +2.7% on bigbuckbunny (docs/results.md, "Rate-distortion of format 2.0"), so they stay an option.
+# A key chunk every DEFAULT_KEYINT chunks; the chunks between are P-chunks. 1: every chunk a key chunk. A 45-frame
+# P-chunk costs more rate than a key chunk trained for the rate on both shared clips: BD-rate +15.8% on carphone,
+# +35.4% on bigbuckbunny (docs/results.md, "P-chunks against rate-aware key chunks"), so they stay an option.
 DEFAULT_KEYINT = 1
