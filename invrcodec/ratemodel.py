@@ -55,9 +55,7 @@ def tensor_bits(w: torch.Tensor, step: float, kappa: float = DQ_KAPPA, dims: int
 
 def coded_steps(rep: Representation, qp: int, coder: CoderParams) -> dict[str, float]:
     """The quantiser step of every tensor at user QP ``qp`` (the encoder's QP plan)."""
-    plan = qp_plan(qp, rep)
-    return {name: deepcabac.step_size(plan.qp_for(role), coder.qp_density)
-            for name, _, role in rep.tensor_layout()}
+    return {name: deepcabac.step_size(q, coder.qp_density) for name, q in qp_plan(qp, rep).tensor_qps(rep).items()}
 
 
 @dataclass(frozen=True)

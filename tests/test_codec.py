@@ -277,6 +277,24 @@ def test_tensor_roles() -> None:
         plan.first_weight, plan.hidden_weight, plan.bias, plan.out_weight, plan.out_bias]
 
 
+@pytest.mark.parametrize(("layers", "ramped"), [(2, [0]), (3, [-2, 2]), (4, [-2, 0, 2])])
+def test_hidden_layer_qps_ramp_with_depth(layers: int, ramped: list[int]) -> None:
+    """The hidden layers' QPs rise with depth about the plan's hidden QP; every other tensor keeps its role's."""
+    cfg = tiny_config(layers=layers)
+    rep = cfg.representation
+    plan = qp_plan(38, rep)
+    qps = plan.tensor_qps(rep)
+    hidden = rep.tensor_names(TensorRole.HIDDEN_WEIGHT)
+    assert [qps[name] - plan.hidden_weight for name in hidden] == ramped
+    for name, _, role in rep.tensor_layout():
+        if role != TensorRole.HIDDEN_WEIGHT:
+            assert qps[name] == plan.qp_for(role)
+    state = {n: np.random.default_rng(0).normal(0, 0.05, shape).astype(np.float32)
+             for n, shape in rep.tensor_shapes()}
+    coded, _ = encode_weights(state, rep, cfg.coder_params(), plan)
+    assert [t.qp for t in coded] == [qps[name] for name in rep.tensor_names()]
+
+
 def test_the_two_mean_psnrs() -> None:
     """pooled_psnr averages the MSE, mean_of_psnrs the dB values; the first is never above the second."""
     assert pooled_psnr([30.0, 30.0]) == pytest.approx(30.0)
