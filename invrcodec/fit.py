@@ -89,16 +89,20 @@ class Recipe:
     p_train: Literal["all", "first"] = "all"
     p_rate: float = 0.0  # Recipe.rate of P-chunks (on the residual); not measured, so off
     # A chunk of fewer frames than the representation's (a clip's last chunk, or a clip shorter than one
-    # chunk) trains steps * (frames / chunk_frames) ** frames_exponent steps. log 2 / log 3: the presets give
-    # a 45-frame network twice the steps a 15-frame one took (presets.py); 0 = the same steps for any length.
+    # chunk) trains fewer steps: in proportion to its frames down to frames_knee of the chunk (a network for
+    # 90 frames has twice a 45-frame one's steps, presets.py), below that by the power frames_exponent of its
+    # frames. log 2 / log 3: a 45-frame network has twice the steps of a 15-frame one. 0 = the same steps for
+    # any length.
     frames_exponent: float = math.log(2) / math.log(3)
+    frames_knee: float = 0.5
 
     def for_frames(self, frames: int, chunk_frames: int) -> Recipe:
         """The recipe of a chunk of ``frames`` frames in a representation of ``chunk_frames`` (see
         frames_exponent): fewer steps and checks, the same learning rates."""
         if frames >= chunk_frames or self.frames_exponent == 0:
             return self
-        scale = (frames / chunk_frames) ** self.frames_exponent
+        share, knee = frames / chunk_frames, self.frames_knee
+        scale = share if share >= knee else knee * (share / knee) ** self.frames_exponent
         return dataclasses.replace(self, steps=max(1, round(self.steps * scale)),
                                    eval_every=max(1, round(self.eval_every * scale)) if self.eval_every else 0)
 

@@ -19,11 +19,14 @@ __all__ = ["DEFAULT_CHUNK_FRAMES", "DEFAULT_KEYINT", "DEFAULT_PRESET", "PRESETS"
 # The names and defaults (DEFAULT_PRESET, DEFAULT_CHUNK_FRAMES, DEFAULT_KEYINT) live in invrcodec.choices, which
 # the command line reads without importing torch; the tables here are keyed by its names, in its order.
 #
-# Every preset but paper codes DEFAULT_CHUNK_FRAMES (45) frames per network, three times the paper's 15, and
-# trains it twice the steps it took for 15 frames: two thirds of the training per frame. On the first 45
-# frames of carphone at 128x128 that moved the network from three 15-frame ones at 0.95 bpp and 36.35 dB
-# (QP 38) to one at 0.40 bpp and 35.42 dB (QP 34); with 800 steps the 45-frame network stopped at 33.80 dB
-# (docs/results.md, "Rate-distortion").
+# Every preset but paper codes DEFAULT_CHUNK_FRAMES (90) frames per network, six times the paper's 15. A
+# 45-frame network first took three 15-frame ones' place with twice their steps (two thirds of the training per
+# frame): on the first 45 frames of carphone at 128x128 that moved three 15-frame networks at 0.95 bpp and
+# 36.35 dB (QP 38) to one at 0.40 bpp and 35.42 dB (QP 34); with 800 steps the 45-frame network stopped at
+# 33.80 dB (docs/results.md, "Rate-distortion"). A 90-frame network then took two 45-frame ones' place with the
+# same training per frame (twice the steps; Recipe.frames_knee), BD-rate -24.9% / -14.3% on carphone /
+# bigbuckbunny; with the 0.63 exponent's steps instead (1.55x) it was -18.0% / -5.7% (docs/results.md,
+# "Frames per network: 90"). The steps below are a 90-frame network's.
 PRESETS: dict[str, Recipe] = {
     # ultrafast and fast: Adam 1.5e-3 after a 50-step linear warm-up. Without the warm-up 1.2e-3 already
     # collapses to a flat image (12.8 and 14.5 dB after 1000 steps); with it, 1.5e-3 ends 1.7-2.1 dB above the
@@ -32,21 +35,21 @@ PRESETS: dict[str, Recipe] = {
     # Two full-chunk PSNR checks per chunk (halfway, to catch a collapsed fit, and at the end): a check renders
     # the whole chunk, as much arithmetic as a few dozen steps on a 45-frame chunk, and without a --psnr target
     # the checks only report (they never change the weights; tests/test_tools_eval.py).
-    "ultrafast": Recipe(steps=1000, lr=1.5e-3, warmup=50, batch=8192, grid_frames=15, eval_every=500,
+    "ultrafast": Recipe(steps=2000, lr=1.5e-3, warmup=50, batch=8192, grid_frames=15, eval_every=1000,
                         cpu_bf16=True, refine=0.15),
     # fast also trains for the rate at its QP over the last 30% of the steps (Recipe.rate, lambda = 1e5 *
     # step^2): BD-rate -8.6% / -9.8% against the same recipe without it on the first 45 frames of carphone /
     # bigbuckbunny at 128x128, QP 30-46 (docs/results.md, "Rate-aware training"). The other presets were not
     # measured with it and leave it off. Under --psnr its training stops 0.75 dB short of the target, which
     # refinement makes up (Recipe.refine_gain).
-    "fast": Recipe(steps=1600, lr=1.5e-3, warmup=50, batch=8192, grid_frames=15, eval_every=800, compile=True,
+    "fast": Recipe(steps=3200, lr=1.5e-3, warmup=50, batch=8192, grid_frames=15, eval_every=1600, compile=True,
                    cpu_bf16=True, refine=0.15, rate=1e5, refine_gain=0.75),
     # medium: the same warm-up and rate; 3000 steps end 1.3-1.7 dB above 1e-3 (40.85 and 41.05 dB).
-    "medium": Recipe(steps=6000, lr=1.5e-3, warmup=50, batch=16384, grid_frames=15, eval_every=500,
+    "medium": Recipe(steps=12000, lr=1.5e-3, warmup=50, batch=16384, grid_frames=15, eval_every=1000,
                      compile=True, refine=0.1),
     # slow: no warm-up, 5e-4. Over 10,000 steps it ends 1.3 dB above medium (42.13 / 42.40 dB); with the
     # warm-up and 1.5e-3 carphone collapsed to 12.6 dB (docs/results.md, Speed).
-    "slow": Recipe(steps=20000, lr=5e-4, batch=16384, grid_frames=15, eval_every=1000, compile=True,
+    "slow": Recipe(steps=40000, lr=5e-4, batch=16384, grid_frames=15, eval_every=2000, compile=True,
                    refine=0.05),
     # The paper (sec. 3.1.2, 3.3): one whole random frame per step, Adam at 2e-5, 25,000 steps per chunk,
     # the textbook forward pass on memoised encodings.

@@ -137,7 +137,7 @@ def test_diverging_training_is_reported_not_written() -> None:
 
 def test_psnr_target_stops_early() -> None:
     frames = synthetic_frames(16, 16, 2)
-    rep = tiny_config(hidden=32).representation
+    rep = tiny_config(hidden=32, chunk_frames=2).representation
     res = fit_chunk(frames, rep, Recipe(steps=2000, lr=1e-3, batch=512, eval_every=50),
                     device=torch.device("cpu"), psnr_target=20.0)
     assert res.psnr >= 20.0 and res.steps < 2000
@@ -185,8 +185,8 @@ def test_the_default_width_follows_the_qp_and_an_explicit_one_wins() -> None:
     assert widths == sorted(widths, reverse=True)  # coarser QPs, narrower networks: rate falls with the QP
 
 
-@pytest.mark.parametrize(("kbps", "hidden"), [(600.0, 192), (300.0, 160), (200.0, 128), (120.0, 96),
-                                              (40.0, 64)])
+@pytest.mark.parametrize(("kbps", "hidden"), [(600.0, 192), (200.0, 160), (120.0, 128), (60.0, 96),
+                                              (30.0, 64)])
 def test_under_a_bitrate_the_width_is_the_widest_that_fits_a_chunks_share(kbps: float, hidden: int) -> None:
     stream = StreamInfo(128, 128, 90, frame_rate=Fraction(30))
     enc = Encoder(stream, EncoderConfig.from_preset("fast", bitrate=kbps, device="cpu"))
@@ -214,7 +214,7 @@ def test_real_clip_round_trip(shared_media: Path, tmp_path: Path) -> None:
 def test_mixed_precision_path_trains() -> None:
     # The CUDA path autocasts to float16; on the CPU the same code runs with bfloat16, so CI covers it.
     frames = synthetic_frames(16, 16, 2)
-    rep = tiny_config(hidden=32).representation
+    rep = tiny_config(hidden=32, chunk_frames=2).representation
     res = fit_chunk(frames, rep, Recipe(steps=400, lr=1e-3, batch=512, eval_every=50),
                     device=torch.device("cpu"), psnr_target=18.0, amp=True)
     assert res.psnr >= 18.0

@@ -59,9 +59,11 @@ def test_keep_kernels_uses_the_user_cache_unless_told(monkeypatch: pytest.Monkey
 
 def test_a_short_chunk_trains_the_presets_rule_and_an_explicit_step_count_as_given() -> None:
     fast = PRESETS["fast"]
-    assert fast.for_frames(45, 45).steps == fast.steps
-    assert fast.for_frames(15, 45).steps == fast.steps // 2  # 45 frames get twice a 15-frame network's steps
-    assert fast.for_frames(15, 45).eval_every == fast.eval_every // 2
+    assert fast.for_frames(90, 90).steps == fast.steps
+    assert fast.for_frames(60, 90).steps == round(fast.steps * 2 / 3)  # in proportion down to half the chunk
+    assert fast.for_frames(45, 90).steps == fast.steps // 2
+    assert fast.for_frames(45, 90).eval_every == fast.eval_every // 2
+    assert fast.for_frames(15, 90).steps == fast.steps // 4  # 45 frames get twice a 15-frame network's steps
     assert PRESETS["paper"].for_frames(5, 15).steps == PRESETS["paper"].steps  # the paper's recipe is fixed
     from invrcodec.encoder import EncoderConfig
 
@@ -174,7 +176,11 @@ def test_whether_a_fit_compiles_depends_on_the_fit_alone(monkeypatch: pytest.Mon
     assert not fit.compiles(long, cpu, 30.0)  # stops at a target: a few hundred steps
     assert fit.compiles(short, cuda, 30.0)  # CUDA compiles what the recipe says
     assert not fit.compiles(dc_replace(long, compile=False), cuda, None)
-    assert not fit.compiles(PRESETS["fast"].for_p_chunk(), cpu, None)  # P-chunks and refinement: short
+    fast = PRESETS["fast"]
+    assert fit.compiles(fast, cpu, None)  # a 90-frame chunk, and its P-chunk (35% of the steps)
+    assert fit.compiles(fast.for_p_chunk(), cpu, None)
+    assert not fit.compiles(fast.for_frames(45, 90).for_p_chunk(), cpu, None)  # a 45-frame P-chunk: short
+    assert not fit.compiles(dc_replace(fast, steps=round(fast.refine * fast.steps)), cpu, None)  # a refinement stage
     monkeypatch.setenv("INVRCODEC_COMPILE", "always")
     assert fit.compiles(short, cpu, 30.0)
     monkeypatch.setenv("INVRCODEC_COMPILE", "never")

@@ -263,11 +263,14 @@ def test_named_curves_are_the_package_configs() -> None:
     common = {"qp": 42, "device": args.device, "seed": args.seed}
     v1 = rd.curve_config(args, rd.NAMED_CURVES["v1"][0], 42)
     assert v1 == EncoderConfig.from_preset("ultrafast", enc_dims=(64, 64, 32), keyint=1, chunk_frames=15,
-                                           steps=PRESETS["ultrafast"].steps // 2, **common)
+                                           steps=PRESETS["ultrafast"].steps // 4, **common)  # 15 of 90 frames
     info = StreamInfo(128, 128, 90, Fraction(25), Fraction(1, 25))
     resolved = Encoder(info, v1).config
     assert resolved.representation.enc_dims == (64, 64, 32) and resolved.keyint == 1
     assert ec.all_key_chunks(v1, info, 90)
+    c45 = rd.curve_config(args, rd.NAMED_CURVES["c45"][0], 42)
+    assert c45 == EncoderConfig.from_preset("ultrafast", chunk_frames=45, steps=PRESETS["ultrafast"].steps // 2,
+                                            **common)
     # default: the package's defaults for the preset, whatever they are.
     default = rd.curve_config(args, rd.NAMED_CURVES["default"][0], 42)
     assert default == EncoderConfig.from_preset("ultrafast", **common)

@@ -9,7 +9,7 @@ and its load average before and after, so numbers from a busy machine are recogn
 **Time to target.** A 15-frame 128x128 chunk of each clip (centre square crop, area scale, first frames) is
 trained with the paper's recipe (sec. 3.1.2: one whole random frame per step, Adam at 2e-5, textbook forward
 pass) on the paper's network and with each preset on the network invr-enc gives such a clip (encoding
-band-limited, a 45-frame representation, so the preset's steps are scaled to 15 frames), up to the highest
+band-limited, a 90-frame representation, so the preset's steps are scaled to 15 frames), up to the highest
 target (default 35 dB); the time at which every lower target
 (30 dB) is first met is read from the same run. PSNR is the full-chunk check that ``fit_chunk`` itself makes
 (every ``--eval-every`` steps, and whenever its running estimate meets the target); the bench observes those
@@ -773,7 +773,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     keep_freed_memory()  # as invr-enc does: the paper's fits and the presets' in this process, the same way
     # The paper's network on the paper's chunks; the presets' as invr-enc builds it for a clip of this size
-    # (the encoding band-limited to a 45-frame chunk, the steps then scaled to the clip's frames).
+    # (the encoding band-limited to a DEFAULT_CHUNK_FRAMES chunk, the steps then scaled to the clip's frames).
     rep = QUICK_REP if args.quick else replace(Representation(), chunk_frames=args.frames)
     preset_rep = QUICK_REP if args.quick else replace(
         Representation(), chunk_frames=DEFAULT_CHUNK_FRAMES,

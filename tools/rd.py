@@ -46,7 +46,7 @@ import _evalcommon as ec
 
 from invrcodec.encoder import DEFAULT_QP, EncoderConfig
 from invrcodec.metrics import rgb_psnr
-from invrcodec.presets import DEFAULT_PRESET, PRESETS
+from invrcodec.presets import DEFAULT_CHUNK_FRAMES, DEFAULT_PRESET, PRESETS
 
 X264 = (("preset", "medium"),)
 X265 = (("preset", "medium"), ("x265-params", "log-level=error"))
@@ -72,7 +72,8 @@ BASELINES: dict[str, Baseline] = {
 }
 DEFAULT_BASELINES = "mpeg1,h264,h264-444,h265,h265-444"
 
-V1_STEPS = "v1"  # the steps the preset had before 2.0: half of today's, which are for 45-frame chunks
+V1_STEPS = "v1"  # the steps the preset had before 2.0: what the preset's rule gives a 15-frame chunk today
+C45_STEPS = "c45"  # what the preset's rule gives a 45-frame chunk (its steps before 90-frame networks)
 
 # INVR curves by name: from_preset(--preset, qp=each --qp, **these), so that "default" follows the package's
 # defaults (hidden width, chunk length, keyint, band-limited encoding) whatever they become.
@@ -80,7 +81,10 @@ NAMED_CURVES: dict[str, tuple[dict[str, object], str]] = {
     "default": ({}, "the package's defaults for the preset"),
     "v1": ({"enc_dims": (64, 64, 32), "keyint": 1, "chunk_frames": 15, "steps": V1_STEPS},
            ("the default of format 1.0: the paper's encoding [64, 64, 32] and 15-frame chunks, every chunk a key "
-            "chunk, half the preset's steps (what it trained a 15-frame chunk for)")),
+            "chunk, the steps the preset's rule gives a 15-frame chunk")),
+    "c45": ({"chunk_frames": 45, "steps": C45_STEPS},
+            ("the default before 90-frame networks: 45-frame chunks with the steps the preset's rule gives 45 "
+             "frames")),
     "intra": ({"keyint": 1}, "the defaults with every chunk a key chunk (no inter-chunk prediction)"),
     "h128": ({"hidden": 128}, ("the defaults at hidden 128 for every QP (the default before the width followed "
                                "the QP, presets.WIDTH_BY_QP)")),
@@ -208,9 +212,11 @@ def curve_config(args: argparse.Namespace, kwargs: dict[str, object], qp: int | 
                  coder: str = "deepcabac") -> EncoderConfig:
     kwargs = dict(kwargs)
     steps = kwargs.pop("steps", None)
-    if steps == V1_STEPS:
-        preset_steps = PRESETS[args.preset].steps
-        steps = args.steps or (preset_steps if args.preset == "paper" else preset_steps // 2)
+    if steps in (V1_STEPS, C45_STEPS):
+        frames = 15 if steps == V1_STEPS else 45
+        preset = PRESETS[args.preset]
+        steps = args.steps or (preset.steps if args.preset == "paper"
+                               else preset.for_frames(frames, DEFAULT_CHUNK_FRAMES).steps)
     return EncoderConfig.from_preset(args.preset, qp=qp, coder=coder, steps=steps or args.steps, lr=args.lr,
                                      device=args.device, seed=args.seed, **kwargs)  # type: ignore[arg-type]
 
