@@ -27,8 +27,8 @@ class QPPlan:
     bias: int
     out_weight: int
     out_bias: int
-    # The hidden layers' weights from the first to the last step from hidden_weight - ramp/2 to hidden_weight +
-    # ramp/2 (evenly, rounded): an earlier hidden layer is more sensitive (tensor_qps).
+    # The hidden layers' QPs rise evenly (rounded) from hidden_weight - ramp/2 for the first to hidden_weight +
+    # ramp/2 for the last: an earlier hidden layer is more sensitive (tensor_qps).
     hidden_ramp: int = 0
 
     def tensor_qps(self, rep: Representation) -> dict[str, int]:
@@ -150,7 +150,7 @@ def encode_weights(state: dict[str, np.ndarray], rep: Representation, coder: Cod
     qps = {} if plan is None else plan.tensor_qps(rep)
     coded: list[CodedTensor] = []
     recon: dict[str, np.ndarray] = {}
-    for name, shape, _role in rep.tensor_layout():
+    for name, shape in rep.tensor_shapes():
         if names is not None and name not in names:
             continue
         w = np.ascontiguousarray(state[name], dtype=np.float32).reshape(shape)
