@@ -8,7 +8,9 @@ and the PSNR the P-chunk reached. The references are the real ones: every chunk 
 the encoder would code it, key chunk first.
 
     python tools/bench_prediction.py ../shared/media/carphone_pristine.mp4 ../shared/media/bigbuckbunny.mp4 \
-        --size 128 --frames 90 --out docs/bench_prediction.json
+        --size 128 --frames 90 --chunk-frames 45 --out docs/bench_prediction.json
+
+(The default 90-frame chunks need clips of 180 frames for one P-chunk; the shared clips have 120 and 132.)
 """
 
 from __future__ import annotations
