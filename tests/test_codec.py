@@ -295,6 +295,25 @@ def test_hidden_layer_qps_ramp_with_depth(layers: int, ramped: list[int]) -> Non
     assert [t.qp for t in coded] == [qps[name] for name in rep.tensor_names()]
 
 
+def test_rgb_psnr_is_the_float64_mean_in_blocks_of_any_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rgb_psnr sums integer squared differences a block at a time (flat memory for a chunk of any size) and
+    gives the float64 mean's PSNR to the last bit, whatever the block size; unequal shapes are an error."""
+    import invrcodec.metrics
+
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 256, (7, 13, 11, 3), dtype=np.uint8)
+    b = np.clip(a.astype(np.int16) + rng.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
+    mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean()) / 255.0**2
+    expected = 10.0 * np.log10(1.0 / mse)
+    assert rgb_psnr(a, b) == pytest.approx(expected, abs=1e-12)
+    whole = rgb_psnr(a, b)
+    monkeypatch.setattr(invrcodec.metrics, "PSNR_BLOCK", 100)
+    assert rgb_psnr(a, b) == whole
+    assert rgb_psnr(torch.from_numpy(a).transpose(1, 2), torch.from_numpy(b).transpose(1, 2)) == whole
+    with pytest.raises(ValueError, match="differ"):
+        rgb_psnr(a, b[:3])
+
+
 def test_the_two_mean_psnrs() -> None:
     """pooled_psnr averages the MSE, mean_of_psnrs the dB values; the first is never above the second."""
     assert pooled_psnr([30.0, 30.0]) == pytest.approx(30.0)
