@@ -4,6 +4,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from invrcodec.container import open
+from invrcodec.codec.container import open
 
 __all__ = ["__version__", "open"]

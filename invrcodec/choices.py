@@ -1,6 +1,6 @@
 """The names and defaults the command line offers, without importing torch (``invr-enc --help`` stays fast).
 
-:mod:`invrcodec.presets` defines what each name means (it imports the training code, hence torch); its tables
+:mod:`invrcodec.codec.presets` defines what each name means (it imports the training code, hence torch); its tables
 are keyed by exactly these names, in this order (tests/test_cli_enc.py checks it).
 """
 

@@ -89,7 +89,7 @@ class Representation:
 
     def tensor_layout(self) -> list[tuple[str, tuple[int, ...], TensorRole]]:
         """Name, shape and role of every weight tensor in their coded order (spec: "Tensor order"). The names
-        are :class:`invrcodec.model.INVRNet`'s parameter names; this is the one place that spells them."""
+        are :class:`invrcodec.net.model.INVRNet`'s parameter names; this is the one place that spells them."""
         layout: list[tuple[str, tuple[int, ...], TensorRole]] = []
         fan_in = self.in_features
         for i in range(self.layers):

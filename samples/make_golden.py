@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 import invrcodec
-from invrcodec import format as fmt
+from invrcodec.format import structs as fmt
 from invrcodec.types import StreamInfo
 
 HERE = Path(__file__).resolve().parent
@@ -54,7 +54,7 @@ def synthetic_clip(frames: int = 4, height: int = 16, width: int = 16) -> np.nda
 
 
 def make(out: Path) -> None:
-    from invrcodec.encoder import Encoder, EncoderConfig
+    from invrcodec.codec.encoder import Encoder, EncoderConfig
 
     clip = synthetic_clip()
     config = EncoderConfig.from_preset(

@@ -62,7 +62,7 @@ def encode_to_bytes(frames: np.ndarray, config: object) -> bytes:
     import io
 
     import invrcodec
-    from invrcodec.encoder import Encoder
+    from invrcodec.codec.encoder import Encoder
     from invrcodec.types import StreamInfo
 
     enc = Encoder(StreamInfo(frames.shape[2], frames.shape[1], 0), config)  # type: ignore[arg-type]

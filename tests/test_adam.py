@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from invrcodec.adam import Adam
+from invrcodec.net.adam import Adam
 
 
 def _train(make: type, scaled: bool) -> tuple[list[torch.Tensor], object]:

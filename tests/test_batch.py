@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from invrcodec.encoder import Encoder, EncoderConfig, auto_parallel_chunks
-from invrcodec.fit import Recipe, _Attempt, _fit_batch, _Start, fit_chunk, fit_chunks
-from invrcodec.model import INVRBatch, INVRNet, axis_features
-from invrcodec.presets import PRESETS, VARIANTS
+from invrcodec.codec.encoder import Encoder, EncoderConfig, auto_parallel_chunks
+from invrcodec.net.fit import Recipe, _Attempt, _fit_batch, _Start, fit_chunk, fit_chunks
+from invrcodec.net.model import INVRBatch, INVRNet, axis_features
+from invrcodec.codec.presets import PRESETS, VARIANTS
 from invrcodec.types import StreamInfo
 
 CPU = torch.device("cpu")
@@ -178,7 +178,7 @@ def test_auto_parallel_is_one_on_the_cpu() -> None:
 def test_the_gpu_settings_train_chunks_as_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     # CI has no GPU: run what CUDA changes (float16 autocast with loss scaling, losses read back every 10
     # steps, multi-frame PSNR checks) on the CPU, where float16 autocast exists too.
-    import invrcodec.fit as fit_module
+    import invrcodec.net.fit as fit_module
 
     monkeypatch.setattr(fit_module, "_how", lambda device: fit_module._How(True, torch.float16, 10, 1 << 20))
     chunks = _chunks(3)

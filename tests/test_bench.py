@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from invrcodec import decoder
-from invrcodec.decoder import render, render_reference
-from invrcodec.model import INVRNet
+from invrcodec.codec import decoder
+from invrcodec.codec.decoder import render, render_reference
+from invrcodec.net.model import INVRNet
 from invrcodec.types import EncodingKind, NetworkKind, Representation
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -181,7 +181,8 @@ def test_real_clip_carphone(bin_dir: Path, shared_media: Path, tmp_path: Path) -
 def test_offered_names_are_the_presets() -> None:
     """invr-enc offers exactly the presets and variants the encoder defines, in their order, and its --help
     does not import torch (the names come from invrcodec.choices)."""
-    from invrcodec import choices, presets
+    from invrcodec import choices
+    from invrcodec.codec import presets
     from invrcodec.cli.enc import command
 
     assert tuple(presets.PRESETS) == choices.PRESET_NAMES

@@ -12,15 +12,15 @@ import torch
 from conftest import synthetic_frames
 
 import invrcodec
-from invrcodec.decoder import Decoder, build_network, render, render_reference
-from invrcodec.encoder import ENCODER_LIMITS, Encoder, EncoderConfig
+from invrcodec.codec.decoder import Decoder, build_network, render, render_reference
+from invrcodec.codec.encoder import ENCODER_LIMITS, Encoder, EncoderConfig
 from invrcodec.errors import InvrConfigError, InvrEncodeError, InvrMediaError
-from invrcodec.fit import Recipe, fit_chunk
-from invrcodec.format import LIMITS
+from invrcodec.net.fit import Recipe, fit_chunk
+from invrcodec.format.structs import LIMITS
 from invrcodec.metrics import mean_of_psnrs, pooled_psnr, rgb_psnr
-from invrcodec.presets import PRESETS
+from invrcodec.codec.presets import PRESETS
 from invrcodec.types import CoderKind, StreamInfo, TensorRole
-from invrcodec.weights import decode_weights, encode_weights, qp_plan
+from invrcodec.coding.weights import decode_weights, encode_weights, qp_plan
 
 
 def tiny_config(**kw: object) -> EncoderConfig:
@@ -107,7 +107,7 @@ def test_decoder_weights_equal_encoder_reconstruction_bit_for_bit(kind: CoderKin
 
 
 def test_deepcabac_step_sizes_follow_qp() -> None:
-    from invrcodec import deepcabac
+    from invrcodec.coding import deepcabac
 
     assert deepcabac.step_size(-42, 2) == pytest.approx(6 / 8192)
     w = np.linspace(-0.02, 0.02, 101, dtype=np.float32)
@@ -120,7 +120,7 @@ def test_deepcabac_step_sizes_follow_qp() -> None:
 def test_fast_render_matches_reference_within_one_code_value() -> None:
     rep = tiny_config().representation
     torch.manual_seed(2)
-    from invrcodec.model import INVRNet
+    from invrcodec.net.model import INVRNet
 
     net = INVRNet(rep).eval()
     a, b = render(net, (3, 11, 17)), render_reference(net, (3, 11, 17))
@@ -167,7 +167,7 @@ def test_paper_preset_is_the_papers_recipe() -> None:
 
 
 def test_the_default_width_follows_the_qp_and_an_explicit_one_wins() -> None:
-    from invrcodec.presets import WIDTH_BY_QP, width_for_qp
+    from invrcodec.codec.presets import WIDTH_BY_QP, width_for_qp
 
     def hidden(**kw: object) -> int:
         return EncoderConfig.from_preset(device="cpu", **kw).representation.hidden  # type: ignore[arg-type]
@@ -197,7 +197,7 @@ def test_under_a_bitrate_the_width_is_the_widest_that_fits_a_chunks_share(kbps: 
 
 
 def test_real_clip_round_trip(shared_media: Path, tmp_path: Path) -> None:
-    from invrcodec.media import VideoReader
+    from invrcodec.media.pyav import VideoReader
 
     with VideoReader(shared_media / "carphone_pristine.mp4", frames=6, crop_square=True, scale=(48, 48)) as r:
         frames = np.stack(list(r))
@@ -237,7 +237,7 @@ def test_refinement_keeps_decoder_exact_and_recovers_quantisation_loss() -> None
 
 
 def test_frozen_tensors_are_not_trained() -> None:
-    from invrcodec.fit import fit_chunk
+    from invrcodec.net.fit import fit_chunk
 
     frames = synthetic_frames(16, 12, 3)
     cfg = tiny_config(steps=20)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import BIN, FAST_ENC, absent, run, synthetic_frames, write_clip
 
-from invrcodec.resume import Journal, journal_path
+from invrcodec.codec.resume import Journal, journal_path
 
 SETTINGS = [*FAST_ENC, "--chunk-frames", "4", "--keyint", "3", "--steps", "200"]
 TRAINED = re.compile(r"^chunk (\d+) \((?:key|P)\)", re.MULTILINE)
@@ -198,8 +198,8 @@ def test_a_rerun_without_resume_keeps_the_journal(clip: Path, interrupted: tuple
 def test_a_gop_job_runs_alone_to_the_encoders_packets() -> None:
     """The job seam: GOP jobs run on their own (as a Ray task runs them) give the packets of Encoder.encode,
     including a job that starts on a P-chunk with the reconstruction it continues from."""
-    from invrcodec.encoder import ChunkJob, Encoder, EncoderConfig
-    from invrcodec.executors import GopJob, run_gop
+    from invrcodec.codec.encoder import ChunkJob, Encoder, EncoderConfig
+    from invrcodec.codec.executors import GopJob, run_gop
     from invrcodec.types import StreamInfo
 
     video = synthetic_frames(16, 16, 12)

@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import invrcodec
-from invrcodec import format as fmt
-from invrcodec.demuxer import Demuxer
+from invrcodec.format import structs as fmt
+from invrcodec.format.demuxer import Demuxer
 from invrcodec.errors import (
     ChecksumError,
     InvrError,
@@ -29,7 +29,7 @@ from invrcodec.errors import (
     TruncatedError,
     UnsupportedVersionError,
 )
-from invrcodec.muxer import Muxer
+from invrcodec.format.muxer import Muxer
 from invrcodec.types import (
     CodedTensor,
     CoderKind,
@@ -805,8 +805,8 @@ def test_golden_file_reads_to_its_exact_header(path: Path, version: tuple[int, i
 def test_golden_file_decodes() -> None:
     pytest.importorskip("torch")
     try:
-        import invrcodec.decoder
-        from invrcodec import deepcabac
+        import invrcodec.codec.decoder
+        from invrcodec.coding import deepcabac
 
         deepcabac._lib()
     except (ImportError, InvrError) as e:

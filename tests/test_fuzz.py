@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import invrcodec
-from invrcodec import format as fmt
+from invrcodec.format import structs as fmt
 from invrcodec.errors import ChecksumError, InvrFormatError, TruncatedError
 from invrcodec.types import Packet
 
@@ -173,7 +173,7 @@ def test_a_corrupt_chunk_never_reaches_the_decoder(monkeypatch: pytest.MonkeyPat
     """decode() hands the decoder only CRC-checked packets: chunk 0 is decoded, chunk 1 is refused."""
     import numpy as np
 
-    decoder_module = pytest.importorskip("invrcodec.decoder")
+    decoder_module = pytest.importorskip("invrcodec.codec.decoder")
     seen: list[int] = []
 
     class FakeDecoder:

@@ -1,4 +1,4 @@
-"""invrcodec.media: reading sources into RGB frames and writing RGB frames out, through PyAV."""
+"""invrcodec.media.pyav: reading sources into RGB frames and writing RGB frames out, through PyAV."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from conftest import psnr, read_rgb, synthetic_frames, write_audio_only, write_clip
 
 from invrcodec.errors import InvrMediaError
-from invrcodec.media import VideoReader, VideoWriter, choose_output_format, parse_size
+from invrcodec.media.pyav import VideoReader, VideoWriter, choose_output_format, parse_size
 from invrcodec.types import StreamInfo
 
 

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from invrcodec.model import INVRNet, axis_coords, encode_axis, full_encoding
-from invrcodec.presets import VARIANTS, make_variant
+from invrcodec.net.model import INVRNet, axis_coords, encode_axis, full_encoding
+from invrcodec.codec.presets import VARIANTS, make_variant
 from invrcodec.types import EncodingKind, NetworkKind, Representation
 
 

@@ -11,9 +11,9 @@ import pytest
 from conftest import FAST_DEC, encode_to_bytes, run, synthetic_frames
 
 import invrcodec
-from invrcodec import format as fmt
-from invrcodec.decoder import Decoder
-from invrcodec.encoder import Encoder, EncoderConfig
+from invrcodec.format import structs as fmt
+from invrcodec.codec.decoder import Decoder
+from invrcodec.codec.encoder import Encoder, EncoderConfig
 from invrcodec.errors import ChecksumError, InvrFormatError, MalformedError
 from invrcodec.types import Prediction, StreamInfo
 
@@ -183,7 +183,7 @@ def test_a_pipe_decodes_from_the_key_chunk_too(predicted_file: bytes, frame: int
 
 
 def test_a_p_chunk_recipe_takes_the_p_fields() -> None:
-    from invrcodec.fit import Recipe
+    from invrcodec.net.fit import Recipe
 
     key = Recipe(steps=1000, lr=1.5e-3, warmup=50, l1=1e-6, eval_every=100, rate=1e5,
                  p_steps=0.4, p_lr=1e-3, p_warmup=30, p_l1=1e-5, p_rate=0.0)

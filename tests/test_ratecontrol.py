@@ -9,8 +9,8 @@ import pytest
 from conftest import encode_to_bytes, synthetic_frames
 
 import invrcodec
-from invrcodec.encoder import EncoderConfig
-from invrcodec.ratecontrol import RateControl, choose_qp
+from invrcodec.codec.encoder import EncoderConfig
+from invrcodec.coding.ratecontrol import RateControl, choose_qp
 
 
 def test_choose_qp_is_the_finest_that_fits() -> None:

@@ -1,4 +1,4 @@
-"""The bit estimate of rate-aware training (invrcodec.ratemodel) against DeepCABAC's real coded sizes, and what
+"""The bit estimate of rate-aware training (invrcodec.coding.ratemodel) against DeepCABAC's real coded sizes, and what
 training with it does to the coded size (docs/results.md, "Rate-aware training")."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import pytest
 import torch
 from conftest import synthetic_frames
 
-from invrcodec.encoder import EncoderConfig
-from invrcodec.fit import Recipe, fit_chunk
-from invrcodec.ratemodel import coded_steps, estimate_bits, laplace_bits, rate_target
+from invrcodec.codec.encoder import EncoderConfig
+from invrcodec.net.fit import Recipe, fit_chunk
+from invrcodec.coding.ratemodel import coded_steps, estimate_bits, laplace_bits, rate_target
 from invrcodec.types import Representation
-from invrcodec.weights import encode_weights, qp_plan
+from invrcodec.coding.weights import encode_weights, qp_plan
 
 pytest.importorskip("nncodec.extensions.deepCABAC")
 
@@ -108,7 +108,7 @@ def test_encoder_trains_for_its_qp_but_not_under_a_bitrate() -> None:
     QP is chosen after training (--bitrate) or nothing is quantised (raw coders)."""
     from dataclasses import replace
 
-    from invrcodec.encoder import Encoder
+    from invrcodec.codec.encoder import Encoder
     from invrcodec.types import StreamInfo
 
     stream = StreamInfo(24, 24, 8)

@@ -17,10 +17,10 @@ from test_cli_pipes import HEADLESS, count_frames, pipeline
 
 import invrcodec
 from invrcodec.cli import dec as cli_dec
-from invrcodec.decoder import Decoder
+from invrcodec.codec.decoder import Decoder
 from invrcodec.errors import InvrConfigError
-from invrcodec.model import axis_coords
-from invrcodec.sampling import (
+from invrcodec.net.model import axis_coords
+from invrcodec.codec.sampling import (
     BOUNDARIES,
     Region,
     Timeline,
@@ -109,8 +109,8 @@ def test_boundary_terms(boundary: str) -> None:
 
 def test_size_limit_is_the_formats() -> None:
     """sampling repeats the format's frame-side limit to stay free of the format layer; the two agree."""
-    from invrcodec import sampling
-    from invrcodec.format import LIMITS
+    from invrcodec.codec import sampling
+    from invrcodec.format.structs import LIMITS
 
     assert sampling.MAX_DIMENSION == LIMITS["max_dimension"]
 

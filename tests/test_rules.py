@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import invrcodec
-from invrcodec import rules
+from invrcodec.format import rules
 from invrcodec.errors import InvrFormatError, MalformedError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,7 +178,7 @@ def test_nncodec_steps_are_wrong_beyond_the_limits() -> None:
 
 @pytest.mark.parametrize("unary", [0, 1, 10, 31, 255])
 def test_every_unary_length_round_trips(unary: int) -> None:
-    from invrcodec import deepcabac
+    from invrcodec.coding import deepcabac
 
     rng = np.random.default_rng(unary)
     w = (rng.standard_normal((24, 40)) * rng.choice([0.0, 1.0, 50.0], (24, 40))).astype(np.float32)
@@ -192,7 +192,7 @@ def test_every_unary_length_round_trips(unary: int) -> None:
 def test_random_streams_raise_only_malformed(capfd: pytest.CaptureFixture[str]) -> None:
     """Whatever the bytes and the shape, decode_levels raises MalformedError (one line) or decodes; it never
     crashes, never reads past its buffer, never prints."""
-    from invrcodec import deepcabac
+    from invrcodec.coding import deepcabac
 
     rng = np.random.default_rng(16)
     outcomes: dict[str, int] = {}

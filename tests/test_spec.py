@@ -1,4 +1,4 @@
-"""spec/invr-format.md and invrcodec/format.py agree: byte tables, identifiers, limits, tags, example dump."""
+"""spec/invr-format.md and invrcodec/format/structs.py agree: byte tables, identifiers, limits, tags, example dump."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import construct as c
 import pytest
 
-from invrcodec import format as fmt
+from invrcodec.format import structs as fmt
 from invrcodec import types
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,8 +15,8 @@ import torch
 from conftest import FAST_ENC, run
 
 from invrcodec.clock import ORDER, PhaseClock, process_age
-from invrcodec.compiling import keep_kernels
-from invrcodec.presets import PRESETS
+from invrcodec.net.compiling import keep_kernels
+from invrcodec.codec.presets import PRESETS
 
 
 def test_a_phase_inside_another_is_counted_once() -> None:
@@ -65,7 +65,7 @@ def test_a_short_chunk_trains_the_presets_rule_and_an_explicit_step_count_as_giv
     assert fast.for_frames(45, 90).eval_every == fast.eval_every // 2
     assert fast.for_frames(15, 90).steps == fast.steps // 4  # 45 frames get twice a 15-frame network's steps
     assert PRESETS["paper"].for_frames(5, 15).steps == PRESETS["paper"].steps  # the paper's recipe is fixed
-    from invrcodec.encoder import EncoderConfig
+    from invrcodec.codec.encoder import EncoderConfig
 
     given = EncoderConfig.from_preset("fast", steps=100).recipe
     assert given.for_frames(3, 45).steps == 100
@@ -86,7 +86,7 @@ def test_keep_freed_memory_sets_glibcs_thresholds_and_training_still_runs() -> N
     import numpy as np
     import torch
 
-    from invrcodec.fit import Recipe, fit_chunk
+    from invrcodec.net.fit import Recipe, fit_chunk
     from invrcodec.hostmem import keep_freed_memory
     from invrcodec.types import Representation
 
@@ -101,7 +101,7 @@ def test_keep_freed_memory_sets_glibcs_thresholds_and_training_still_runs() -> N
 def test_a_psnr_target_stops_training_short_of_it_by_what_refinement_adds() -> None:
     from dataclasses import replace
 
-    from invrcodec.encoder import Encoder, EncoderConfig
+    from invrcodec.codec.encoder import Encoder, EncoderConfig
     from invrcodec.types import StreamInfo
 
     stream = StreamInfo(width=16, height=16, frame_count=4)
@@ -141,8 +141,8 @@ def test_a_short_cpu_encode_never_imports_the_compiler(tmp_path: Path) -> None:
     invrcodec's own Adam and pays neither (fit.compiles)."""
     script = (
         "import sys, dataclasses, numpy as np, torch\n"
-        "from invrcodec import fit\n"
-        "from invrcodec.presets import PRESETS\n"
+        "from invrcodec.net import fit\n"
+        "from invrcodec.codec.presets import PRESETS\n"
         "from invrcodec.types import Representation\n"
         "frames = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)\n"
         "rep = Representation(hidden=16, layers=2, enc_dims=(4, 4, 2), chunk_frames=2)\n"
@@ -165,7 +165,7 @@ def test_whether_a_fit_compiles_depends_on_the_fit_alone(monkeypatch: pytest.Mon
     device), so a resumed encode or a Ray worker compiles exactly the chunks an uninterrupted encode does."""
     from dataclasses import replace as dc_replace
 
-    from invrcodec import fit
+    from invrcodec.net import fit
 
     monkeypatch.delenv("INVRCODEC_COMPILE", raising=False)
     cpu, cuda = torch.device("cpu"), torch.device("cuda")

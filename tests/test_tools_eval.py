@@ -21,8 +21,8 @@ import torch
 from conftest import ROOT, run, synthetic_frames, write_clip
 
 import invrcodec
-from invrcodec.presets import PRESETS
-from invrcodec.encoder import Encoder, EncoderConfig
+from invrcodec.codec.presets import PRESETS
+from invrcodec.codec.encoder import Encoder, EncoderConfig
 from invrcodec.types import Prediction, StreamInfo
 
 TOOLS = ROOT / "tools"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from invrcodec import y4m
+from invrcodec.media import y4m
 from invrcodec.errors import InvrMediaError
-from invrcodec.media import VideoReader
+from invrcodec.media.pyav import VideoReader
 
 HEADER = b"YUV4MPEG2 W16 H8 F25:1 Ip A1:1 C420jpeg\n"
 FRAME = b"FRAME\n" + bytes(16 * 8 * 3 // 2)

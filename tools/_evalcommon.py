@@ -2,8 +2,8 @@
 per-frame RGB PSNR of decoded files, Bjontegaard deltas, a density estimate and the machine description.
 
 Nothing here changes how invrcodec encodes. :func:`encode_invr_points` writes the points of one training
-through the encoder's train-once-code-many API (:func:`invrcodec.ladder.encode_ladder`: key chunks trained
-once, P-chunks per point), every file byte for byte the one :class:`invrcodec.encoder.Encoder` writes with the
+through the encoder's train-once-code-many API (:func:`invrcodec.codec.ladder.encode_ladder`: key chunks trained
+once, P-chunks per point), every file byte for byte the one :class:`invrcodec.codec.encoder.Encoder` writes with the
 same config (tests/test_tools_eval.py checks this); :func:`encode_with_encoder` is one full encode per point.
 """
 
@@ -29,11 +29,11 @@ from scipy.stats import gaussian_kde as stats_gaussian_kde
 from scipy.stats import norm
 
 import invrcodec
-from invrcodec.encoder import Encoder, EncoderConfig
+from invrcodec.codec.encoder import Encoder, EncoderConfig
 from invrcodec.errors import InvrError
-from invrcodec.fit import FitProgress, FitResult
-from invrcodec.ladder import encode_ladder
-from invrcodec.media import VideoReader
+from invrcodec.net.fit import FitProgress, FitResult
+from invrcodec.codec.ladder import encode_ladder
+from invrcodec.media.pyav import VideoReader
 from invrcodec.metrics import rgb_psnr
 from invrcodec.types import Packet, Prediction, StreamInfo
 
@@ -69,7 +69,7 @@ class Clip:
 def compile_at_once() -> Iterator[None]:
     """Presets with compile=True compile every fit made inside (INVRCODEC_COMPILE=always): for timings of the
     compiled step with the one-off compile measured or warmed up apart. invr-enc itself compiles only fits of
-    many steps without a PSNR target (invrcodec.fit.compiles)."""
+    many steps without a PSNR target (invrcodec.net.fit.compiles)."""
     before = os.environ.get("INVRCODEC_COMPILE")
     os.environ["INVRCODEC_COMPILE"] = "always"
     try:
@@ -92,7 +92,7 @@ def parse_size(text: str) -> int | None:
 
 
 def load_clip(path: str | Path, size: int | None, frames: int | None, seek: int = 0) -> Clip:
-    """Frames of a video file through :class:`invrcodec.media.VideoReader` (area scaling, the paper's)."""
+    """Frames of a video file through :class:`invrcodec.media.pyav.VideoReader` (area scaling, the paper's)."""
     kwargs: dict[str, object] = {"seek": seek, "frames": frames}
     if size is not None:
         kwargs.update(crop_square=True, scale=(size, size))
@@ -136,7 +136,7 @@ def _all_key(enc: Encoder, frame_count: int) -> bool:
 def encode_invr_points(frames: np.ndarray, info: StreamInfo, points: Sequence[tuple[str, EncoderConfig, Path]],
                        log: Callable[[str], None] = print) -> tuple[list[InvrPoint], float, list[FitResult]]:
     """Every point, the points of each representation from one training through
-    :func:`invrcodec.ladder.encode_ladder` (key chunks trained once, P-chunks per point; byte for byte the
+    :func:`invrcodec.codec.ladder.encode_ladder` (key chunks trained once, P-chunks per point; byte for byte the
     :class:`Encoder`'s files), each muxed into its own .invr file. A curve whose width follows the QP
     (presets.WIDTH_BY_QP) has one training per width.
 

@@ -1,6 +1,6 @@
 """Representation ablation on one chunk (INVR paper sec. 3.3, Fig. 2a and 2c).
 
-Trains INVR, INVR-Even, INVR-None, INVR-Gaussian and ReLU-Sin (``invrcodec.presets.VARIANTS``) on the same
+Trains INVR, INVR-Even, INVR-None, INVR-Gaussian and ReLU-Sin (``invrcodec.codec.presets.VARIANTS``) on the same
 chunk with the same recipe and seed, recording the full-chunk RGB PSNR every ``--eval-every`` steps against
 the step and the wall time. Each trained network is then written as real .invr files, INVR-U (raw float32)
 and INVR-C (DeepCABAC at ``--qp``), decoded, and scored per frame (PSNR density, Fig. 2c).
@@ -27,11 +27,11 @@ import invrcodec
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _evalcommon as ec
 
-from invrcodec.devices import resolve_device
-from invrcodec.encoder import DEFAULT_QP, Encoder, EncoderConfig
-from invrcodec.fit import FitProgress, compiles, fit_chunk
+from invrcodec.net.devices import resolve_device
+from invrcodec.codec.encoder import DEFAULT_QP, Encoder, EncoderConfig
+from invrcodec.net.fit import FitProgress, compiles, fit_chunk
 from invrcodec.metrics import pooled_psnr
-from invrcodec.presets import VARIANTS
+from invrcodec.codec.presets import VARIANTS
 
 LABELS = {"invr": "INVR", "even": "INVR-Even", "none": "INVR-None", "gaussian": "INVR-Gaussian",
           "relu": "ReLU-Sin"}
@@ -52,7 +52,7 @@ def run_variant(clip: ec.Clip, name: str, args: argparse.Namespace, outdir: Path
     if not args.no_warmup:
         # Untimed: torch.compile's traces for this variant's shapes (training and the PSNR checks), from a fresh
         # cache so that earlier variants' traces neither help nor exhaust the recompile limit.
-        # A 3-step fit would not compile by itself (invrcodec.fit.compiles): compile it if the timed fit will.
+        # A 3-step fit would not compile by itself (invrcodec.net.fit.compiles): compile it if the timed fit will.
         torch._dynamo.reset()
         device = resolve_device(args.device)
         with ec.compile_at_once() if compiles(recipe, device, None) else contextlib.nullcontext():

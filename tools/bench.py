@@ -13,7 +13,7 @@ band-limited, a 90-frame representation, so the preset's steps are scaled to 15 
 target (default 35 dB); the time at which every lower target
 (30 dB) is first met is read from the same run. PSNR is the full-chunk check that ``fit_chunk`` itself makes
 (every ``--eval-every`` steps, and whenever its running estimate meets the target); the bench observes those
-checks by timing ``invrcodec.fit.render_chunks``, and reports
+checks by timing ``invrcodec.net.fit.render_chunks``, and reports
 
 * ``seconds`` (the headline): training time to the target, i.e. wall time minus the time spent in those
   checks (how often the bench checks is a measuring choice, 25 steps for the presets and 100 for the paper,
@@ -73,16 +73,16 @@ import numpy as np
 import torch
 
 import invrcodec
-import invrcodec.fit as fit_module
+import invrcodec.net.fit as fit_module
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _evalcommon as ec
 
-from invrcodec.decoder import build_network, render, render_reference
-from invrcodec.fit import FitProgress, Recipe, cpu_has_native_bf16, fit_chunk
+from invrcodec.codec.decoder import build_network, render, render_reference
+from invrcodec.net.fit import FitProgress, Recipe, cpu_has_native_bf16, fit_chunk
 from invrcodec.hostmem import keep_freed_memory
 from invrcodec.metrics import pooled_psnr
-from invrcodec.presets import DEFAULT_CHUNK_FRAMES, PRESETS, band_limited_dims
+from invrcodec.codec.presets import DEFAULT_CHUNK_FRAMES, PRESETS, band_limited_dims
 from invrcodec.types import Representation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -560,8 +560,8 @@ def _reset_peak() -> bool:
 
 def child_main(job: dict[str, Any]) -> None:
     """Run one encode or decode in this (child) process and print its peak RSS as one JSON line."""
-    from invrcodec.encoder import Encoder, EncoderConfig
-    from invrcodec.media import VideoReader
+    from invrcodec.codec.encoder import Encoder, EncoderConfig
+    from invrcodec.media.pyav import VideoReader
 
     if job["threads"]:
         torch.set_num_threads(job["threads"])

@@ -4,14 +4,14 @@
     python tools/bench_parallel.py --device cuda --full --out docs/bench_parallel_h100.json   # GPU
 
 **Scaling.** For each batch size B (``--batches``), B chunks of the clip are trained together by
-:func:`invrcodec.fit.fit_chunks` for ``--scaling-steps`` steps of each recipe (``--recipes``); reported are
+:func:`invrcodec.net.fit.fit_chunks` for ``--scaling-steps`` steps of each recipe (``--recipes``); reported are
 chunk-steps per second and the speed-up over B = 1 (the same chunks trained one after another gives B = 1's
 rate). The first batch of each size is a warm-up (compile, CUDA kernels) and is not timed.
 
 **Full.** With ``--full``: every chunk of a ``--clip-frames``-frame clip (default 500, the paper's setting:
 128x128, 15-frame chunks) is trained at once with the paper's recipe for ``--steps`` steps (default its
 25,000), timed from the first step to the last chunk's weights on the host; then every chunk is decoded on
-the same device through :func:`invrcodec.decoder.render` (frames per second, and mean / min PSNR against the
+the same device through :func:`invrcodec.codec.decoder.render` (frames per second, and mean / min PSNR against the
 source). The clip is the shared clips' frames, cropped and scaled to 128x128, played forwards then backwards
 until it is long enough (their 120 and 132 frames are fewer than 500). 500 frames are 33 chunks of 15 and one
 of 5, all trained at once (the short one as its own batch, stepped alongside), as the encoder trains them.
@@ -34,11 +34,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _evalcommon as ec
 
-from invrcodec.decoder import build_network, render
-from invrcodec.devices import resolve_device
-from invrcodec.fit import FitResult, Recipe, fit_chunks
+from invrcodec.codec.decoder import build_network, render
+from invrcodec.net.devices import resolve_device
+from invrcodec.net.fit import FitResult, Recipe, fit_chunks
 from invrcodec.metrics import mean_of_psnrs, rgb_psnr
-from invrcodec.presets import PRESETS
+from invrcodec.codec.presets import PRESETS
 from invrcodec.types import Representation
 
 ROOT = Path(__file__).resolve().parents[1]

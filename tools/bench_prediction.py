@@ -29,8 +29,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _evalcommon as ec
 
-from invrcodec.encoder import ChunkJob, Encoder, EncoderConfig
-from invrcodec.fit import fit_chunk
+from invrcodec.codec.encoder import ChunkJob, Encoder, EncoderConfig
+from invrcodec.net.fit import fit_chunk
 from invrcodec.types import Prediction, TensorRole
 
 

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from invrcodec.encoder import Encoder, EncoderConfig
-from invrcodec.executors import Executor, InProcessExecutor, RayExecutor
+from invrcodec.codec.encoder import Encoder, EncoderConfig
+from invrcodec.codec.executors import Executor, InProcessExecutor, RayExecutor
 from invrcodec.types import StreamInfo
 
 SCHEMA = "invrcodec-bench-ray/1"

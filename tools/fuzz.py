@@ -53,7 +53,7 @@ SAMPLES = sorted((ROOT / "samples").glob("*.invr"))
 
 
 def _struct(name: str, major: int) -> c.Construct:
-    from invrcodec import format as fmt
+    from invrcodec.format import structs as fmt
 
     v1 = fmt.STRUCTS.get(f"{name}V1")
     return v1 if (major < 2 and v1 is not None) else fmt.STRUCTS[name]
@@ -79,7 +79,7 @@ class Model:
 
 
 def load(data: bytes) -> Model:
-    from invrcodec import format as fmt
+    from invrcodec.format import structs as fmt
 
     pre = fmt.PREAMBLE.parse(data[:16])
     body_end = 16 + pre.header_length
@@ -96,7 +96,7 @@ def load(data: bytes) -> Model:
 
 def dump(m: Model) -> bytes:
     """The file of ``m``, its index rebuilt from the chunks as written and every CRC recomputed."""
-    from invrcodec import format as fmt
+    from invrcodec.format import structs as fmt
 
     body = fmt.HEADER_BODY.build(m.header)
     out = bytearray(fmt.FILE_HEADER.build({"major": m.major, "minor": m.minor, "body": body}))
@@ -208,7 +208,7 @@ def _str_value(rng: random.Random) -> str:
 
 
 def _mutate_field(rng: random.Random, m: Model) -> str:
-    from invrcodec import format as fmt
+    from invrcodec.format import structs as fmt
 
     targets: list[tuple[str, Any, c.Construct]] = [("header", m.header, fmt.HEADER_BODY)]
     targets += [(f"chunk{i}", ch, _struct("ChunkBody", m.major)) for i, ch in enumerate(m.chunks)]

@@ -2,7 +2,7 @@
 
 Trains one chunk, then quantises one tensor type at a time (the others stay float) over a range of QPs and
 records bytes and decoded PSNR; also the full per-type plan at several user QPs, with plain and dependent
-quantisation. The per-type QP offsets of invrcodec.weights.qp_plan come from this table.
+quantisation. The per-type QP offsets of invrcodec.coding.weights.qp_plan come from this table.
 
     python tools/qpsweep.py --clip ../shared/media/carphone_pristine.mp4 --out docs/qpsweep.json
 """
@@ -18,14 +18,14 @@ import click
 import numpy as np
 import torch
 
-from invrcodec import deepcabac
-from invrcodec.decoder import build_network, render
-from invrcodec.fit import fit_chunk
-from invrcodec.media import VideoReader
+from invrcodec.coding import deepcabac
+from invrcodec.codec.decoder import build_network, render
+from invrcodec.net.fit import fit_chunk
+from invrcodec.media.pyav import VideoReader
 from invrcodec.metrics import rgb_psnr
-from invrcodec.presets import PRESETS, VARIANTS
+from invrcodec.codec.presets import PRESETS, VARIANTS
 from invrcodec.types import CoderKind, CoderParams, TensorRole
-from invrcodec.weights import QP_ORIGIN, encode_weights, qp_plan
+from invrcodec.coding.weights import QP_ORIGIN, encode_weights, qp_plan
 
 
 @click.command()

@@ -4,11 +4,11 @@
     python tools/rate_aware.py rd --qp 30,36,42,46 --out out/rate_aware/rd.jsonl   # R-D, old against new
 
 ``check`` trains the first 45-frame chunk of each shared clip (128x128) with the default recipe and compares
-:mod:`invrcodec.ratemodel`'s estimate with the bytes ``weights.encode_weights`` really codes, per tensor and QP.
+:mod:`invrcodec.coding.ratemodel`'s estimate with the bytes ``weights.encode_weights`` really codes, per tensor and QP.
 
 ``rd`` codes the same chunk at each QP twice, each as a real one-chunk .invr file decoded with invrcodec and
 scored in RGB PSNR: the default (trained once, coded at every QP with the encoder's staged refinement) and
-rate-aware training at that QP (invrcodec.fit with a ratemodel.RateTarget: same steps; from ``--start`` of them
+rate-aware training at that QP (invrcodec.net.fit with a ratemodel.RateTarget: same steps; from ``--start`` of them
 on the weights carry uniform noise of their coded step and the loss adds lambda * estimated bits, lambda =
 c * step(qp)^2 per squared error summed over the chunk's samples).
 """
@@ -30,11 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _evalcommon as ec
 
 import invrcodec
-from invrcodec import fit
-from invrcodec.encoder import Encoder, EncoderConfig
+from invrcodec.net import fit
+from invrcodec.codec.encoder import Encoder, EncoderConfig
 from invrcodec.metrics import rgb_psnr
-from invrcodec.ratemodel import DQ_KAPPA, RateTarget, coded_steps, estimate_bits, rate_target
-from invrcodec.weights import encode_weights, qp_plan
+from invrcodec.coding.ratemodel import DQ_KAPPA, RateTarget, coded_steps, estimate_bits, rate_target
+from invrcodec.coding.weights import encode_weights, qp_plan
 
 CLIPS = [str(ec.SHARED_MEDIA / "carphone_pristine.mp4"), str(ec.SHARED_MEDIA / "bigbuckbunny.mp4")]
 

@@ -6,12 +6,12 @@ the baselines through PyAV at bitrates spanning INVR-C's. INVR codes RGB, so H.2
 the usual 4:2:0 beside them (MPEG-1 and MPEG-2 have no 4:4:4). Every point is a real file: ``.invr`` for INVR,
 a raw elementary stream (``.m1v``, ``.m2v``, ``.264``, ``.265``: the packets plus the stream's own headers, no
 container) for the baselines, whose decoded pixel format is checked against the one asked for. Each file is
-decoded back to RGB and scored per frame with :func:`invrcodec.fit.rgb_psnr`.
+decoded back to RGB and scored per frame with :func:`invrcodec.net.fit.rgb_psnr`.
 
 INVR curves come by name (``--invr default,v1``: see ``NAMED_CURVES``) and from a grid of model sizes
 (``--hidden``, ``--chunk-frames``, ``--keyint``). A curve whose chunks are all key chunks trains each chunk once
 and codes it at every QP (:func:`_evalcommon.encode_invr_points`, the same bytes as the encoder); a curve with
-P-chunks is encoded end to end with :class:`invrcodec.encoder.Encoder` at each QP, as a P-chunk trains from the
+P-chunks is encoded end to end with :class:`invrcodec.codec.encoder.Encoder` at each QP, as a P-chunk trains from the
 previous chunk's decoded weights. The BD table has every INVR-C curve against every later one (the first named
 curve is the test, e.g. ``default`` against ``v1``) and against every baseline.
 
@@ -44,9 +44,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _evalcommon as ec
 
-from invrcodec.encoder import DEFAULT_QP, EncoderConfig
+from invrcodec.codec.encoder import DEFAULT_QP, EncoderConfig
 from invrcodec.metrics import rgb_psnr
-from invrcodec.presets import DEFAULT_CHUNK_FRAMES, DEFAULT_PRESET, PRESETS
+from invrcodec.codec.presets import DEFAULT_CHUNK_FRAMES, DEFAULT_PRESET, PRESETS
 
 X264 = (("preset", "medium"),)
 X265 = (("preset", "medium"), ("x265-params", "log-level=error"))

@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _evalcommon import SHARED_MEDIA, command_line, encode_with_encoder, load_clip, machine  # noqa: E402
 
 import invrcodec  # noqa: E402
-from invrcodec.encoder import EncoderConfig  # noqa: E402
-from invrcodec.fit import rgb_psnr  # noqa: E402
-from invrcodec.presets import band_limited_dims  # noqa: E402
-from invrcodec.sampling import BOUNDARIES  # noqa: E402
+from invrcodec.codec.encoder import EncoderConfig  # noqa: E402
+from invrcodec.net.fit import rgb_psnr  # noqa: E402
+from invrcodec.codec.presets import band_limited_dims  # noqa: E402
+from invrcodec.codec.sampling import BOUNDARIES  # noqa: E402
 
 CLIPS = ("carphone_pristine.mp4", "bigbuckbunny.mp4")
 SIGMA = 1.4  # the paper's, every preset's

@@ -1,6 +1,6 @@
 """invr-dec: decode an .invr file to a video file or to stdout (Y4M by default, so ``| ffplay -`` works).
 
-A thin command: the demuxer/decoder (:func:`invrcodec.open`) yields RGB frames, :mod:`invrcodec.media`
+A thin command: the demuxer/decoder (:func:`invrcodec.open`) yields RGB frames, :mod:`invrcodec.media.pyav`
 writes them in the format the output's extension (or ``-f``) asks for.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from ..guard import DEFAULT_MAX_PIXELS
+from ..codec.guard import DEFAULT_MAX_PIXELS
 from . import common
 from .common import CliError
 
@@ -27,8 +27,8 @@ BOUNDARIES = ["crossfade", "blend", "nearest", "hold"]  # sampling.BOUNDARIES (a
 
 
 def _size(text: str) -> tuple[int, int]:
-    from ..media import parse_size
-    from ..sampling import MAX_DIMENSION
+    from ..media.pyav import parse_size
+    from ..codec.sampling import MAX_DIMENSION
 
     w, h = parse_size(text)
     if w > MAX_DIMENSION or h > MAX_DIMENSION:
@@ -37,19 +37,19 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _scale(text: str) -> Any:
-    from ..sampling import parse_scale
+    from ..codec.sampling import parse_scale
 
     return _size(text) if "x" in text.lower() else parse_scale(text)
 
 
 def _crop(text: str) -> Any:
-    from ..sampling import Region
+    from ..codec.sampling import Region
 
     return Region.parse(text)
 
 
 def _rate(text: str) -> Any:
-    from ..sampling import parse_rate
+    from ..codec.sampling import parse_rate
 
     return parse_rate(text)
 
@@ -146,7 +146,7 @@ class DecodeRequest:
 def _decode(req: DecodeRequest) -> int:
     src, dst = req.input, req.output
     stdin_used = src == "-"
-    from ..media import choose_output_format
+    from ..media.pyav import choose_output_format
 
     fmt = choose_output_format(None if dst == "-" else dst, req.format)
     if src != "-" and dst != "-" and common.same_file(src, dst):
@@ -191,7 +191,7 @@ def _resampling(info: Any, total: int, name: str, req: DecodeRequest,
     if all(v is None for v in asked.values()):
         return {}, info, wanted
     from invrcodec.errors import InvrConfigError
-    from invrcodec.sampling import Timeline, output_info, plan_geometry
+    from invrcodec.codec.sampling import Timeline, output_info, plan_geometry
 
     try:
         geometry = plan_geometry(info.width, info.height, size=asked["size"], scale=asked["scale"],
@@ -212,8 +212,8 @@ def _check_work(reader: Any, info: Any, wanted: int, name: str, req: DecodeReque
     """Refuse frames over --max-pixels, then (on a seekable input) read and check every chunk the decode
     needs, so that a damaged or crafted file is refused before anything is written."""
     from invrcodec.errors import InvrError, InvrLimitError
-    from invrcodec.guard import check_frame_size
-    from invrcodec.payload import check_payload
+    from invrcodec.codec.guard import check_frame_size
+    from invrcodec.coding.payload import check_payload
 
     try:
         check_frame_size(info.width, info.height, wanted, reader.header.representation, req.max_pixels)
@@ -231,7 +231,7 @@ def _check_work(reader: Any, info: Any, wanted: int, name: str, req: DecodeReque
 def _decode_from(reader: Any, name: str, fmt: Any, req: DecodeRequest) -> int:
     from invrcodec.errors import InvrError
 
-    from ..media import VideoWriter
+    from ..media.pyav import VideoWriter
 
     held = common.HeldInfo()  # a run that fails before its first frame says so in one line
     info = reader.header.stream

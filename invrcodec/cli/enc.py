@@ -1,7 +1,7 @@
 """invr-enc: encode a video (any file FFmpeg reads, or Y4M on stdin) into an .invr file.
 
-A thin command: it parses options into an :class:`~invrcodec.encoder.EncoderConfig`, feeds frames from
-:mod:`invrcodec.media` to the :class:`~invrcodec.encoder.Encoder` and its packets to the muxer, and reports.
+A thin command: it parses options into an :class:`~invrcodec.codec.encoder.EncoderConfig`, feeds frames from
+:mod:`invrcodec.media.pyav` to the :class:`~invrcodec.codec.encoder.Encoder` and its packets to the muxer, and reports.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from . import common
 from .common import CliError
 
 if TYPE_CHECKING:
-    from ..encoder import EncoderConfig
+    from ..codec.encoder import EncoderConfig
 
 log = logging.getLogger("invrcodec.cli.enc")
 
@@ -62,7 +62,7 @@ def _bitrate(value: str) -> float:
 
 
 def _size(value: str) -> tuple[int, int]:
-    from ..media import parse_size
+    from ..media.pyav import parse_size
 
     return parse_size(value)
 
@@ -154,7 +154,7 @@ def command(
     """Encode IN (a video file, or - for Y4M on stdin) into OUT (.invr, or - for stdout)."""
 
     def config() -> EncoderConfig:  # made once the input is open: a refused setting is then one line
-        from ..encoder import EncoderConfig
+        from ..codec.encoder import EncoderConfig
 
         return EncoderConfig.from_preset(
             preset, variant=variant, psnr=psnr, qp=qp, bitrate=bitrate, chunk_frames=chunk_frames, keyint=keyint,
@@ -174,7 +174,7 @@ def command(
 @dataclass(frozen=True)
 class EncodeRequest:
     """What invr-enc was asked, built once from its options (their help says what each is); the encoder's
-    own settings go into ``config``, which makes the :class:`~invrcodec.encoder.EncoderConfig`."""
+    own settings go into ``config``, which makes the :class:`~invrcodec.codec.encoder.EncoderConfig`."""
 
     input: str
     output: str
@@ -285,7 +285,7 @@ def _encode(req: EncodeRequest) -> int:
     if dst != "-":
         _check_journal(dst, req.resume, req.tool.overwrite)
 
-    from ..media import VideoReader
+    from ..media.pyav import VideoReader
 
     held = common.HeldInfo()  # until the encode starts: a refused resume or setup error is one line
     source = common.open_stdin("pipe a Y4M stream in (ffmpeg -i in.mp4 -f yuv4mpegpipe -)") if stdin_used else src
@@ -305,7 +305,7 @@ def _check_journal(dst: str, resume: bool, overwrite: bool | None) -> None:
     """A journal of an interrupted encode of ``dst`` is resumed (--resume), dropped (-y) or protected."""
     import os
 
-    from ..resume import journal_path
+    from ..codec.resume import journal_path
 
     path = journal_path(dst)
     if resume or not os.path.lexists(path):
@@ -320,14 +320,14 @@ def _check_journal(dst: str, resume: bool, overwrite: bool | None) -> None:
 def _executor(req: EncodeRequest) -> Any:
     if not req.ray_address:
         return None
-    from ..executors import RayExecutor
+    from ..codec.executors import RayExecutor
 
     return RayExecutor(req.ray_address, threads=req.threads)
 
 
 def _encode_from(reader: Any, req: EncodeRequest, held: common.HeldInfo) -> int:
-    from ..compiling import keep_kernels
-    from ..encoder import Encoder
+    from ..net.compiling import keep_kernels
+    from ..codec.encoder import Encoder
     from ..hostmem import keep_freed_memory
 
     common.apply_threads(req.threads)
@@ -350,7 +350,7 @@ def _encode_from(reader: Any, req: EncodeRequest, held: common.HeldInfo) -> int:
 
 
 def _run(reader: Any, encoder: Any, req: EncodeRequest, tracker: _Tracker, held: common.HeldInfo) -> int:
-    from ..resume import ResumableEncoder, journal_path
+    from ..codec.resume import ResumableEncoder, journal_path
 
     dst, status, machine = req.output, tracker.status, tracker.machine
     # before anything is logged: a refused resume is one line

@@ -17,10 +17,10 @@ from typing import Any, BinaryIO
 import click
 
 import invrcodec
-from invrcodec.container import InputContainer
+from invrcodec.codec.container import InputContainer
 from invrcodec.errors import InvrError
 from invrcodec.metrics import mean_of_psnrs
-from invrcodec.payload import check_payload
+from invrcodec.coding.payload import check_payload
 from invrcodec.types import CoderKind, EncodingKind, IndexEntry, NetworkKind, Prediction, StreamInfo
 
 from . import common

@@ -19,7 +19,7 @@ from typing import BinaryIO
 import numpy as np
 
 from invrcodec.errors import InvrError, MalformedError
-from invrcodec.rules import RULE_LIMITS, qp_range
+from invrcodec.format.rules import RULE_LIMITS, qp_range
 
 try:
     from nncodec.extensions import deepCABAC as _dc

@@ -20,9 +20,9 @@ from fractions import Fraction
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO, Literal, TypeVar, Union, overload
 
-from invrcodec.demuxer import Demuxer
+from invrcodec.format.demuxer import Demuxer
 from invrcodec.errors import InvrError
-from invrcodec.muxer import Muxer
+from invrcodec.format.muxer import Muxer
 from invrcodec.types import Header, IndexEntry, Packet
 
 if TYPE_CHECKING:
@@ -141,13 +141,13 @@ class InputContainer(_Container):
 
         ``size=(W, H)`` or ``scale``, ``region=(w, h, x, y)`` and ``rate`` (then ``frame_count`` counts
         output frames) sample the networks at another size, region or frame rate, and ``boundary`` says
-        what lies between two chunks (:mod:`invrcodec.sampling`; spec: "Sampling at another size, ...").
+        what lies between two chunks (:mod:`invrcodec.codec.sampling`; spec: "Sampling at another size, ...").
         """
-        from invrcodec.decoder import Decoder  # lazily: the format layer never imports torch
+        from invrcodec.codec.decoder import Decoder  # lazily: import invrcodec (invr-probe) never imports torch
 
         if size is not None or scale is not None or region is not None or rate is not None:
-            from invrcodec.decoder import decode_resampled
-            from invrcodec.sampling import Timeline, plan_geometry
+            from invrcodec.codec.decoder import decode_resampled
+            from invrcodec.codec.sampling import Timeline, plan_geometry
 
             s = self.header.stream
             geometry = plan_geometry(s.width, s.height, size=size, scale=scale, region=region)

@@ -3,7 +3,7 @@
 Every key chunk is trained once and coded for every point; every P-chunk is trained per point, because its
 reference (the chunk before, as that point coded it) depends on the point. Where the recipe trains for the
 rate at the QP (``Recipe.rate``), a key chunk's training depends on the QP too, and is done once per QP.
-Each point's packets are byte for byte what :class:`~invrcodec.encoder.Encoder` writes with its config on
+Each point's packets are byte for byte what :class:`~invrcodec.codec.encoder.Encoder` writes with its config on
 the CPU (tests/test_tools_eval.py): the chunks go through the encoder's own ``train_chunks``,
 ``code_chunks`` and ``run_jobs``. ``tools/rd.py`` draws its INVR curves this way.
 """
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from invrcodec.encoder import ChunkJob, Encoder, EncoderConfig
-from invrcodec.fit import FitResult
+from invrcodec.codec.encoder import ChunkJob, Encoder, EncoderConfig
+from invrcodec.net.fit import FitResult
 from invrcodec.types import Header, Packet, Prediction, StreamInfo
 
 __all__ = ["Ladder", "Rung", "encode_ladder"]

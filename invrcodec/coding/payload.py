@@ -22,7 +22,7 @@ def check_payload(packet: Packet, header: Header, what: str, offset: int | None 
     shape. Raw coders' sizes and every tensor's QP are checked before, by the format layer and the rules."""
     if header.coder.kind != CoderKind.DEEPCABAC:
         return
-    from invrcodec import deepcabac  # lazily: reading a raw-coded file needs no nncodec
+    from invrcodec.coding import deepcabac  # lazily: reading a raw-coded file needs no nncodec
 
     k = header.coder
     for t, (name, shape) in zip(packet.tensors, header.representation.tensor_shapes()):

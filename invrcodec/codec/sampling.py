@@ -4,7 +4,7 @@ time or region").
 A network maps normalised (x, y, t) to colour, so a decoder may evaluate it anywhere, not only at the pixel
 centres and frames it was trained on. This module is the geometry of that, and nothing else: it turns a
 requested size, crop and frame rate into the normalised positions of the *training* coordinate system
-(paper eq. 4) at which :mod:`invrcodec.decoder` evaluates a network, and into the chunk(s) and weights each
+(paper eq. 4) at which :mod:`invrcodec.codec.decoder` evaluates a network, and into the chunk(s) and weights each
 output frame is made of. It imports neither torch nor the format layer's bytes.
 
 Space: pixel ``i`` of a ``W``-column frame sits at ``x = 2 (i / W - 1/2)`` and covers ``[i - 1/2, i + 1/2)``

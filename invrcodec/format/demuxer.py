@@ -16,8 +16,8 @@ import struct
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from invrcodec import format as fmt
-from invrcodec import rules
+from invrcodec.format import structs as fmt
+from invrcodec.format import rules
 from invrcodec.errors import (
     ChecksumError,
     InvrError,

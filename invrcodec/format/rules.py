@@ -1,11 +1,11 @@
 """Field rules: values a reader MUST refuse although they fit their bytes (spec "Field rules").
 
-The byte layout (:mod:`invrcodec.format`) admits every value of a field's type and its CRC vouches only that
+The byte layout (:mod:`invrcodec.format.structs`) admits every value of a field's type and its CRC vouches only that
 the bytes arrived as written; whoever writes a file can write a correct CRC. These checks refuse the values
 that no encoder writes and no decoder can use: non-finite or absurd floats, coder parameters outside what
 nncodec computes correctly, QPs whose step is not a normal float32, chunk fields that disagree with the
 header. Pure Python: like the format layer, this module imports neither torch nor nncodec; the check that
-a chunk's DeepCABAC streams decode is :mod:`invrcodec.payload`'s.
+a chunk's DeepCABAC streams decode is :mod:`invrcodec.coding.payload`'s.
 
 Each rule is one entry of :data:`RULES` under the name the spec's "Field rules" table gives it
 (tests/test_spec.py keeps the two in agreement), so a new field's rule is one more function and one more row.
@@ -111,6 +111,6 @@ def check_header(header: Header, offset: int | None = None) -> None:
 
 def check_packet(packet: Packet, header: Header, what: str, offset: int | None = None) -> None:
     """Refuse a chunk whose fields break a rule for a stream with ``header``. The tensor count and raw sizes
-    are :func:`invrcodec.format.check_packet`'s; call that first."""
+    are :func:`invrcodec.format.structs.check_packet`'s; call that first."""
     for rule in _PACKET_RULES:
         rule(packet, header, what, offset)

@@ -12,7 +12,7 @@ Layout (integers little-endian):
 
 * ``INVRJRNL``, u16 version (1);
 * u32 n, n bytes of UTF-8 JSON: ``{"engine": ..., "settings": ...}``, what decides the bytes besides the header
-  (:meth:`invrcodec.executors.Executor.engine`) and the header's settings string, for messages;
+  (:meth:`invrcodec.codec.executors.Executor.engine`) and the header's settings string, for messages;
 * u32 n, n bytes: the FileHeader exactly as the muxer writes it first;
 * u32 CRC-32 of every byte before it;
 * then per finished chunk, in order: u32 n; n bytes: the SHA-256 of the chunk's input frames (RGB, frame after
@@ -35,7 +35,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from invrcodec import format as fmt
+from invrcodec.format import structs as fmt
 from invrcodec.errors import InvrEncodeError, InvrError
 from invrcodec.types import Packet, Prediction
 
@@ -221,7 +221,7 @@ def frames_digest(frames: list[np.ndarray]) -> bytes:
 
 
 class ResumableEncoder:
-    """An :class:`~invrcodec.encoder.Encoder` whose finished chunks go to a journal; ``encode`` returns each
+    """An :class:`~invrcodec.codec.encoder.Encoder` whose finished chunks go to a journal; ``encode`` returns each
     packet once it is durable (with ``resume``, the kept ones first, as their frames are read again).
 
     The input frames of kept chunks are checked against their digests and not trained again; a journal of
@@ -267,7 +267,7 @@ class ResumableEncoder:
 
     def _reconstruct(self, journal: Journal, index: int) -> dict[str, np.ndarray]:
         """The weights of kept chunk ``index`` as a decoder rebuilds them, from the key chunk before it."""
-        from invrcodec.weights import decode_weights
+        from invrcodec.coding.weights import decode_weights
 
         start = index
         while start > 0 and journal.packet(start).prediction != Prediction.KEY:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from invrcodec import deepcabac
+from invrcodec.coding import deepcabac
 from invrcodec.errors import InvrFormatError
 from invrcodec.types import CodedTensor, CoderKind, CoderParams, NetworkKind, Representation, TensorRole
 

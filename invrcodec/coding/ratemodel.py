@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from invrcodec import deepcabac
+from invrcodec.coding import deepcabac
 from invrcodec.types import CoderParams, Representation
-from invrcodec.weights import QP_ORIGIN, qp_plan
+from invrcodec.coding.weights import QP_ORIGIN, qp_plan
 
 # Scalar step equivalent to nncodec's dependent quantisation at one step, in rate and in error (see above).
 DQ_KAPPA = 1.6
@@ -60,7 +60,7 @@ def coded_steps(rep: Representation, qp: int, coder: CoderParams) -> dict[str, f
 
 @dataclass(frozen=True)
 class RateTarget:
-    """What rate-aware training aims at (:func:`invrcodec.fit.fit_chunks`): over the steps after ``start``
+    """What rate-aware training aims at (:func:`invrcodec.net.fit.fit_chunks`): over the steps after ``start``
     (a fraction of them) every trained tensor carries uniform noise of ``kappa`` times its coded step, and each
     chunk's loss (mean squared error over its samples in [-1, 1]) adds ``lam / samples`` times its estimated
     bits (of its difference to the anchor, for a P-chunk)."""

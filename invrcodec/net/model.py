@@ -171,7 +171,7 @@ class INVRNet(nn.Module):
     """An MLP of ``rep.layers`` activated layers of ``rep.hidden`` units and a linear RGB output: one chunk's
     tensors (under the names of :meth:`Representation.tensor_shapes`), their initialisation and their
     first-layer tables. Its forward passes are :class:`INVRBatch`'s, as a batch of one (:meth:`batch`); the
-    decoder renders from the tables (:func:`invrcodec.decoder.render`).
+    decoder renders from the tables (:func:`invrcodec.codec.decoder.render`).
     """
 
     def __init__(self, rep: Representation) -> None:

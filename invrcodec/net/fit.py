@@ -25,13 +25,13 @@ from typing import Literal
 import numpy as np
 import torch
 
-from invrcodec.adam import Adam
+from invrcodec.net.adam import Adam
 from invrcodec.clock import PhaseClock
-from invrcodec.compiling import compile_fn
+from invrcodec.net.compiling import compile_fn
 from invrcodec.errors import InvrEncodeError
 from invrcodec.metrics import pooled_psnr, psnr_from_mse, rgb_psnr
-from invrcodec.model import INVRBatch, INVRNet, from_rgb8, full_encoding, to_rgb8
-from invrcodec.ratemodel import RateTarget, tensor_bits
+from invrcodec.net.model import INVRBatch, INVRNet, from_rgb8, full_encoding, to_rgb8
+from invrcodec.coding.ratemodel import RateTarget, tensor_bits
 from invrcodec.types import Representation
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class Recipe:
     warmup: int = 0  # linear learning-rate warm-up steps (at most a tenth of the steps)
     grid_frames: int = 4  # "tables" batches are k frames x m random rows x n random columns, k*m*n ~= batch
     compile: bool = False  # torch.compile the training trunk: on CUDA, and for long fits on the CPU (compiles())
-    # Quantisation-aware refinement (see invrcodec.encoder): after training, the tensors are coded in stages
+    # Quantisation-aware refinement (see invrcodec.codec.encoder): after training, the tensors are coded in stages
     # and, after each stage but the last, the tensors not coded yet are trained for refine * steps steps (from
     # refine_lr, cosine-decayed) so that they absorb the quantisation error of those already coded. 0 = off.
     refine: float = 0.0
@@ -70,12 +70,12 @@ class Recipe:
     cpu_bf16: bool = False
     # Rate-aware training (docs/results.md, "Rate-aware training"): over the last rate_span of the steps every
     # trained tensor carries uniform noise of its coded quantiser step and each chunk's loss adds lambda times
-    # the DeepCABAC bits invrcodec.ratemodel estimates for its weights, lambda = rate * step(qp)^2 per squared
+    # the DeepCABAC bits invrcodec.coding.ratemodel estimates for its weights, lambda = rate * step(qp)^2 per squared
     # error summed over the chunk's samples, at the encoder's QP (fit_chunks(rate=...)). 0 = off.
     rate: float = 0.0
     rate_span: float = 0.3
 
-    # P-chunks (invrcodec.encoder): trained from the reference chunk's decoded weights for p_steps * steps
+    # P-chunks (invrcodec.codec.encoder): trained from the reference chunk's decoded weights for p_steps * steps
     # steps at p_lr (cosine-decayed after p_warmup steps of linear warm-up), with the L1 term of eq. 5 at p_l1
     # on the difference to the reference, which is what is coded.
     p_steps: float = 0.35
@@ -221,7 +221,7 @@ def fit_chunks(chunks: Sequence[np.ndarray], rep: Representation, recipe: Recipe
     ``anchors`` (see :func:`fit_chunk`) may be None for some chunks (key chunks: L1 on the weights).
     ``progress`` sees the PSNR of the batch's mean squared error. ``clock`` is told the time of the steps
     that compile (phase ``compile``) and of the full-chunk PSNR checks (``check``). With ``rate`` (a QP's
-    :class:`invrcodec.ratemodel.RateTarget`) the steps from ``rate.start`` on train for rate and distortion:
+    :class:`invrcodec.coding.ratemodel.RateTarget`) the steps from ``rate.start`` on train for rate and distortion:
     the trained tensors carry quantisation noise and the loss adds the estimated bits (of the difference to
     the anchor, for a P-chunk).
     """

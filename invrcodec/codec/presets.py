@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from invrcodec.choices import DEFAULT_CHUNK_FRAMES, DEFAULT_KEYINT, DEFAULT_PRESET
-from invrcodec.fit import Recipe
+from invrcodec.net.fit import Recipe
 from invrcodec.types import EncodingKind, NetworkKind, Representation
 
 __all__ = ["DEFAULT_CHUNK_FRAMES", "DEFAULT_KEYINT", "DEFAULT_PRESET", "PRESETS", "VARIANTS", "WIDTH_BY_QP",

@@ -6,7 +6,7 @@ weights they continue from. It carries everything the work needs (frames, chunk 
 settings, which fix the seeds, representation, recipe and QP), and running it (:func:`run_gop`) yields its
 packets and nothing else, so it runs the same in this process, batched on a GPU or on another machine.
 
-An :class:`~invrcodec.encoder.Encoder` hands its executor one job per chunk as soon as the chunk's frames are
+An :class:`~invrcodec.codec.encoder.Encoder` hands its executor one job per chunk as soon as the chunk's frames are
 in (a job whose first chunk is a P-chunk and which carries no reference continues from the job before it),
 and takes the packets back in stream order:
 
@@ -38,7 +38,7 @@ from invrcodec.errors import InvrConfigError, InvrEncodeError, InvrError
 from invrcodec.types import Packet, Prediction, StreamInfo
 
 if TYPE_CHECKING:
-    from invrcodec.encoder import ChunkJob, Encoder, EncoderConfig
+    from invrcodec.codec.encoder import ChunkJob, Encoder, EncoderConfig
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def run_gop(job: GopJob, encoder: Encoder | None = None) -> Iterator[tuple[Packe
     and the weights a decoder rebuilds from it. ``encoder`` (with the job's stream and config) lends its
     device and progress callback; without one a fresh :class:`Encoder` runs the job."""
     if encoder is None:
-        from invrcodec.encoder import Encoder
+        from invrcodec.codec.encoder import Encoder
 
         encoder = Encoder(job.stream, job.config, executor=_Unused())
     reference = job.reference
@@ -332,7 +332,7 @@ class RayExecutor(Executor):
         """Progress per finished chunk (a task reports nothing while it trains)."""
         if self.encoder.progress is None:
             return
-        from invrcodec.encoder import TrainProgress
+        from invrcodec.codec.encoder import TrainProgress
 
         self.encoder.progress(TrainProgress(packet.index, packet.first_frame, packet.frame_count, 1, 1,
                                             packet.train_psnr, elapsed, 1))
@@ -364,7 +364,7 @@ def invr_train_chunk(stream: StreamInfo, config: EncoderConfig, index: int, firs
     the log lines of its training, and the reconstruction that the next P-chunk's task takes."""
     import torch
 
-    from invrcodec.encoder import ChunkJob
+    from invrcodec.codec.encoder import ChunkJob
     from invrcodec.hostmem import keep_freed_memory
 
     torch.set_num_threads(max(threads, 1))

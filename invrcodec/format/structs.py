@@ -2,7 +2,7 @@
 
 This module declares every byte structure of the format and converts between them and the frozen
 dataclass views of :mod:`invrcodec.types`; no construct ``Container`` leaves it. It performs no I/O: the
-:mod:`invrcodec.muxer` and :mod:`invrcodec.demuxer` are the only readers and writers of .invr bytes, and they
+:mod:`invrcodec.format.muxer` and :mod:`invrcodec.format.demuxer` are the only readers and writers of .invr bytes, and they
 call the pure ``build_*`` / ``parse_*`` functions below. It imports neither torch nor nncodec.
 
 Layout (spec "File layout")::

@@ -27,9 +27,9 @@ import av
 import numpy as np
 
 from . import y4m
-from .errors import InvrMediaError
-from .fileio import is_seekable
-from .types import StreamInfo
+from ..errors import InvrMediaError
+from ..fileio import is_seekable
+from ..types import StreamInfo
 
 log = logging.getLogger(__name__)
 

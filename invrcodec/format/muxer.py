@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import BinaryIO
 
-from invrcodec import format as fmt
+from invrcodec.format import structs as fmt
 from invrcodec.errors import InvrError, MalformedError
 from invrcodec.fileio import is_seekable
 from invrcodec.types import Header, IndexEntry, Packet

@@ -1,7 +1,7 @@
 """What FFmpeg's Y4M reader does not say: a header it cannot use, a stream cut inside a frame.
 
 PyAV reads Y4M (``yuv4mpegpipe``) itself; this module only reads the header line beside it, so that
-:class:`invrcodec.media.VideoReader` can refuse a header FFmpeg would fail on with a message that says what is
+:class:`invrcodec.media.pyav.VideoReader` can refuse a header FFmpeg would fail on with a message that says what is
 wrong (FFmpeg answers "Device or resource busy" to a width of 0 and "no frames" to a frame larger than the
 stream), and can tell, once the frames are read, whether the stream ended inside a frame FFmpeg then dropped.
 Format: ``YUV4MPEG2 W<w> H<h> F<n>:<d> I<i> A<n>:<d> C<colour space> X<...>\\n``, then ``FRAME\\n`` and
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from invrcodec.format import LIMITS
+from invrcodec.format.structs import LIMITS
 
 __all__ = ["HEADER_LINE_MAX", "MAGIC", "Y4MHeader", "parse_header"]
 

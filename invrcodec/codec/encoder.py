@@ -1,0 +1,518 @@
+"""Encoding: frames -> one trained, weight-coded network per chunk of N frames (paper sec. 3.1).
+
+PyAV's verbs: ``encode(frame)`` buffers a frame and returns the packets completed by it (one per chunk),
+``encode(None)`` flushes the last, possibly shorter, chunk. Only one chunk of frames is held at a time, so
+memory does not grow with the video's length. The encoder never packs container bytes: packets go to the
+muxer (:func:`invrcodec.open`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from invrcodec import __version__
+from invrcodec.coding import deepcabac
+from invrcodec.clock import PhaseClock
+from invrcodec.codec.decoder import build_network, render
+from invrcodec.net.devices import resolve_device
+from invrcodec.errors import InvrConfigError, InvrEncodeError, InvrMediaError
+from invrcodec.codec.executors import BatchedExecutor, Executor, GopJob, InProcessExecutor
+from invrcodec.net.fit import FitProgress, FitResult, Recipe, fit_chunks
+from invrcodec.format.structs import LIMITS
+from invrcodec.format.structs import chunk_overhead as format_chunk_overhead
+from invrcodec.metrics import rgb_psnr
+from invrcodec.codec.presets import (
+    DEFAULT_CHUNK_FRAMES,
+    DEFAULT_KEYINT,
+    DEFAULT_PRESET,
+    PRESETS,
+    VARIANTS,
+    WIDTH_BY_QP,
+    band_limited_dims,
+    make_variant,
+    width_for_budget,
+    width_for_qp,
+)
+from invrcodec.coding.ratecontrol import RateControl, choose_qp
+from invrcodec.coding.ratemodel import RateTarget, rate_target
+from invrcodec.types import (
+    CodedTensor,
+    CoderKind,
+    CoderParams,
+    EncodingKind,
+    Header,
+    Metadata,
+    Packet,
+    Prediction,
+    Representation,
+    StreamInfo,
+    TensorRole,
+)
+from invrcodec.coding.weights import QP_ORIGIN, encode_weights, qp_plan
+
+log = logging.getLogger(__name__)
+
+CODERS = {"deepcabac": CoderKind.DEEPCABAC, "raw32": CoderKind.RAW_FLOAT32, "raw16": CoderKind.RAW_FLOAT16}
+DEFAULT_QP = 38
+# What this encoder accepts, in one table: what a file may hold (format.LIMITS), tighter where the encoder
+# chooses to be (a width or encoding length this far beyond the presets' 128 and 64 is a mistake; a chunk of
+# frames over 16384 pixels a side does not fit in training memory). min() keeps every entry within the
+# format's, so the encoder cannot accept what a file cannot hold; tests/test_codec.py checks the table.
+ENCODER_LIMITS: dict[str, int] = {
+    "max_dimension": min(16384, LIMITS["max_dimension"]),  # width, height
+    "max_hidden": min(4096, LIMITS["max_hidden"]),
+    "max_layers": LIMITS["max_layers"],
+    "max_enc_dim": min(1024, LIMITS["max_enc_dim"]),  # each of l_x, l_y, l_t
+    "max_chunk_frames": LIMITS["max_chunk_frames"],
+    "max_parameters": LIMITS["max_parameters"],
+}
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Every encoder setting; build one with :meth:`from_preset`."""
+
+    preset: str = DEFAULT_PRESET
+    representation: Representation = field(default_factory=Representation)
+    recipe: Recipe = PRESETS[DEFAULT_PRESET]
+    coder: CoderKind = CoderKind.DEEPCABAC
+    qp: int = DEFAULT_QP  # user QP: larger is coarser; nncodec QP = qp - 80 for the activated layers
+    dependent_quantization: bool = True  # trellis quantisation: ~0.7 dB better at equal size (qpsweep)
+    psnr: float | None = None  # the PSNR (dB) a chunk trains to, refinement's gain included (psnr_stop)
+    bitrate: float | None = None  # kbit/s over the clip: a QP per chunk (invrcodec.coding.ratecontrol) instead of qp
+    device: str = "auto"
+    seed: int = 0
+    amp: bool | None = None  # mixed precision; None = CUDA float16 always, CPU bfloat16 per recipe.cpu_bf16
+    # Chunks trained at once (one INVRBatch); 0 = auto: as many as fit on a CUDA device (up to
+    # AUTO_PARALLEL_CAP), one at a time on the CPU. Memory grows with it, not with the video's length.
+    parallel_chunks: int = 0
+    # A key chunk every keyint chunks (and the first); the others are P-chunks, coded as the residual to the
+    # chunk before them (spec "Prediction"). 1 = every chunk a key chunk (the paper's coding).
+    keyint: int = DEFAULT_KEYINT
+    # Encoding frequencies chosen per stream: each axis up to its Nyquist rate (presets.band_limited_dims),
+    # replacing representation.enc_dims once the frame size is known.
+    band_limit: bool = True
+    # Under --bitrate, the hidden width chosen per stream from a chunk's share of the bitrate
+    # (presets.width_for_budget), replacing representation.hidden once the frame rate is known.
+    width_by_rate: bool = False
+
+    @classmethod
+    def from_preset(cls, preset: str = DEFAULT_PRESET, *, variant: str = "invr", psnr: float | None = None,
+                    qp: int | None = None, chunk_frames: int | None = None,
+                    enc_dims: tuple[int, int, int] | None = None, hidden: int | None = None,
+                    layers: int | None = None, steps: int | None = None, device: str = "auto", seed: int = 0,
+                    coder: str = "deepcabac", dependent_quantization: bool = True,
+                    lr: float | None = None, parallel_chunks: int = 0,
+                    keyint: int | None = None, bitrate: float | None = None) -> EncoderConfig:
+        """A config from a named preset and variant; ``None`` keeps the preset's value.
+
+        Every preset but ``paper`` band-limits the encoding of the ``invr`` variant to the frame size unless
+        ``enc_dims`` is given, and predicts chunks from chunks (``keyint``); ``paper`` is the paper's coding:
+        its encoding dimensions, every chunk a key chunk.
+        """
+        if preset not in PRESETS:
+            raise InvrConfigError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
+        if variant not in VARIANTS:
+            raise InvrConfigError(f"unknown variant {variant!r} (choose from {', '.join(VARIANTS)})")
+        if coder not in CODERS:
+            raise InvrConfigError(f"unknown coder {coder!r} (choose from {', '.join(CODERS)})")
+        paper = preset == "paper"
+        if chunk_frames is None and not paper:
+            chunk_frames = DEFAULT_CHUNK_FRAMES
+        auto_width = hidden is None and variant == "invr"
+        if auto_width and bitrate is None:
+            hidden = width_for_qp(preset, DEFAULT_QP if qp is None else qp)
+        rep = make_variant(variant, chunk_frames=chunk_frames, enc_dims=enc_dims, hidden=hidden,
+                                   layers=layers)
+        recipe = PRESETS[preset]
+        if steps is not None:  # taken as given, for chunks of any length
+            recipe = replace(recipe, steps=steps, frames_exponent=0.0)
+        if lr is not None:
+            recipe = replace(recipe, lr=lr)
+        if keyint is None:
+            keyint = 1 if paper else DEFAULT_KEYINT
+        cfg = cls(preset=preset, representation=rep, recipe=recipe, coder=CODERS[coder],
+                  qp=DEFAULT_QP if qp is None else qp, dependent_quantization=dependent_quantization,
+                  psnr=psnr, bitrate=bitrate, device=device, seed=seed, parallel_chunks=parallel_chunks,
+                  keyint=keyint,
+                  band_limit=not paper and variant == "invr" and enc_dims is None,
+                  width_by_rate=auto_width and bitrate is not None and preset in WIDTH_BY_QP)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        rep, r, lim = self.representation, self.recipe, ENCODER_LIMITS
+        checks = [
+            (1 <= rep.chunk_frames <= lim["max_chunk_frames"],
+             f"chunk frames must be 1..{lim['max_chunk_frames']}"),
+            (1 <= rep.hidden <= lim["max_hidden"], f"hidden width must be 1..{lim['max_hidden']}"),
+            (1 <= rep.layers <= lim["max_layers"], f"layers must be 1..{lim['max_layers']}"),
+            (all(0 <= d <= lim["max_enc_dim"] for d in rep.enc_dims),
+             f"encoding dimensions must be 0..{lim['max_enc_dim']}"),
+            (rep.encoding == EncodingKind.NONE or any(rep.enc_dims), "encoding dimensions are all zero"),
+            (r.steps >= 1, "steps must be at least 1"),
+            (r.lr > 0, "learning rate must be positive"),
+            (0 <= self.qp <= 160, "qp must be 0..160"),
+            (rep.parameter_count <= lim["max_parameters"],
+             f"network of {rep.parameter_count} parameters exceeds the format's {lim['max_parameters']}"),
+            (self.psnr is None or 0 < self.psnr < 100, "psnr target must be between 0 and 100 dB"),
+            (0 <= self.parallel_chunks <= 4096, "parallel chunks must be 0..4096"),
+            (self.keyint >= 0, "keyint must be >= 0 (0: only the first chunk is a key chunk)"),
+            (self.bitrate is None or 0 < self.bitrate < 1e7, "bitrate must be a positive kbit/s value"),
+            (self.bitrate is None or self.coder == CoderKind.DEEPCABAC, "bitrate needs the deepcabac coder"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InvrConfigError(message)
+
+    def coder_params(self) -> CoderParams:
+        if self.coder == CoderKind.DEEPCABAC:
+            return CoderParams(CoderKind.DEEPCABAC, 2, self.dependent_quantization, 10, deepcabac.version())
+        return CoderParams(self.coder, 0, False, 0, "")
+
+    def settings(self) -> str:
+        """x264-style settings string recorded in the file's metadata."""
+        rep, r = self.representation, self.recipe
+        parts = {
+            "preset": self.preset, "network": rep.network.name.lower(), "hidden": rep.hidden,
+            "layers": rep.layers, "w0": rep.w0, "encoding": rep.encoding.name.lower(),
+            "enc_dims": ",".join(map(str, rep.enc_dims)), "sigma": rep.sigma, "chunk_frames": rep.chunk_frames,
+            "steps": r.steps, "lr": r.lr, "warmup": r.warmup_steps, "schedule": r.schedule,
+            "batch": r.batch, "l1": r.l1,
+            "arithmetic": r.arithmetic, "cpu_bf16": int(r.cpu_bf16), "refine": r.refine,
+            "coder": self.coder.name.lower(), "qp": self.qp if self.bitrate is None else "auto",
+            "bitrate": self.bitrate if self.bitrate is not None else "off",
+            "dq": int(self.dependent_quantization), "psnr": self.psnr if self.psnr is not None else "off",
+            "seed": self.seed, "keyint": self.keyint if self.keyint else "infinite",
+            "p_steps": r.p_steps, "p_lr": r.p_lr, "p_l1": r.p_l1, "p_train": r.p_train,
+            **({"rate": r.rate, "rate_span": r.rate_span} if r.rate else {}),
+        }
+        return " ".join(f"{k}={v}" for k, v in parts.items())
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """Progress of the chunks being trained (one, or ``chunks`` trained together), for a progress display."""
+
+    chunk: int  # index of the first chunk being trained
+    first_frame: int
+    frame_count: int  # frames of all chunks being trained
+    step: int
+    steps: int
+    psnr: float
+    elapsed: float  # seconds spent on these chunks
+    chunks: int = 1
+
+
+class Encoder:
+    """Turns RGB frames (uint8 ``(H, W, 3)``) into packets, one per chunk of ``chunk_frames`` frames."""
+
+    def __init__(self, stream: StreamInfo, config: EncoderConfig | None = None,
+                 progress: Callable[[TrainProgress], None] | None = None,
+                 executor: Executor | None = None) -> None:
+        self.config = config or EncoderConfig()
+        self.config.validate()
+        if stream.width < 1 or stream.height < 1:
+            raise InvrMediaError(f"frame size {stream.width}x{stream.height} is empty")
+        side = ENCODER_LIMITS["max_dimension"]
+        if stream.width > side or stream.height > side:
+            raise InvrMediaError(f"frame size {stream.width}x{stream.height} exceeds {side}x{side}")
+        self.stream = stream
+        if self.config.band_limit:
+            rep = self.config.representation
+            dims = band_limited_dims(stream.width, stream.height, rep.chunk_frames, rep.sigma)
+            self.config = replace(self.config, representation=replace(rep, enc_dims=dims), band_limit=False)
+        if self.config.width_by_rate and self.config.bitrate is not None:
+            rep = self.config.representation
+            chunk_bytes = self.config.bitrate * 1000 / 8 / float(stream.frame_rate) * rep.chunk_frames
+            hidden = width_for_budget(self.config.preset, chunk_bytes,
+                                      lambda h: replace(rep, hidden=h).parameter_count) or rep.hidden
+            self.config = replace(self.config, representation=replace(rep, hidden=hidden), width_by_rate=False)
+        self.device = resolve_device(self.config.device)
+        self.parallel = self.config.parallel_chunks or auto_parallel_chunks(self.config, stream, self.device)
+        self.progress = progress
+        self._buffer: list[np.ndarray] = []
+        self._chunk = 0  # index of the next chunk to cut
+        self._frames_in = 0  # its first frame
+        self._frames_done = 0  # frames of the packets returned
+        self._start_reference: dict[str, np.ndarray] | None = None  # of the first chunk after resume_at()
+        self._rate = None if self.config.bitrate is None else RateControl(self.config.bitrate, stream.frame_rate)
+        self.header = Header(stream, self.config.representation, self.config.coder_params(),
+                             Metadata(f"invrcodec {__version__}", self.config.settings()))
+        if executor is None:
+            executor = BatchedExecutor(self.parallel) if self.parallel > 1 else InProcessExecutor()
+        self.executor = executor  # where the chunks train (invrcodec.codec.executors)
+        self.clock = PhaseClock()  # where this process's encoding time went (chunks trained elsewhere: not here)
+        executor.bind(self)
+
+    @property
+    def frames_encoded(self) -> int:
+        return self._frames_done
+
+    def encode(self, frame: np.ndarray | None) -> list[Packet]:
+        """Add one frame (or flush with ``None``); return the packets completed."""
+        n = self.config.representation.chunk_frames
+        if frame is None:
+            if self._buffer:
+                self._submit()
+            return self._returned(self.executor.collect(wait=True))
+        s = self.stream
+        if frame.dtype != np.uint8 or frame.shape != (s.height, s.width, 3):
+            raise InvrMediaError(
+                f"frame {self._frames_in + len(self._buffer)}: expected uint8 ({s.height}, {s.width}, 3), "
+                f"got {frame.dtype} {tuple(frame.shape)}")
+        self._buffer.append(frame)
+        if len(self._buffer) == n:
+            self._submit()
+        return self._returned(self.executor.collect())
+
+    def resume_at(self, index: int, first_frame: int, reference: dict[str, np.ndarray] | None,
+                  kept: Sequence[Packet] = ()) -> None:
+        """Continue an encode whose chunks before ``index`` are coded already (``kept``, in order): the next
+        frame given starts chunk ``index`` at ``first_frame``; ``reference`` is the reconstruction of chunk
+        ``index - 1``, which a P-chunk there is coded against."""
+        if self._chunk or self._buffer:
+            raise InvrEncodeError("resume_at() comes before the first frame")
+        if index > 0 and self.prediction_of(index) != Prediction.KEY and reference is None:
+            raise InvrEncodeError(f"chunk {index} is a P-chunk: resuming there needs chunk {index - 1}'s weights")
+        self._chunk, self._frames_in, self._frames_done = index, first_frame, first_frame
+        self._start_reference = reference
+        if self._rate is not None:
+            for packet in kept:
+                self._rate.record(packet.frame_count, packet.size + chunk_overhead(self.config.representation))
+
+    def prediction_of(self, index: int) -> Prediction:
+        """Key chunk or P-chunk: a key chunk every ``keyint`` chunks, and the first."""
+        keyint = self.config.keyint
+        key = index == 0 or keyint == 1 or (keyint > 1 and index % keyint == 0)
+        return Prediction.KEY if key else Prediction.PREVIOUS
+
+    def _submit(self) -> None:
+        """Hand the buffered frames to the executor as the next chunk's job."""
+        frames, self._buffer = np.stack(self._buffer), []
+        index = self._chunk
+        chunk = ChunkJob(index, self._frames_in, frames, self.prediction_of(index))
+        reference, self._start_reference = self._start_reference, None
+        self.executor.submit(GopJob(self.stream, self.config, (chunk,),
+                                    reference if chunk.prediction != Prediction.KEY else None))
+        self._chunk += 1
+        self._frames_in += len(frames)
+
+    def _returned(self, packets: list[Packet]) -> list[Packet]:
+        self._frames_done += sum(p.frame_count for p in packets)
+        return packets
+
+    def run_jobs(self, jobs: list[ChunkJob], references: list[dict[str, np.ndarray] | None],
+                 ) -> list[tuple[Packet, dict[str, np.ndarray]]]:
+        """Train chunks together and code them: each chunk's packet and the weights a decoder rebuilds."""
+        cfg = self.config
+        fits = self.train_chunks(jobs, references)
+        states = [f.state for f in fits]
+        qps = [cfg.qp] * len(jobs)
+        if self._rate is not None:
+            qps = [self._rate_qp(job, state, ref, len(jobs)) for job, state, ref in zip(jobs, states, references)]
+        results = self.code_chunks(jobs, states, references, self._held(references), qps, fits)
+        if self._rate is not None:
+            for job, (packet, _) in zip(jobs, results):
+                self._rate.record(len(job.frames), packet.size + chunk_overhead(cfg.representation))
+        for job, fit, (packet, _) in zip(jobs, fits, results):
+            last = packet.first_frame + packet.frame_count - 1
+            log.info("chunk %d (%s): frames %d-%d, %d steps in %.1f s, PSNR %.2f dB trained, %.2f dB coded, "
+                     "%d bytes", packet.index, "key" if job.prediction == Prediction.KEY else "P",
+                     packet.first_frame, last, fit.steps, fit.seconds, fit.psnr, packet.train_psnr, packet.size)
+        return results
+
+    def train_chunks(self, jobs: list[ChunkJob], references: list[dict[str, np.ndarray] | None],
+                     ) -> list[FitResult]:
+        """Train chunks together (key chunks, or P-chunks with their references), by :meth:`recipe_of`.
+
+        A P-chunk starts from its reference's weights, trains ``recipe.p_steps`` of the steps at
+        ``recipe.p_lr`` with the L1 term on its difference to the reference, which is what is coded.
+        """
+        cfg = self.config
+        first, count = jobs[0], sum(len(j.frames) for j in jobs)
+        predicted = [ref is not None for ref in references]
+        if len(set(predicted)) != 1:
+            raise ValueError("key chunks and P-chunks train apart")
+
+        def report(p: FitProgress) -> None:
+            if self.progress:
+                self.progress(TrainProgress(first.index, first.first_frame, count, p.step, p.steps, p.psnr,
+                                            p.elapsed, len(jobs)))
+
+        recipe = self.recipe_of(predicted[0])
+        with self.clock.phase("train"):
+            return fit_chunks([j.frames for j in jobs], cfg.representation, recipe, device=self.device,
+                              seeds=[cfg.seed + j.index for j in jobs], psnr_target=self.psnr_stop(recipe),
+                              amp=cfg.amp, progress=report, inits=[r or {} for r in references],
+                              frozen=self._held(references), anchors=references if predicted[0] else None,
+                              clock=self.clock, rate=self.rate_target(recipe))
+
+    def psnr_stop(self, recipe: Recipe) -> float | None:
+        """Where training stops for the --psnr target: the target less what refinement will add."""
+        target = self.config.psnr
+        if target is None or recipe.refine <= 0:
+            return target
+        return target - recipe.refine_gain
+
+    def recipe_of(self, predicted: bool) -> Recipe:
+        """The recipe of a key chunk or of a P-chunk (fit scales it to a shorter chunk's frames)."""
+        return self.config.recipe.for_p_chunk() if predicted else self.config.recipe
+
+    def rate_target(self, recipe: Recipe) -> RateTarget | None:
+        """What rate-aware training (``recipe.rate``) aims at: the config's QP. None for the raw coders, and
+        under ``--bitrate``, whose QPs are chosen after training."""
+        cfg = self.config
+        if cfg.coder != CoderKind.DEEPCABAC or cfg.bitrate is not None:
+            return None
+        return rate_target(cfg.representation, cfg.qp, self.header.coder, recipe.rate, recipe.rate_span)
+
+    def _held(self, references: Sequence[dict[str, np.ndarray] | None]) -> list[dict[str, np.ndarray]]:
+        """Per chunk, the tensors kept at their reference's values (``recipe.p_train == "first"``)."""
+        if self.config.recipe.p_train != "first" or any(r is None for r in references):
+            return [{} for _ in references]
+        kept = self.config.representation.tensor_names(TensorRole.HIDDEN_WEIGHT)
+        return [{name: r[name] for name in kept} for r in references if r is not None]
+
+    def _rate_qp(self, job: ChunkJob, state: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None,
+                 together: int) -> int:
+        """The finest QP at which the chunk, coded without refinement, fits its share of the bitrate."""
+        assert self._rate is not None
+        rep, coder = self.config.representation, self.header.coder
+        overhead = chunk_overhead(rep)
+
+        def size_at(qp: int) -> int:
+            with self.clock.phase("code"):
+                tensors, _ = encode_weights(state, rep, coder, qp_plan(qp, rep), reference=reference)
+            return sum(len(t.data) for t in tensors) + overhead
+
+        budget = self._rate.budget(len(job.frames), share=1.0 / together)
+        qp = choose_qp(size_at, budget)
+        log.debug("chunk %d: qp %d for a budget of %.0f bytes", job.index, qp, budget)
+        return qp
+
+    def pack(self, frames: np.ndarray, state: dict[str, np.ndarray], index: int, first: int) -> Packet:
+        """The packet of a trained key chunk: its coded weights and the PSNR a decoder of them will see."""
+        job = ChunkJob(index, first, frames, Prediction.KEY)
+        return self.code_chunks([job], [state], [None])[0][0]
+
+    def code_chunks(self, jobs: list[ChunkJob], states: list[dict[str, np.ndarray]],
+                    references: list[dict[str, np.ndarray] | None],
+                    held: list[dict[str, np.ndarray]] | None = None, qps: list[int] | None = None,
+                    fits: Sequence[FitResult] | None = None) -> list[tuple[Packet, dict[str, np.ndarray]]]:
+        """Code trained chunks at ``qps`` (default: the config's), their refinement trained together with
+        ``held`` tensors kept at their values; each packet carries the PSNR a decoder of it will see.
+
+        Refinement takes ``recipe.refine`` of the key recipe's steps, in proportion to the training the
+        chunks had (``fits``; default: all their steps): a chunk that met ``--psnr`` after a tenth of its
+        steps is refined for a tenth as long.
+        """
+        cfg = self.config
+        used = 1.0
+        if fits:
+            trained = self.recipe_of(references[0] is not None)
+            chunk_frames = cfg.representation.chunk_frames
+            used = min(1.0, max(f.steps / trained.for_frames(len(j.frames), chunk_frames).steps
+                                for f, j in zip(fits, jobs)))
+        out = []
+        coded = self._code([j.frames for j in jobs], states, [j.index for j in jobs], references,
+                           held or [{} for _ in jobs], qps or [cfg.qp] * len(jobs),
+                           round(cfg.recipe.refine * cfg.recipe.steps * used))
+        for job, (tensors, recon) in zip(jobs, coded):
+            with self.clock.phase("render"):
+                net = build_network(self.config.representation, recon, self.device)
+                decoded = render(net, (len(job.frames), self.stream.height, self.stream.width))
+                psnr = rgb_psnr(decoded, job.frames)
+            out.append((Packet(job.index, job.first_frame, len(job.frames), tensors, psnr, job.prediction),
+                        recon))
+        return out
+
+    def _code(self, chunks: list[np.ndarray], states: list[dict[str, np.ndarray]], indices: list[int],
+              references: list[dict[str, np.ndarray] | None], held: list[dict[str, np.ndarray]],
+              qps: list[int], refine_steps: int) -> list[tuple[tuple[CodedTensor, ...], dict[str, np.ndarray]]]:
+        """Code trained chunks' weights (a P-chunk's as the residual to its reference); with
+        ``refine_steps``, in stages with refinement between.
+
+        Stages: the first layer's weights (the most sensitive tensor and nearly half the parameters), then the
+        other activated layers' weights, then the biases and the output layer. After each stage but the last,
+        the tensors not coded yet are trained with the coded ones frozen at their decoded values, so they
+        absorb the quantisation error. The bytes of every stage are kept as coded: the decoder's weights stay
+        exactly the encoder's reconstruction.
+        """
+        cfg, rep, coder = self.config, self.config.representation, self.header.coder
+        if cfg.coder != CoderKind.DEEPCABAC:
+            with self.clock.phase("code"):
+                return [encode_weights(state, rep, coder, None, reference=ref)
+                        for state, ref in zip(states, references)]
+        plans = [qp_plan(qp, rep) for qp in qps]
+        if refine_steps <= 0:
+            with self.clock.phase("code"):
+                return [encode_weights(state, rep, coder, plan, reference=ref)
+                        for state, ref, plan in zip(states, references, plans)]
+        names = rep.tensor_names()
+        stages = [rep.tensor_names(TensorRole.FIRST_WEIGHT), rep.tensor_names(TensorRole.HIDDEN_WEIGHT),
+                  rep.tensor_names(TensorRole.BIAS, TensorRole.OUT_WEIGHT, TensorRole.OUT_BIAS)]
+        stages = [s for s in stages if s]
+        # No PSNR checks: refinement's result is judged after coding, by the decoder's arithmetic (code_chunks).
+        refine = replace(cfg.recipe, steps=refine_steps, lr=cfg.recipe.refine_lr, warmup=0, eval_every=0)
+        predicted = any(ref is not None for ref in references)
+        coded: list[dict[str, CodedTensor]] = [{} for _ in chunks]
+        recon: list[dict[str, np.ndarray]] = [{} for _ in chunks]
+        for i, stage in enumerate(stages):
+            if i > 0:
+                with self.clock.phase("refine"):
+                    fits = fit_chunks(chunks, rep, refine, device=self.device,
+                                      seeds=[cfg.seed + index + 1000 * i for index in indices], amp=cfg.amp,
+                                      inits=states, frozen=[{**h, **r} for h, r in zip(held, recon)],
+                                      anchors=references if predicted else None, clock=self.clock)
+                states = [f.state for f in fits]
+            for state, ref, plan, coded_c, recon_c in zip(states, references, plans, coded, recon):
+                with self.clock.phase("code"):
+                    tensors, values = encode_weights(state, rep, coder, plan, names=stage, reference=ref)
+                coded_c.update(zip([n for n in names if n in stage], tensors))
+                recon_c.update(values)
+        return [(tuple(c[n] for n in names), r) for c, r in zip(coded, recon)]
+
+
+def chunk_overhead(rep: Representation) -> int:
+    """Bytes a chunk of this representation costs in the file besides its tensors' data."""
+    return format_chunk_overhead(len(rep.tensor_shapes()))
+
+
+@dataclass(frozen=True)
+class ChunkJob:
+    """One chunk to train and code: where it sits in the stream, its frames and how it is predicted."""
+
+    index: int
+    first_frame: int
+    frames: np.ndarray  # uint8 (T, H, W, 3)
+    prediction: Prediction
+
+
+AUTO_PARALLEL_CAP = 64  # chunks trained at once when --parallel-chunks is auto (a 500-frame clip has 34)
+BUFFER_BYTES = 1 << 30  # frames held for parallel chunks: at most 1 GiB (e.g. 26 chunks of 15 720p frames)
+
+
+def auto_parallel_chunks(cfg: EncoderConfig, stream: StreamInfo, device: torch.device) -> int:
+    """Chunks to train at once: one on the CPU, where one chunk already fills the cores; on a GPU as many as
+    half its free memory holds (frames, targets and a step's activations per chunk), at most AUTO_PARALLEL_CAP
+    and at most BUFFER_BYTES of buffered frames."""
+    if device.type != "cuda":
+        return 1
+    rep, recipe = cfg.representation, cfg.recipe
+    pixels = rep.chunk_frames * stream.height * stream.width
+    step_pixels = recipe.batch or stream.height * stream.width
+    activations = step_pixels * (rep.hidden * rep.layers * 24 + rep.in_features * 4)
+    per_chunk = pixels * 3 * (1 + 4) + activations + rep.parameter_count * 4 * 4
+    free, _total = torch.cuda.mem_get_info(device)
+    fits = min(free // 2 // per_chunk, BUFFER_BYTES // (pixels * 3), AUTO_PARALLEL_CAP)
+    return max(1, int(fits))
+
+
+__all__ = ["CODERS", "DEFAULT_QP", "ENCODER_LIMITS", "QP_ORIGIN", "ChunkJob", "Encoder", "EncoderConfig",
+           "TrainProgress", "auto_parallel_chunks"]
