@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-__all__ = ["mean_of_psnrs", "pooled_psnr", "psnr_from_mse", "rgb_psnr"]
+__all__ = ["flat_psnr", "mean_of_psnrs", "pooled_psnr", "psnr_from_mse", "rgb_psnr"]
 
 
 def psnr_from_mse(mse: float) -> float:
@@ -50,6 +50,25 @@ def rgb_psnr(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> floa
         d = fa[i:i + PSNR_BLOCK].to(torch.int32) - fb[i:i + PSNR_BLOCK].to(torch.int32)
         total += int((d * d).sum())
     return psnr_from_mse(total / max(fa.numel(), 1) / (255.0**2))
+
+
+def flat_psnr(frames: np.ndarray) -> float:
+    """PSNR (dB) of the flattest honest picture of uint8 RGB ``frames`` ``(T, H, W, 3)``: every frame replaced
+    by its own mean colour, rounded to 8 bits as a decoder would output it. A network that does no better than
+    this has lost the picture (the encoder's guard against collapsed chunks, invrcodec.fit).
+
+    Summed exactly as integers, a frame at a time, as :func:`rgb_psnr`.
+    """
+    import numpy as np
+
+    total, count = 0, 0
+    for frame in frames:
+        pixels = np.asarray(frame, dtype=np.int64).reshape(-1, 3)
+        mean = np.floor(pixels.mean(axis=0) + 0.5).astype(np.int64)
+        d = pixels - mean
+        total += int((d * d).sum())
+        count += d.size
+    return psnr_from_mse(total / max(count, 1) / (255.0**2))
 
 
 def pooled_psnr(psnrs: Sequence[float], weights: Sequence[float] | None = None) -> float:

@@ -9,6 +9,7 @@ muxer (:func:`invrcodec.open`).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -22,10 +23,10 @@ from invrcodec.codec.decoder import build_network, render
 from invrcodec.net.devices import resolve_device
 from invrcodec.errors import InvrConfigError, InvrEncodeError, InvrMediaError
 from invrcodec.codec.executors import BatchedExecutor, Executor, GopJob, InProcessExecutor
-from invrcodec.net.fit import FitProgress, FitResult, Recipe, fit_chunks
+from invrcodec.net.fit import COLLAPSE_MARGIN_DB, FitProgress, FitResult, Recipe, fit_chunks, watch_from
 from invrcodec.format.structs import LIMITS
 from invrcodec.format.structs import chunk_overhead as format_chunk_overhead
-from invrcodec.metrics import rgb_psnr
+from invrcodec.metrics import flat_psnr, rgb_psnr
 from invrcodec.codec.presets import (
     DEFAULT_CHUNK_FRAMES,
     DEFAULT_KEYINT,
@@ -411,26 +412,48 @@ class Encoder:
         Refinement takes ``recipe.refine`` of the key recipe's steps, in proportion to the training the
         chunks had (``fits``; default: all their steps): a chunk that met ``--psnr`` after a tenth of its
         steps is refined for a tenth as long.
+
+        The collapse guard's last line (invrcodec.fit): a chunk whose training was long enough to be judged
+        and whose decoded PSNR is not clearly above its flat picture is coded again without refinement; if
+        that is no better, InvrEncodeError (the chunk is never written).
         """
         cfg = self.config
         used = 1.0
+        trained = self.recipe_of(references[0] is not None)
+        chunk_frames = cfg.representation.chunk_frames
         if fits:
-            trained = self.recipe_of(references[0] is not None)
-            chunk_frames = cfg.representation.chunk_frames
             used = min(1.0, max(f.steps / trained.for_frames(len(j.frames), chunk_frames).steps
                                 for f, j in zip(fits, jobs)))
+        held = held or [{} for _ in jobs]
+        qps = qps or [cfg.qp] * len(jobs)
+        refine_steps = round(cfg.recipe.refine * cfg.recipe.steps * used)
+        coded = self._code([j.frames for j in jobs], states, [j.index for j in jobs], references, held, qps,
+                           refine_steps)
         out = []
-        coded = self._code([j.frames for j in jobs], states, [j.index for j in jobs], references,
-                           held or [{} for _ in jobs], qps or [cfg.qp] * len(jobs),
-                           round(cfg.recipe.refine * cfg.recipe.steps * used))
-        for job, (tensors, recon) in zip(jobs, coded):
-            with self.clock.phase("render"):
-                net = build_network(self.config.representation, recon, self.device)
-                decoded = render(net, (len(job.frames), self.stream.height, self.stream.width))
-                psnr = rgb_psnr(decoded, job.frames)
+        for i, (job, (tensors, recon)) in enumerate(zip(jobs, coded)):
+            psnr = self._decoded_psnr(job, recon)
+            judged = fits is None or fits[i].steps >= watch_from(trained.for_frames(len(job.frames), chunk_frames))
+            floor = flat_psnr(job.frames) + COLLAPSE_MARGIN_DB if judged else -math.inf
+            if psnr < floor and refine_steps > 0:
+                log.warning("chunk %d: coded at %.2f dB, no better than a flat picture; coding it again "
+                            "without refinement", job.index, psnr)
+                (tensors, recon), = self._code([job.frames], [states[i]], [job.index], [references[i]],
+                                               [held[i]], [qps[i]], 0)
+                psnr = self._decoded_psnr(job, recon)
+            if psnr < floor:
+                raise InvrEncodeError(
+                    f"chunk {job.index}: coded at {psnr:.2f} dB, no better than a flat picture "
+                    f"({floor - COLLAPSE_MARGIN_DB:.2f} dB) at QP {qps[i]}; chunk not written")
             out.append((Packet(job.index, job.first_frame, len(job.frames), tensors, psnr, job.prediction),
                         recon))
         return out
+
+    def _decoded_psnr(self, job: ChunkJob, recon: dict[str, np.ndarray]) -> float:
+        """The PSNR a decoder of these weights will see on the chunk's frames."""
+        with self.clock.phase("render"):
+            net = build_network(self.config.representation, recon, self.device)
+            decoded = render(net, (len(job.frames), self.stream.height, self.stream.width))
+            return rgb_psnr(decoded, job.frames)
 
     def _code(self, chunks: list[np.ndarray], states: list[dict[str, np.ndarray]], indices: list[int],
               references: list[dict[str, np.ndarray] | None], held: list[dict[str, np.ndarray]],
@@ -466,11 +489,15 @@ class Encoder:
         for i, stage in enumerate(stages):
             if i > 0:
                 with self.clock.phase("refine"):
-                    fits = fit_chunks(chunks, rep, refine, device=self.device,
-                                      seeds=[cfg.seed + index + 1000 * i for index in indices], amp=cfg.amp,
-                                      inits=states, frozen=[{**h, **r} for h, r in zip(held, recon)],
-                                      anchors=references if predicted else None, clock=self.clock)
-                states = [f.state for f in fits]
+                    try:
+                        fits = fit_chunks(chunks, rep, refine, device=self.device,
+                                          seeds=[cfg.seed + index + 1000 * i for index in indices], amp=cfg.amp,
+                                          inits=states, frozen=[{**h, **r} for h, r in zip(held, recon)],
+                                          anchors=references if predicted else None, clock=self.clock)
+                        states = [f.state for f in fits]
+                    except InvrEncodeError as exc:  # the guard stopped it on every try: go on unrefined
+                        log.warning("refinement failed (%s); coding the rest of chunks %s unrefined", exc,
+                                    ", ".join(map(str, indices)))
             for state, ref, plan, coded_c, recon_c in zip(states, references, plans, coded, recon):
                 with self.clock.phase("code"):
                     tensors, values = encode_weights(state, rep, coder, plan, names=stage, reference=ref)

@@ -29,7 +29,7 @@ from invrcodec.net.adam import Adam
 from invrcodec.clock import PhaseClock
 from invrcodec.net.compiling import compile_fn
 from invrcodec.errors import InvrEncodeError
-from invrcodec.metrics import pooled_psnr, psnr_from_mse, rgb_psnr
+from invrcodec.metrics import flat_psnr, pooled_psnr, psnr_from_mse, rgb_psnr
 from invrcodec.net.model import INVRBatch, INVRNet, from_rgb8, full_encoding, to_rgb8
 from invrcodec.coding.ratemodel import RateTarget, tensor_bits
 from invrcodec.types import Representation
@@ -135,6 +135,23 @@ class FitResult:
     retries: int
 
 
+# The guard against collapsed chunks (issue 23). A SIREN trained too hard can fall into a flat picture: every
+# frame its mean colour, a network that learned nothing of the picture. Such a chunk is never written. From
+# WATCH_STEPS (or a tenth of the steps, if more) on, a chunk whose running PSNR estimate or full-chunk check is
+# not COLLAPSE_MARGIN_DB above its flat picture (metrics.flat_psnr), or whose check falls COLLAPSE_DROP_DB below
+# its best check, leaves training as collapsed; fit_chunks retries it with another seed at half the learning
+# rate, and after the last try keeps its best checked state, or fails (InvrEncodeError) if it never had one.
+# A fit shorter than WATCH_STEPS is not judged: it has not had the time to leave its initial, near-flat output.
+COLLAPSE_MARGIN_DB = 1.0
+COLLAPSE_DROP_DB = 3.0
+WATCH_STEPS = 200
+
+
+def watch_from(recipe: Recipe) -> int:
+    """The first step at which the collapse guard judges a fit of ``recipe``."""
+    return max(WATCH_STEPS, 2 * recipe.warmup_steps, recipe.steps // 10)
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX); elsewhere it is emulated and slow."""
     try:
@@ -237,6 +254,7 @@ def fit_chunks(chunks: Sequence[np.ndarray], rep: Representation, recipe: Recipe
     if len({frozenset(f) for f in frozen}) != 1:
         raise ValueError("chunks trained together must freeze the same tensors")
     results: list[FitResult | None] = [None] * n
+    kept: list[FitResult | None] = [None] * n  # each chunk's best checked state over its failed tries
     pending = list(range(n))
     lr_scale = 1.0
     for attempt in range(max_retries + 1):
@@ -246,13 +264,28 @@ def fit_chunks(chunks: Sequence[np.ndarray], rep: Representation, recipe: Recipe
         for j, result in done.items():
             result.retries = attempt
             results[pending[j]] = result
-        for j, exc in diverged.items():
-            log.warning("training diverged at step %d (%s); retrying at half the learning rate", exc.step, exc)
+        for j, exc in sorted(diverged.items()):
+            i = pending[j]
+            if exc.best is not None and (kept[i] is None or exc.best.psnr > kept[i].psnr):  # type: ignore[union-attr]
+                exc.best.retries = attempt
+                kept[i] = exc.best
+            if attempt < max_retries:
+                log.warning("training %s at step %d (%s); retrying at half the learning rate",
+                            exc.kind, exc.step, exc)
         pending = [pending[j] for j in sorted(diverged)]
         if not pending:
             return [r for r in results if r is not None]
         lr_scale *= 0.5
-    raise InvrEncodeError(f"training diverged {max_retries + 1} times; chunk not written")
+    if any(kept[i] is None for i in pending):
+        raise InvrEncodeError(f"training diverged or collapsed {max_retries + 1} times; chunk not written "
+                              f"({exc})")
+    for i in pending:
+        best = kept[i]
+        assert best is not None
+        log.warning("training failed %d times; keeping the best checked state (%.2f dB at step %d)",
+                    max_retries + 1, best.psnr, best.steps)
+        results[i] = best
+    return [r for r in results if r is not None]
 
 
 @dataclass(frozen=True)
@@ -280,9 +313,12 @@ class _Start:
 
 
 class _Diverged(Exception):
-    def __init__(self, step: int, why: str) -> None:
+    """A chunk that left training without a result: diverged (non-finite) or collapsed (flat, or fallen
+    from its best check); ``best`` is its best checked state, where it had one the guard accepted."""
+
+    def __init__(self, step: int, why: str, kind: str = "diverged", best: FitResult | None = None) -> None:
         super().__init__(why)
-        self.step = step
+        self.step, self.kind, self.best = step, kind, best
 
 
 @dataclass(frozen=True)
@@ -480,7 +516,12 @@ class _Run:
         self.retired: torch.Tensor | None = None  # indices of the retired rows, put back after every step
         self.held: list[torch.Tensor] | None = None  # by tensor: retired rows' values (live rows unused)
         self.live_mask = torch.ones(len(chunks), device=device)
-        self.best_psnr = [math.nan] * len(chunks)
+        self.checked = [math.nan] * len(chunks)  # each row's last full-chunk PSNR
+        # The collapse guard (COLLAPSE_MARGIN_DB): each chunk's flat-picture PSNR, its best accepted check and
+        # the state there.
+        self.floor = [flat_psnr(c) + COLLAPSE_MARGIN_DB for c in chunks]
+        self.watch_from = watch_from(recipe)
+        self.best: list[FitResult | None] = [None] * len(chunks)
         self.est_mse: torch.Tensor | None = None
         self.last_mse: torch.Tensor | None = None
         self.lr = recipe.lr * lr_scale
@@ -574,10 +615,13 @@ class _Run:
         mse_now, est_now = self.last_mse.cpu().tolist(), self.est_mse.cpu().tolist()
         est_psnr = [psnr_from_mse(e / 4.0) for e in est_now]
         rows = range(len(self.live))
+        watched = step >= self.watch_from
         leaving: dict[int, _Diverged | None] = {}
         for row in rows:
             if self.live[row] and not math.isfinite(mse_now[row]):
                 leaving[row] = _Diverged(step, f"loss {mse_now[row]}")
+            elif self.live[row] and watched and est_psnr[row] < self.floor[row]:
+                leaving[row] = self._collapsed(row, step, f"estimated {est_psnr[row]:.2f} dB, {self._flat(row)}")
         scheduled = recipe.eval_every > 0 and (step % recipe.eval_every == 0 or step == recipe.steps)
         to_check = [row for row in rows if self.live[row] and row not in leaving and (
             scheduled or (psnr_target is not None and est_psnr[row] >= psnr_target))]
@@ -587,17 +631,30 @@ class _Run:
                     self.device.type, dtype=self.how.amp_dtype, enabled=self.use_amp):
                 rendered = render_chunks(self.batch, self.sizes, to_check, self.how.check_pixels)
             for row, frames in zip(to_check, rendered):
-                self.best_psnr[row] = rgb_psnr(frames, self.target_u8[row])
+                psnr = self.checked[row] = rgb_psnr(frames, self.target_u8[row])
                 log.debug("step %d: chunk %d at %.2f dB (estimated %.2f dB)", step, self.positions[row],
-                          self.best_psnr[row], est_psnr[row])
-                if psnr_target is not None and self.best_psnr[row] >= psnr_target:
-                    leaving[row] = None
-                elif self.best_psnr[row] < 3.0 and step >= 2 * recipe.eval_every:
-                    leaving[row] = _Diverged(step, f"PSNR {self.best_psnr[row]:.1f} dB")
-        shown = [self.best_psnr[row] if row in to_check else est_psnr[row] for row in rows if self.live[row]]
+                          psnr, est_psnr[row])
+                best = self.best[row]
+                if watched and psnr < self.floor[row]:
+                    leaving[row] = self._collapsed(row, step, f"checked {psnr:.2f} dB, {self._flat(row)}")
+                elif best is not None and psnr < best.psnr - COLLAPSE_DROP_DB:
+                    leaving[row] = self._collapsed(row, step, f"fell from {best.psnr:.2f} dB at step {best.steps} "
+                                                              f"to {psnr:.2f} dB")
+                else:
+                    if watched and (best is None or psnr > best.psnr):
+                        self.best[row] = _result(self.batch, row, psnr, step, self.start)
+                    if psnr_target is not None and psnr >= psnr_target:
+                        leaving[row] = None
+        shown = [self.checked[row] if row in to_check else est_psnr[row] for row in rows if self.live[row]]
         if leaving:
             self._retire(leaving, step)
         return shown, bool(to_check)
+
+    def _collapsed(self, row: int, step: int, why: str) -> _Diverged:
+        return _Diverged(step, f"chunk {self.positions[row]}: {why}", "collapsed", self.best[row])
+
+    def _flat(self, row: int) -> str:
+        return f"a flat picture is {self.floor[row] - COLLAPSE_MARGIN_DB:.2f} dB"
 
     def _retire(self, leaving: dict[int, _Diverged | None], step: int) -> None:
         if self.held is None:
@@ -605,7 +662,7 @@ class _Run:
         for row, why in leaving.items():
             self.live[row] = False
             if why is None:
-                result = _result(self.batch, row, self.best_psnr[row], step, self.start)
+                result = _result(self.batch, row, self.checked[row], step, self.start)
                 self.done[self.positions[row]] = result
             else:
                 self.diverged[self.positions[row]] = why
@@ -635,7 +692,9 @@ class _Run:
         self.est_mse = self.est_mse.index_select(0, idx)
         self.gens = [self.gens[row] for row in keep]
         self.positions = [self.positions[row] for row in keep]
-        self.best_psnr = [self.best_psnr[row] for row in keep]
+        self.checked = [self.checked[row] for row in keep]
+        self.floor = [self.floor[row] for row in keep]
+        self.best = [self.best[row] for row in keep]
         self.live, self.retired, self.held = [True] * len(keep), None, None
         self.live_mask = torch.ones(len(keep), device=self.device)
 
@@ -652,7 +711,7 @@ class _Run:
         for row, alive in enumerate(self.live):
             if not alive:
                 continue
-            result = _result(self.batch, row, self.best_psnr[row], step, self.start)
+            result = _result(self.batch, row, self.checked[row], step, self.start)
             if not all(np.isfinite(v).all() for v in result.state.values()):
                 self.diverged[self.positions[row]] = _Diverged(step, "non-finite weights")
             else:

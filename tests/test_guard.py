@@ -1,0 +1,54 @@
+"""The collapse guard (issue 23): a chunk that falls into a flat picture is retried, or refused, never written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import synthetic_frames
+from test_codec import encode_all, tiny_config
+
+from invrcodec.errors import InvrEncodeError
+from invrcodec.fit import COLLAPSE_MARGIN_DB, Recipe, fit_chunk
+from invrcodec.metrics import flat_psnr, rgb_psnr
+
+CPU = torch.device("cpu")
+FRAMES = synthetic_frames(16, 16, 4)
+REP = tiny_config(hidden=32, chunk_frames=4).representation
+
+
+def _recipe(lr: float) -> Recipe:
+    # 400 steps: past the guard's first judged step (WATCH_STEPS = 200). On this tiny network 5e-3 trains to
+    # about 47 dB and 8e-3 or more falls into the flat picture (12.96 dB).
+    return Recipe(steps=400, lr=lr, batch=256, eval_every=100, warmup=0)
+
+
+def test_flat_psnr_is_the_psnr_of_each_frame_at_its_mean_colour() -> None:
+    frames = np.random.default_rng(3).integers(0, 256, (3, 5, 7, 3), dtype=np.uint8)
+    means = np.floor(frames.reshape(3, -1, 3).mean(axis=1) + 0.5).astype(np.uint8)
+    flat = np.broadcast_to(means[:, None, None, :], frames.shape)
+    assert flat_psnr(frames) == rgb_psnr(frames, np.ascontiguousarray(flat))
+    assert flat_psnr(np.full((2, 4, 4, 3), 77, np.uint8)) == float("inf")
+
+
+def test_a_collapsing_fit_is_retried_at_half_the_rate() -> None:
+    fit = fit_chunk(FRAMES, REP, _recipe(1e-2), device=CPU)  # 1e-2 collapses, 5e-3 does not
+    assert fit.retries == 1
+    assert fit.psnr > flat_psnr(FRAMES) + 20
+
+
+def test_a_fit_that_collapses_on_every_try_is_refused() -> None:
+    with pytest.raises(InvrEncodeError, match="collapsed .* chunk not written"):
+        fit_chunk(FRAMES, REP, _recipe(1.0), device=CPU)  # 1.0, 0.5 and 0.25 all collapse
+
+
+def test_the_encoder_never_writes_a_collapsed_chunk() -> None:
+    cfg = tiny_config(hidden=32, chunk_frames=4, steps=400, lr=1.0)
+    with pytest.raises(InvrEncodeError, match="chunk not written"):
+        encode_all(FRAMES, cfg)
+
+
+def test_a_healthy_encode_is_clearly_above_its_flat_picture() -> None:
+    cfg = tiny_config(hidden=32, chunk_frames=4, steps=400, lr=5e-3)
+    _, packets = encode_all(FRAMES, cfg)
+    assert all(p.train_psnr > flat_psnr(FRAMES) + COLLAPSE_MARGIN_DB for p in packets)
