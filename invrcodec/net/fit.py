@@ -388,6 +388,7 @@ def _compact(batch: INVRBatch, opt: Adam, keep: list[int], trainable: list[bool]
 # CUDA, where an eager step launches many small kernels, a recipe with compile=True always compiles, as before
 # (not yet measured on a GPU). The environment's INVRCODEC_COMPILE (auto, always, never) overrides the rule.
 CPU_COMPILE_STEPS = 1000
+NOISE_SEED = 0x6E6F6973  # offsets a chunk's seed for its rate-aware noise generator (_Run.noise_gens)
 
 
 def compiles(recipe: Recipe, device: torch.device, psnr_target: float | None) -> bool:
@@ -467,6 +468,11 @@ class _Run:
         self.lr_scale, self.start, self.clock = lr_scale, start, clock
         self.batch = _init_batch(rep, starts, device)
         self.gens = [torch.Generator(device="cpu").manual_seed(s.seed) for s in starts]
+        # Rate-aware training's weight noise, each chunk from its own generator: never torch's global one,
+        # whose state any other code in the process (a library, another thread) may advance between two runs
+        # of the same command, and never drawn for the batch as a whole, which would tie a chunk's noise to
+        # the chunks beside it.
+        self.noise_gens = [torch.Generator(device="cpu").manual_seed(s.seed + NOISE_SEED) for s in starts]
         # (B,T,H,W,3), kept as 8-bit: a step converts only the pixels it draws, so a chunk's targets take a
         # byte per sample instead of five (2.2 GB less for 90 frames of 1080p)
         self.target_u8 = torch.from_numpy(np.ascontiguousarray(np.stack(chunks))).to(device)
@@ -586,8 +592,9 @@ class _Run:
         """Uniform noise of each trained tensor's quantiser step (times the trellis factor) added in place;
         returns it, to be taken off again after the backward pass."""
         assert self.rate is not None
-        noise = [(torch.rand_like(p) - 0.5) * (self.rate.kappa * step)
-                 for p, step in zip(self.params, self.rate_steps)]
+        draws = [[torch.rand(p.shape[1:], generator=g) for p in self.params] for g in self.noise_gens]
+        noise = [(torch.stack(rows).to(p.device) - 0.5) * (self.rate.kappa * step)
+                 for p, step, rows in zip(self.params, self.rate_steps, zip(*draws))]
         for p, n in zip(self.params, noise):
             p.add_(n)
         return noise
@@ -691,6 +698,7 @@ class _Run:
         assert self.est_mse is not None
         self.est_mse = self.est_mse.index_select(0, idx)
         self.gens = [self.gens[row] for row in keep]
+        self.noise_gens = [self.noise_gens[row] for row in keep]
         self.positions = [self.positions[row] for row in keep]
         self.checked = [self.checked[row] for row in keep]
         self.floor = [self.floor[row] for row in keep]
