@@ -432,7 +432,10 @@ class Encoder:
         out = []
         for i, (job, (tensors, recon)) in enumerate(zip(jobs, coded)):
             psnr = self._decoded_psnr(job, recon)
-            judged = fits is None or fits[i].steps >= watch_from(trained.for_frames(len(job.frames), chunk_frames))
+            # A fit too short for the guard to judge is not judged here either; nor are the tools' pack() calls,
+            # which do not say how long their fits trained.
+            judged = fits is not None and fits[i].steps >= watch_from(trained.for_frames(len(job.frames),
+                                                                                      chunk_frames))
             floor = flat_psnr(job.frames) + COLLAPSE_MARGIN_DB if judged else -math.inf
             if psnr < floor and refine_steps > 0:
                 log.warning("chunk %d: coded at %.2f dB, no better than a flat picture; coding it again "
