@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
-from conftest import synthetic_frames
+from conftest import run, synthetic_frames
 from test_codec import encode_all, tiny_config
 
 from invrcodec.errors import InvrEncodeError
-from invrcodec.fit import COLLAPSE_MARGIN_DB, Recipe, fit_chunk
+from invrcodec.net.fit import COLLAPSE_MARGIN_DB, Recipe, fit_chunk
 from invrcodec.metrics import flat_psnr, rgb_psnr
 
 CPU = torch.device("cpu")
@@ -52,3 +56,37 @@ def test_a_healthy_encode_is_clearly_above_its_flat_picture() -> None:
     cfg = tiny_config(hidden=32, chunk_frames=4, steps=400, lr=5e-3)
     _, packets = encode_all(FRAMES, cfg)
     assert all(p.train_psnr > flat_psnr(FRAMES) + COLLAPSE_MARGIN_DB for p in packets)
+
+
+# -- the same command, the same bytes --------------------------------------------------------------------------
+_BUSY = """
+import time, torch
+a = torch.randn(384, 384)
+end = time.time() + 120
+while time.time() < end:
+    (a @ a).sum()
+"""
+
+
+def test_the_same_command_gives_the_same_bytes_whatever_else_runs(tiny_y4m: Path, tmp_path: Path) -> None:
+    # 1,000 steps: the CPU rule compiles the trunk (fit.CPU_COMPILE_STEPS), and the last 30% train for the rate
+    # with weight noise, the two places a run used to depend on the process it ran in (issue 23). The runs:
+    # plain; with -v --benchmark and a cold kernel cache; with two busy torch processes beside it.
+    args = ["--steps", "1000", "--frames", "4", "--no-progress", "-y", str(tiny_y4m)]
+    outs = [tmp_path / f"{name}.invr" for name in ("plain", "verbose", "busy")]
+    first = run(["invr-enc", *args, outs[0]])
+    assert first.returncode == 0, first.stderr.decode()
+    cold = run(["invr-enc", "-v", "--benchmark", *args, outs[1]],
+               env={"TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cold-cache")})
+    assert cold.returncode == 0, cold.stderr.decode()
+    assert b"bench: " in cold.stderr
+    busy = [subprocess.Popen([sys.executable, "-c", _BUSY]) for _ in range(2)]
+    try:
+        loaded = run(["invr-enc", *args, outs[2]])
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+    assert loaded.returncode == 0, loaded.stderr.decode()
+    data = [p.read_bytes() for p in outs]
+    assert data[1] == data[0] and data[2] == data[0]

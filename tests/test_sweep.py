@@ -1,0 +1,28 @@
+"""tools/sweep.py: a short slice of the many-clip sweep, through the real tools, on a real clip."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from conftest import ROOT, run
+
+
+def test_a_slice_of_the_sweep_has_no_collapse(shared_media: Path, tmp_path: Path) -> None:
+    # Two QPs of one real clip, 32x32 and 4 frames, 250 steps: past the guard's first judged step (200), so a
+    # collapsed chunk would be refused by the encoder or flagged by the sweep.
+    out = tmp_path / "sweep.jsonl"
+    args = [sys.executable, ROOT / "tools" / "sweep.py", "--clips", "carphone_pristine", "--presets", "fast",
+            "--qps", "30,46", "--size", "32", "--frames", "4", "--steps", "250", "--json", out]
+    first = run(args, timeout=600)
+    assert first.returncode == 0, first.stderr.decode() + first.stdout.decode()
+    points = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(p["clip"], p["qp"]) for p in points] == [("carphone_pristine", 30), ("carphone_pristine", 46)]
+    for p in points:
+        assert p["bytes"] > 0 and p["psnr"] > p["flat"] + 1.0 and "collapsed" not in p["flags"]
+    assert points[0]["bytes"] > points[1]["bytes"]
+    assert b"2 points: 0 collapsed or refused" in first.stdout
+    again = run(args, timeout=600)  # every point is in the JSON file: nothing is encoded again
+    assert again.returncode == 0 and out.read_text().count("\n") == 2
+    assert b"fast qp 30:" not in again.stdout  # the line each encode prints

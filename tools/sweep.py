@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Sweep the presets' QPs over many clips through the real tools, and flag what a user must never see.
+
+Every clip, every preset, every QP: ``invr-enc --crop-square --scale SxS --frames N --preset P --qp Q``, then
+``invr-dec -f rawvideo --pix-fmt rgb24``, and the decoded RGB against the frames invr-enc read (the same
+PyAV reader). Per point: bytes, bits per pixel, RGB PSNR (the chunks pooled), the clip's flat-picture PSNR
+(every frame at its mean colour, invrcodec.metrics.flat_psnr) and flags:
+
+- ``collapsed``: decoded no better than the flat picture plus the encoder's guard margin (1 dB), the rule
+  by which the encoder refuses a chunk (invrcodec.net.fit); a point the encoder refused (exit 1) is
+  ``refused`` instead, with its message;
+- ``inverted``: this point has fewer bytes and more PSNR than a point of a lower (finer) QP of the same
+  clip and preset: the QP ladder is not monotonic there.
+
+    tools/sweep.py                                    # every shared clip, fast and ultrafast, QP 22..50 by 4
+    tools/sweep.py --clips carphone_pristine --presets fast --qps 30,38,46 --frames 15
+    tools/sweep.py --json docs/sweep.json             # also each point as a JSON line (appended: resumable)
+
+Points already in the JSON file (same clip, preset, QP, size, frames, steps) are not encoded again, so an
+interrupted sweep continues where it stopped. Exit status 1 if any point collapsed or was refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from invrcodec.media.pyav import VideoReader
+from invrcodec.metrics import flat_psnr, rgb_psnr
+
+ROOT = Path(__file__).resolve().parents[1]
+MEDIA = ROOT.parent / "shared" / "media"
+PRESETS_WITH_BANDS = ("fast", "ultrafast")  # the presets whose width follows the QP (presets.WIDTH_BY_QP)
+COLLAPSE_MARGIN_DB = 1.0  # the encoder's guard (invrcodec.net.fit.COLLAPSE_MARGIN_DB; not imported: no torch)
+
+
+@dataclass
+class Point:
+    clip: str
+    preset: str
+    qp: int
+    size: int
+    frames: int
+    steps: int | None
+    bytes: int = 0
+    bpp: float = 0.0
+    psnr: float = float("nan")
+    flat: float = float("nan")
+    seconds: float = 0.0
+    flags: str = ""
+    error: str = ""
+
+    def key(self) -> tuple[object, ...]:
+        return (self.clip, self.preset, self.qp, self.size, self.frames, self.steps)
+
+
+def shared_clips() -> list[Path]:
+    return sorted(MEDIA.glob("*.mp4")) + sorted((MEDIA / "more").glob("*.mp4"))
+
+
+def tool(name: str) -> str:
+    here = Path(sys.executable).parent / name
+    return str(here) if here.exists() else name
+
+
+def reference(path: Path, size: int, frames: int) -> np.ndarray:
+    """The frames invr-enc reads with --crop-square --scale SxS --frames N."""
+    with VideoReader(path, frames=frames, crop_square=True, scale=(size, size)) as reader:
+        return np.stack(list(reader))
+
+
+def encode_decode(path: Path, point: Point, ref: np.ndarray, workdir: Path) -> None:
+    out = workdir / f"{point.clip}-{point.preset}-qp{point.qp}.invr"
+    enc = [tool("invr-enc"), "-y", "-q", "--no-progress", "--crop-square", "--scale", f"{point.size}x{point.size}",
+           "--frames", str(point.frames), "--preset", point.preset, "--qp", str(point.qp)]
+    if point.steps:
+        enc += ["--steps", str(point.steps)]
+    t0 = time.perf_counter()
+    run = subprocess.run([*enc, str(path), str(out)], capture_output=True, text=True)
+    point.seconds = round(time.perf_counter() - t0, 1)
+    if run.returncode != 0:
+        point.flags, point.error = "refused", (run.stderr.strip().splitlines() or ["?"])[-1]
+        return
+    point.bytes = out.stat().st_size
+    point.bpp = round(point.bytes * 8 / ref[..., 0].size, 5)
+    dec = subprocess.run([tool("invr-dec"), "-q", "-f", "rawvideo", "--pix-fmt", "rgb24", str(out), "-"],
+                         capture_output=True, check=True)
+    decoded = np.frombuffer(dec.stdout, np.uint8).reshape(ref.shape)
+    point.psnr = round(rgb_psnr(decoded, ref), 3)
+    if point.psnr < point.flat + COLLAPSE_MARGIN_DB:
+        point.flags = "collapsed"
+    out.unlink()
+
+
+def flag_inversions(points: list[Point]) -> None:
+    """Flag points with fewer bytes and more PSNR than a finer QP's point of the same clip and preset."""
+    groups: dict[tuple[str, str], list[Point]] = {}
+    for p in points:
+        if not p.error:
+            groups.setdefault((p.clip, p.preset), []).append(p)
+    for group in groups.values():
+        group.sort(key=lambda p: p.qp)
+        for i, p in enumerate(group):
+            if any(q.bytes > p.bytes and q.psnr < p.psnr for q in group[:i]) and "inverted" not in p.flags:
+                p.flags = ",".join(f for f in (p.flags, "inverted") if f)
+
+
+def table(points: list[Point]) -> str:
+    lines = ["| clip | preset | QP | bytes | bpp | PSNR dB | flat dB | s | flags |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for p in points:
+        psnr = "-" if p.error else f"{p.psnr:.2f}"
+        flags = p.flags + (f" ({p.error})" if p.error else "")
+        lines.append(f"| {p.clip} | {p.preset} | {p.qp} | {p.bytes:,} | {p.bpp:.4f} | {psnr} | {p.flat:.2f} | "
+                     f"{p.seconds:.0f} | {flags} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clips", default="", help="comma-separated clip names or paths (default: every shared clip)")
+    ap.add_argument("--presets", default=",".join(PRESETS_WITH_BANDS))
+    ap.add_argument("--qps", default=",".join(map(str, range(22, 51, 4))))
+    ap.add_argument("--size", type=int, default=128, help="square crop scaled to SIZExSIZE (default 128)")
+    ap.add_argument("--frames", type=int, default=90)
+    ap.add_argument("--steps", type=int, default=None, help="invr-enc --steps (default: the preset's)")
+    ap.add_argument("--json", type=Path, default=None, help="append each point as a JSON line; skip points in it")
+    args = ap.parse_args()
+
+    clips = shared_clips()
+    if args.clips:
+        wanted = args.clips.split(",")
+        clips = [Path(c) if os.path.exists(c) else next((p for p in shared_clips() if p.stem == c), Path(c))
+                 for c in wanted]
+    missing = [str(c) for c in clips if not c.exists()]
+    if not clips or missing:
+        print(f"sweep.py: error: no such clip: {', '.join(missing) or 'none found in ' + str(MEDIA)}",
+              file=sys.stderr)
+        return 2
+    done: dict[tuple[object, ...], Point] = {}
+    if args.json and args.json.exists():
+        for line in args.json.read_text().splitlines():
+            p = Point(**json.loads(line))
+            done[p.key()] = p
+    points: list[Point] = []
+    with tempfile.TemporaryDirectory(prefix="invr-sweep-") as tmp:
+        for path in clips:
+            ref = reference(path, args.size, args.frames)
+            flat = round(flat_psnr(ref), 3)
+            for preset in args.presets.split(","):
+                for qp in (int(q) for q in args.qps.split(",")):
+                    point = Point(path.stem, preset, qp, args.size, len(ref), args.steps, flat=flat)
+                    if point.key() in done:
+                        points.append(done[point.key()])
+                        continue
+                    encode_decode(path, point, ref, Path(tmp))
+                    points.append(point)
+                    print(f"{point.clip} {preset} qp {qp}: {point.bytes} B, {point.psnr:.2f} dB "
+                          f"(flat {flat:.2f}), {point.seconds:.0f} s {point.flags} {point.error}".rstrip(),
+                          flush=True)
+                    if args.json:
+                        with args.json.open("a") as f:
+                            f.write(json.dumps(asdict(point)) + "\n")
+    flag_inversions(points)
+    print(table(points))
+    bad = [p for p in points if p.flags.startswith(("collapsed", "refused"))]
+    inverted = [p for p in points if "inverted" in p.flags]
+    print(f"{len(points)} points: {len(bad)} collapsed or refused, {len(inverted)} inverted")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
