@@ -23,7 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _evalcommon as ec
 
-from invrcodec.codec.encoder import ChunkJob, Encoder, EncoderConfig
+from invrcodec.codec.encoder import Encoder, EncoderConfig
+from invrcodec.codec.jobs import ChunkJob
 from invrcodec.net.fit import fit_chunk
 from invrcodec.types import Prediction
 
