@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from invrcodec import __version__
 from invrcodec.coding import deepcabac
 from invrcodec.clock import PhaseClock
 from invrcodec.codec.decoder import build_network, render
@@ -56,6 +55,7 @@ from invrcodec.types import (
     TensorRole,
 )
 from invrcodec.coding.weights import QP_ORIGIN, encode_weights, qp_plan
+from invrcodec.version import __version__
 
 log = logging.getLogger(__name__)
 
