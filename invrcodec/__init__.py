@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from invrcodec.codec.container import open
+from invrcodec.version import __version__
 
 __all__ = ["__version__", "open"]

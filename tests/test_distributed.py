@@ -198,8 +198,8 @@ def test_a_rerun_without_resume_keeps_the_journal(clip: Path, interrupted: tuple
 def test_a_gop_job_runs_alone_to_the_encoders_packets() -> None:
     """The job seam: GOP jobs run on their own (as a Ray task runs them) give the packets of Encoder.encode,
     including a job that starts on a P-chunk with the reconstruction it continues from."""
-    from invrcodec.codec.encoder import ChunkJob, Encoder, EncoderConfig
-    from invrcodec.codec.executors import GopJob, run_gop
+    from invrcodec.codec.encoder import Encoder, EncoderConfig, job_runner
+    from invrcodec.codec.jobs import ChunkJob, GopJob, run_gop
     from invrcodec.types import StreamInfo
 
     video = synthetic_frames(16, 16, 12)
@@ -209,7 +209,8 @@ def test_a_gop_job_runs_alone_to_the_encoders_packets() -> None:
     enc = Encoder(stream, cfg)
     want = [p for f in video for p in enc.encode(f)] + enc.encode(None)
     chunks = [ChunkJob(i, 3 * i, video[3 * i:3 * i + 3], enc.prediction_of(i)) for i in range(4)]
-    first = list(run_gop(GopJob(stream, enc.config, tuple(chunks[:2]))))
-    rest = list(GopJob(stream, enc.config, tuple(chunks[2:]), reference=first[-1][1]).run())
-    assert [p for p, _ in first] + rest == want
+    first = list(run_gop(GopJob(stream, enc.config, tuple(chunks[:2])), job_runner(stream, enc.config)))
+    rest = list(run_gop(GopJob(stream, enc.config, tuple(chunks[2:]), reference=first[-1][1]),
+                        job_runner(stream, enc.config)))
+    assert [p for p, _ in first + rest] == want
     assert [p.prediction.name for p in want] == ["KEY", "PREVIOUS", "PREVIOUS", "KEY"]

@@ -37,8 +37,13 @@ def _load_tool(name: str):  # type: ignore[no-untyped-def]
     return module
 
 
-ec = _load_tool("_evalcommon")
 rd = _load_tool("rd")
+sys.path.insert(0, str(TOOLS))  # as each tool does: the shared pieces are the package tools/evalkit
+from evalkit.baselines import BASELINES, encode_baseline, roundtrip_psnr  # noqa: E402
+from evalkit.bd import bd_psnr, bd_rate, pareto, pchip_integral  # noqa: E402
+from evalkit.clips import Clip  # noqa: E402
+from evalkit.invr import all_key_chunks, decode_invr_psnr, encode_invr_points, encode_with_encoder  # noqa: E402
+from evalkit.report import gaussian_kde  # noqa: E402
 
 
 # -- Bjontegaard -----------------------------------------------------------------------------------------
@@ -49,8 +54,8 @@ PSNR = [30.0, 33.0, 36.0, 39.0]
 def test_bd_rate_half_the_rate_is_minus_50_percent(method: str) -> None:
     anchor = [100.0, 200.0, 400.0, 800.0]
     test = [r / 2 for r in anchor]
-    assert ec.bd_rate(anchor, PSNR, test, PSNR, method) == pytest.approx(-50.0, abs=1e-9)
-    assert ec.bd_rate(test, PSNR, anchor, PSNR, method) == pytest.approx(100.0, abs=1e-9)
+    assert bd_rate(anchor, PSNR, test, PSNR, method) == pytest.approx(-50.0, abs=1e-9)
+    assert bd_rate(test, PSNR, anchor, PSNR, method) == pytest.approx(100.0, abs=1e-9)
 
 
 @pytest.mark.parametrize("method", ["pchip", "cubic"])
@@ -60,7 +65,7 @@ def test_bd_rate_linear_drift(method: str) -> None:
     anchor = 10 ** (psnr / 10)
     test = 10 ** (psnr / 10 + 0.01 * (psnr - 30))
     expected = (10**0.045 - 1) * 100
-    assert ec.bd_rate(anchor, psnr, test, psnr, method) == pytest.approx(expected, rel=1e-9)
+    assert bd_rate(anchor, psnr, test, psnr, method) == pytest.approx(expected, rel=1e-9)
 
 
 def test_bd_cubic_exact_on_cubic_curves() -> None:
@@ -69,27 +74,27 @@ def test_bd_cubic_exact_on_cubic_curves() -> None:
     anchor_log = 1 + 0.1 * p
     test_log = anchor_log + 1e-4 * (p - 30) ** 3  # mean of 1e-4 (p - 30)^3 over [30, 40] = 1e-4 * 10^3 / 4
     expected = (10**0.025 - 1) * 100
-    assert ec.bd_rate(10**anchor_log, p, 10**test_log, p, "cubic") == pytest.approx(expected, rel=1e-9)
+    assert bd_rate(10**anchor_log, p, 10**test_log, p, "cubic") == pytest.approx(expected, rel=1e-9)
     # pchip is a different interpolant, but close on smooth monotone data.
-    assert ec.bd_rate(10**anchor_log, p, 10**test_log, p, "pchip") == pytest.approx(expected, abs=0.3)
+    assert bd_rate(10**anchor_log, p, 10**test_log, p, "pchip") == pytest.approx(expected, abs=0.3)
 
 
 def test_bd_psnr_and_partial_overlap() -> None:
     rate = [100.0, 200.0, 400.0, 800.0]
     better = [p + 1.5 for p in PSNR]
-    assert ec.bd_psnr(rate, PSNR, rate, better) == pytest.approx(1.5)
+    assert bd_psnr(rate, PSNR, rate, better) == pytest.approx(1.5)
     # Test curve only overlaps [36, 39] of the anchor's PSNR range; half the rate there.
-    assert ec.bd_rate(rate, PSNR, [200.0, 400.0, 1600.0], [36.0, 39.0, 45.0]) == pytest.approx(-50.0)
+    assert bd_rate(rate, PSNR, [200.0, 400.0, 1600.0], [36.0, 39.0, 45.0]) == pytest.approx(-50.0)
 
 
 def test_bd_no_overlap_and_too_few_points() -> None:
-    assert ec.bd_rate([1.0, 2.0], [20.0, 21.0], [1.0, 2.0], [30.0, 31.0]) is None
-    assert ec.bd_rate([1.0, 2.0], [20.0, 21.0], [1.0, 2.0], [20.5, 21.5], "cubic") is None  # cubic needs 4
-    assert ec.bd_rate([1.0], [20.0], [1.0, 2.0], [20.0, 21.0]) is None
+    assert bd_rate([1.0, 2.0], [20.0, 21.0], [1.0, 2.0], [30.0, 31.0]) is None
+    assert bd_rate([1.0, 2.0], [20.0, 21.0], [1.0, 2.0], [20.5, 21.5], "cubic") is None  # cubic needs 4
+    assert bd_rate([1.0], [20.0], [1.0, 2.0], [20.0, 21.0]) is None
 
 
 def test_pareto_drops_dominated_points() -> None:
-    r, p = ec.pareto([100, 100, 200, 300, 400], [30, 31, 30.5, 33, 32])
+    r, p = pareto([100, 100, 200, 300, 400], [30, 31, 30.5, 33, 32])
     assert r == [100, 300] and p == [31, 33]
 
 
@@ -131,7 +136,7 @@ def test_pchip_integral_is_the_fritsch_carlson_interpolants(y: list[float]) -> N
     grid = np.linspace(lo, hi, 20001)
     vals = _hermite(x, ys, _fritsch_carlson(x, ys), grid)
     trapezoid = float(np.sum((vals[1:] + vals[:-1]) / 2 * np.diff(grid)))
-    assert ec.pchip_integral(x, ys, lo, hi) == pytest.approx(trapezoid, rel=1e-6)
+    assert pchip_integral(x, ys, lo, hi) == pytest.approx(trapezoid, rel=1e-6)
     if all(np.diff(ys) > 0):
         assert all(np.diff(vals) >= -1e-12)  # monotone data stays monotone
 
@@ -139,21 +144,21 @@ def test_pchip_integral_is_the_fritsch_carlson_interpolants(y: list[float]) -> N
 def test_bd_of_a_curve_against_itself_is_zero() -> None:
     rate, psnr = [100.0, 180.0, 400.0, 700.0, 1500.0], [29.0, 31.5, 34.0, 35.2, 38.9]
     for method in ("pchip", "cubic"):
-        assert ec.bd_rate(rate, psnr, rate, psnr, method) == pytest.approx(0.0, abs=1e-9)
-        assert ec.bd_psnr(rate, psnr, rate, psnr, method) == pytest.approx(0.0, abs=1e-9)
+        assert bd_rate(rate, psnr, rate, psnr, method) == pytest.approx(0.0, abs=1e-9)
+        assert bd_psnr(rate, psnr, rate, psnr, method) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_kde_is_scotts_rule_and_integrates_to_one() -> None:
     grid = np.linspace(0, 60, 6001)
     values = np.array([30.0, 31.0, 31.5, 35.0])
-    dens = ec.gaussian_kde(values, grid)
+    dens = gaussian_kde(values, grid)
     assert float(np.sum(dens) * (grid[1] - grid[0])) == pytest.approx(1.0, abs=1e-3)
     bw = values.std(ddof=1) * len(values) ** (-1 / 5)  # Scott's bandwidth, the formula the tool used before
     by_hand = np.exp(-0.5 * ((grid[:, None] - values) / bw) ** 2).sum(axis=1) / (len(values) * bw
                                                                                * math.sqrt(2 * math.pi))
     assert np.allclose(dens, by_hand, rtol=1e-9, atol=1e-12)
     # Frames that all score alike: a narrow peak, not a singular-covariance error.
-    flat = ec.gaussian_kde([33.0] * 5, grid)
+    flat = gaussian_kde([33.0] * 5, grid)
     assert float(np.sum(flat) * (grid[1] - grid[0])) == pytest.approx(1.0, abs=1e-3)
     assert grid[int(np.argmax(flat))] == pytest.approx(33.0, abs=0.01)
 
@@ -180,28 +185,28 @@ def test_shared_training_writes_the_encoders_bytes(tmp_path: Path, one_thread: N
                                        "keyint": 1, **kwargs}
         cfg = EncoderConfig.from_preset("ultrafast", **settings)  # type: ignore[arg-type]
         points.append((name, cfg, tmp_path / f"shared_{name}.invr"))
-    coded, _, fits = ec.encode_invr_points(frames, info, points, log=lambda s: None)
+    coded, _, fits = encode_invr_points(frames, info, points, log=lambda s: None)
     assert len(fits) == 4  # two chunks, two widths
     assert [p.label for p in coded] == ["c", "u", "w"]
     for (name, cfg, path), point in zip(points, coded):
         assert point.config == Encoder(info, cfg).config
         # The plain Encoder, with PSNR checks every 4 steps: the checks must not change the weights.
         plain = replace(cfg, recipe=replace(cfg.recipe, eval_every=4))
-        ec.encode_with_encoder(frames, info, plain, tmp_path / f"plain_{name}.invr")
+        encode_with_encoder(frames, info, plain, tmp_path / f"plain_{name}.invr")
         assert path.read_bytes() == (tmp_path / f"plain_{name}.invr").read_bytes()
-        psnrs, _ = ec.decode_invr_psnr(path, frames)
+        psnrs, _ = decode_invr_psnr(path, frames)
         with invrcodec.open(path) as f:
             assert [e.train_psnr for e in f.index] == [p.train_psnr for p in point.packets]
         assert len(psnrs) == 4 and all(math.isfinite(v) for v in psnrs)
     # P-chunks train from the previous chunk's decoded weights, which depend on the QP: each point trains its
     # own, after the key chunk trained once; the files are still the Encoder's, byte for byte.
     predicted = [replace(points[0][1], keyint=2, qp=qp) for qp in (34, 42)]
-    assert not ec.all_key_chunks(predicted[0], info, 4) and ec.all_key_chunks(predicted[0], info, 2)
+    assert not all_key_chunks(predicted[0], info, 4) and all_key_chunks(predicted[0], info, 2)
     todo = [(f"p{cfg.qp}", cfg, tmp_path / f"p{cfg.qp}.invr") for cfg in predicted]
-    _, _, key_fits = ec.encode_invr_points(frames, info, todo, log=lambda s: None)
+    _, _, key_fits = encode_invr_points(frames, info, todo, log=lambda s: None)
     assert len(key_fits) == 1  # chunk 0 only; chunk 1 is a P-chunk
     for name, cfg, path in todo:
-        ec.encode_with_encoder(frames, info, cfg, tmp_path / f"plain_{name}.invr")
+        encode_with_encoder(frames, info, cfg, tmp_path / f"plain_{name}.invr")
         assert path.read_bytes() == (tmp_path / f"plain_{name}.invr").read_bytes()
     assert todo[0][2].read_bytes() != todo[1][2].read_bytes()
 
@@ -215,11 +220,11 @@ def test_rate_aware_points_train_per_qp(tmp_path: Path, one_thread: None) -> Non
                                      keyint=1)
     base = replace(base, recipe=replace(base.recipe, rate=1e5, rate_span=0.5))
     todo = [(f"q{qp}", replace(base, qp=qp), tmp_path / f"q{qp}.invr") for qp in (34, 42)]
-    _, _, fits = ec.encode_invr_points(frames, info, todo, log=lambda s: None)
+    _, _, fits = encode_invr_points(frames, info, todo, log=lambda s: None)
     assert len(fits) == 2  # one chunk, trained for each QP
     assert fits[0].state["layers.1.weight"].tolist() != fits[1].state["layers.1.weight"].tolist()
     for name, cfg, path in todo:
-        ec.encode_with_encoder(frames, info, cfg, tmp_path / f"plain_{name}.invr")
+        encode_with_encoder(frames, info, cfg, tmp_path / f"plain_{name}.invr")
         assert path.read_bytes() == (tmp_path / f"plain_{name}.invr").read_bytes()
 
 
@@ -231,16 +236,16 @@ def colourful_clip(width: int = 32, height: int = 32, frames: int = 6) -> object
     image = np.kron(tiles, np.ones((4, 4, 1), np.uint8))
     data = np.stack([np.roll(image, t, axis=1) for t in range(frames)])
     info = StreamInfo(width, height, frames, Fraction(25), Fraction(1, 25))
-    return ec.Clip("colour", "synthetic", data, info, (width, height))
+    return Clip("colour", "synthetic", data, info, (width, height))
 
 
 def test_444_baselines_are_yuv444p_and_beat_420_at_equal_rate(tmp_path: Path) -> None:
     clip = colourful_clip()
     points = {}
     for key in ("h264", "h264-444", "h265-444"):
-        base = rd.BASELINES[key]
+        base = BASELINES[key]
         path = tmp_path / f"{key}.{base.ext}"
-        points[key] = rd.encode_baseline(clip, base, 400.0, path)
+        points[key] = encode_baseline(clip, base, 400.0, path)
         with av.open(str(path), format=base.fmt) as container:  # probe the stream independently of the tool
             frames = list(container.decode(video=0))
             ctx = container.streams.video[0].codec_context
@@ -248,14 +253,14 @@ def test_444_baselines_are_yuv444p_and_beat_420_at_equal_rate(tmp_path: Path) ->
             assert ctx.profile == {"h264": "High", "h264-444": "High 4:4:4 Predictive",
                                    "h265-444": "Rext"}[key]  # x265's Main 4:4:4 is a range-extensions profile
         assert (points[key].pix_fmt, points[key].profile) == (base.pix_fmt, ctx.profile)
-    assert rd.BASELINES["h264-444"].label == "H.264 4:4:4" and rd.BASELINES["h264"].label == "H.264 4:2:0"
+    assert BASELINES["h264-444"].label == "H.264 4:4:4" and BASELINES["h264"].label == "H.264 4:2:0"
     # At the same target rate (and no more bytes), 4:4:4 scores higher in RGB PSNR than 4:2:0.
     p420, p444 = points["h264"], points["h264-444"]
     assert p444.bytes <= 1.2 * p420.bytes
     assert p444.psnr_mean > p420.psnr_mean + 3
     # RGB -> YUV -> RGB alone: 4:2:0 loses most of this clip's colour detail, 4:4:4 only rounding.
-    assert rd.roundtrip_psnr(clip.frames, "yuv444p") > 40
-    assert rd.roundtrip_psnr(clip.frames, "yuv420p") < 30
+    assert roundtrip_psnr(clip.frames, "yuv444p") > 40
+    assert roundtrip_psnr(clip.frames, "yuv420p") < 30
 
 
 def test_named_curves_are_the_package_configs() -> None:
@@ -267,7 +272,7 @@ def test_named_curves_are_the_package_configs() -> None:
     info = StreamInfo(128, 128, 90, Fraction(25), Fraction(1, 25))
     resolved = Encoder(info, v1).config
     assert resolved.representation.enc_dims == (64, 64, 32) and resolved.keyint == 1
-    assert ec.all_key_chunks(v1, info, 90)
+    assert all_key_chunks(v1, info, 90)
     c45 = rd.curve_config(args, rd.NAMED_CURVES["c45"][0], 42)
     assert c45 == EncoderConfig.from_preset("ultrafast", chunk_frames=45, steps=PRESETS["ultrafast"].steps // 2,
                                             **common)

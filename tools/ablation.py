@@ -25,7 +25,9 @@ import torch
 import invrcodec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _evalcommon as ec
+from evalkit.clips import Clip, load_clip, parse_size
+from evalkit.invr import compile_at_once, decode_invr_psnr
+from evalkit.report import gaussian_kde, mean_std, report_head, run_tool
 
 from invrcodec.net.devices import resolve_device
 from invrcodec.codec.encoder import DEFAULT_QP, Encoder, EncoderConfig
@@ -39,7 +41,7 @@ COLORS = {"invr": "tab:red", "even": "tab:orange", "none": "tab:gray", "gaussian
           "relu": "tab:blue"}
 
 
-def run_variant(clip: ec.Clip, name: str, args: argparse.Namespace, outdir: Path) -> dict[str, object]:
+def run_variant(clip: Clip, name: str, args: argparse.Namespace, outdir: Path) -> dict[str, object]:
     n = len(clip.frames)
     # The paper's variants with the paper's encoding lengths (not the default band-limited ones).
     common = dict(variant=name, steps=args.steps, lr=args.lr, chunk_frames=n, device=args.device,
@@ -55,7 +57,7 @@ def run_variant(clip: ec.Clip, name: str, args: argparse.Namespace, outdir: Path
         # A 3-step fit would not compile by itself (invrcodec.net.fit.compiles): compile it if the timed fit will.
         torch._dynamo.reset()
         device = resolve_device(args.device)
-        with ec.compile_at_once() if compiles(recipe, device, None) else contextlib.nullcontext():
+        with compile_at_once() if compiles(recipe, device, None) else contextlib.nullcontext():
             fit_chunk(clip.frames, cfg_u.representation, replace(recipe, steps=3, eval_every=3), device=device,
                       amp=cfg_u.amp)
     curve: list[tuple[int, float, float]] = []
@@ -79,8 +81,8 @@ def run_variant(clip: ec.Clip, name: str, args: argparse.Namespace, outdir: Path
         packet = encoder.pack(clip.frames, fit.state, 0, 0)
         with invrcodec.open(path, "w", header=encoder.header) as container:
             container.mux(packet)
-        psnrs, decode_s = ec.decode_invr_psnr(path, clip.frames)
-        mean, std = ec.mean_std(psnrs)
+        psnrs, decode_s = decode_invr_psnr(path, clip.frames)
+        mean, std = mean_std(psnrs)
         files[tag] = {"file": str(path), "bytes": path.stat().st_size, "psnr_mean": mean, "psnr_std": std,
                       "psnr_chunk": pooled_psnr(psnrs),
                       "psnr_per_frame": [round(v, 4) for v in psnrs], "decode_s": round(decode_s, 2)}
@@ -93,7 +95,7 @@ def run_variant(clip: ec.Clip, name: str, args: argparse.Namespace, outdir: Path
     }
 
 
-def plot(path: Path, clip: ec.Clip, results: list[dict[str, object]], title: str, dpi: int) -> None:
+def plot(path: Path, clip: Clip, results: list[dict[str, object]], title: str, dpi: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -111,7 +113,7 @@ def plot(path: Path, clip: ec.Clip, results: list[dict[str, object]], title: str
     grid = np.linspace(min(u_all) - 1, max(u_all) + 1, 300)
     for r in results:
         name = str(r["variant"])
-        axes[2].plot(grid, ec.gaussian_kde(r["INVR-U"]["psnr_per_frame"], grid),  # type: ignore[index]
+        axes[2].plot(grid, gaussian_kde(r["INVR-U"]["psnr_per_frame"], grid),  # type: ignore[index]
                      color=COLORS[name], label=r["label"], lw=1.3)
     axes[0].set_xlabel("training step")
     axes[1].set_xlabel("wall time (s, PSNR checks included)")
@@ -164,14 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    clip = ec.load_clip(args.clip, ec.parse_size(args.size), args.frames, args.seek)
+    clip = load_clip(args.clip, parse_size(args.size), args.frames, args.seek)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"{clip.name}: frames {args.seek}-{args.seek + len(clip.frames) - 1}, "
           f"{clip.info.width}x{clip.info.height}", flush=True)
     results = [run_variant(clip, v, args, args.out) for v in args.variants]
     ranking = sorted(results, key=lambda r: -float(r["final_psnr"]))  # type: ignore[arg-type]
     report = {
-        **ec.report_head("ablation", args),
+        **report_head("ablation", args),
         "clip": {"name": clip.name, "path": clip.path, "width": clip.info.width, "height": clip.info.height,
                  "frames": len(clip.frames), "seek": args.seek},
         "ranking_final_psnr": [r["label"] for r in ranking],
@@ -190,4 +192,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    ec.run_tool("ablation", main)
+    run_tool("ablation", main)

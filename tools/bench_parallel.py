@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _evalcommon as ec
+from evalkit.clips import load_clip
+from evalkit.report import command_line, machine, say
 
 from invrcodec.codec.decoder import build_network, render
 from invrcodec.net.devices import resolve_device
@@ -45,13 +46,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = "invrcodec-bench-parallel/1"
 
 
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 def long_clip(media: Path, names: Sequence[str], frames: int, size: int) -> np.ndarray:
     """``frames`` frames of the named clips at ``size`` x ``size``, forwards then backwards, repeated."""
-    parts = [ec.load_clip(media / name, size, None).frames for name in names]
+    parts = [load_clip(media / name, size, None).frames for name in names]
     loop = np.concatenate([np.concatenate([p, p[::-1]]) for p in parts])
     return np.concatenate([loop] * (frames // len(loop) + 1))[:frames]
 
@@ -164,9 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     frames = long_clip(media, names, length, args.size)
     chunks = [frames[i:i + rep.chunk_frames] for i in range(0, len(frames) - rep.chunk_frames + 1,
                                                              rep.chunk_frames)]
-    facts = ec.machine()
+    facts = machine()
     facts["device"] = str(device)
-    result: dict[str, Any] = {"schema": SCHEMA, "command": ec.command_line(), "machine": facts,
+    result: dict[str, Any] = {"schema": SCHEMA, "command": command_line(), "machine": facts,
                               "settings": {k: v for k, v in vars(args).items() if k != "out"}}
     t0 = time.perf_counter()
     say(f"bench_parallel: {device}, scaling over {args.batches} chunks at once")

@@ -27,14 +27,16 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _evalcommon as ec
+from evalkit.clips import Clip, load_clip, parse_size
+from evalkit.report import command_line, machine
 
-from invrcodec.codec.encoder import ChunkJob, Encoder, EncoderConfig
+from invrcodec.codec.encoder import Encoder, EncoderConfig
+from invrcodec.codec.jobs import ChunkJob
 from invrcodec.net.fit import fit_chunk
 from invrcodec.types import Prediction, TensorRole
 
 
-def bench_clip(clip: ec.Clip, cfg: EncoderConfig, log: bool = True,
+def bench_clip(clip: Clip, cfg: EncoderConfig, log: bool = True,
                variants: Sequence[dict[str, object]] = ({},)) -> list[dict[str, object]]:
     """Per chunk after the first: the key chunk's steps and PSNR, and per P-chunk recipe variant (Recipe
     fields over the preset's, e.g. ``{"p_lr": 1e-3}``) the steps it took to reach that PSNR."""
@@ -98,12 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     variants = [json.loads(v) for v in args.variant] if args.variant else [{}]
     cfg = EncoderConfig.from_preset(args.preset, device="cpu", chunk_frames=args.chunk_frames,
                                     steps=args.steps)
-    report: dict[str, object] = {"tool": "bench_prediction", "command": ec.command_line(),
-                                 "machine": ec.machine(), "settings": cfg.settings(), "clips": {}}
+    report: dict[str, object] = {"tool": "bench_prediction", "command": command_line(),
+                                 "machine": machine(), "settings": cfg.settings(), "clips": {}}
     ratios: dict[str, list[float]] = {json.dumps(v): [] for v in variants}
     reached: dict[str, list[bool]] = {json.dumps(v): [] for v in variants}
     for path in args.clips:
-        clip = ec.load_clip(path, ec.parse_size(args.size), args.frames)
+        clip = load_clip(path, parse_size(args.size), args.frames)
         rows = bench_clip(clip, cfg, variants=variants)
         report["clips"][clip.name] = rows  # type: ignore[index]
         for r in rows:

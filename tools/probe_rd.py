@@ -21,13 +21,14 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _evalcommon as ec
+from evalkit.clips import SHARED_MEDIA, load_clip
 
-from invrcodec.codec.encoder import ChunkJob, Encoder, EncoderConfig
+from invrcodec.codec.encoder import Encoder, EncoderConfig
+from invrcodec.codec.jobs import ChunkJob
 from invrcodec.net.fit import fit_chunk
 from invrcodec.types import Prediction
 
-CLIPS = [str(ec.SHARED_MEDIA / "carphone_pristine.mp4"), str(ec.SHARED_MEDIA / "bigbuckbunny.mp4")]
+CLIPS = [str(SHARED_MEDIA / "carphone_pristine.mp4"), str(SHARED_MEDIA / "bigbuckbunny.mp4")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     qps = [int(q) for q in args.qp.split(",")]
     for path in args.clips:
-        clip = ec.load_clip(path, 128, args.frames)
+        clip = load_clip(path, 128, args.frames)
         for c in json.loads(args.configs):
             cfg = EncoderConfig.from_preset(
                 args.preset, hidden=c.get("hidden"), chunk_frames=c.get("chunk_frames", args.frames),

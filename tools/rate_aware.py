@@ -27,7 +27,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _evalcommon as ec
+from evalkit.bd import bd_psnr, bd_rate
+from evalkit.clips import SHARED_MEDIA, Clip, load_clip
+from evalkit.report import fmt
 
 import invrcodec
 from invrcodec.net import fit
@@ -36,7 +38,7 @@ from invrcodec.metrics import rgb_psnr
 from invrcodec.coding.ratemodel import DQ_KAPPA, RateTarget, coded_steps, estimate_bits, rate_target
 from invrcodec.coding.weights import encode_weights, qp_plan
 
-CLIPS = [str(ec.SHARED_MEDIA / "carphone_pristine.mp4"), str(ec.SHARED_MEDIA / "bigbuckbunny.mp4")]
+CLIPS = [str(SHARED_MEDIA / "carphone_pristine.mp4"), str(SHARED_MEDIA / "bigbuckbunny.mp4")]
 
 
 def target(rep, qp: int, coder, c: float, start: float, kappa: float, noise: bool) -> RateTarget | None:
@@ -47,18 +49,18 @@ def target(rep, qp: int, coder, c: float, start: float, kappa: float, noise: boo
     return replace(t, lam=t.lam if c > 0 else 0.0, kappa=kappa, noise=noise)
 
 
-def config(clip: ec.Clip, steps: int | None, preset: str = "fast") -> EncoderConfig:
+def config(clip: Clip, steps: int | None, preset: str = "fast") -> EncoderConfig:
     cfg = EncoderConfig.from_preset(preset, device="cpu", keyint=1, steps=steps)
     return Encoder(clip.info, cfg).config
 
 
-def train(clip: ec.Clip, cfg: EncoderConfig, rate: RateTarget | None) -> fit.FitResult:
+def train(clip: Clip, cfg: EncoderConfig, rate: RateTarget | None) -> fit.FitResult:
     chunk = clip.frames[:cfg.representation.chunk_frames]
     recipe = replace(cfg.recipe, eval_every=cfg.recipe.steps)
     return fit.fit_chunk(chunk, cfg.representation, recipe, device=torch.device("cpu"), seed=cfg.seed, rate=rate)
 
 
-def code_and_decode(clip: ec.Clip, cfg: EncoderConfig, state: dict[str, np.ndarray], qp: int
+def code_and_decode(clip: Clip, cfg: EncoderConfig, state: dict[str, np.ndarray], qp: int
                     ) -> tuple[int, float, float]:
     """File bytes, per-tensor payload bytes and decoded RGB PSNR of a one-chunk .invr file at ``qp``."""
     chunk = clip.frames[:cfg.representation.chunk_frames]
@@ -80,7 +82,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     qps = [int(q) for q in args.qp.split(",")]
     rows = []
     for path in args.clips:
-        clip = ec.load_clip(path, 128, args.frames)
+        clip = load_clip(path, 128, args.frames)
         cfg = config(clip, args.steps)
         t0 = time.perf_counter()
         f = train(clip, cfg, None)
@@ -127,7 +129,7 @@ def cmd_rd(args: argparse.Namespace) -> int:
             fh.write(json.dumps(row) + "\n")
 
     for path in args.clips:
-        clip = ec.load_clip(path, 128, args.frames)
+        clip = load_clip(path, 128, args.frames)
         cfg = config(clip, args.steps)
         coder = Encoder(clip.info, cfg).header.coder
         rep = cfg.representation
@@ -154,7 +156,7 @@ def cmd_rd(args: argparse.Namespace) -> int:
 def cmd_time(args: argparse.Namespace) -> int:
     """Milliseconds per training step with and without the rate term (noise and bits on every step),
     interleaved in one process so that the machine's drift hits both alike."""
-    clip = ec.load_clip(args.clips[0], 128, args.frames)
+    clip = load_clip(args.clips[0], 128, args.frames)
     cfg = config(clip, args.steps)
     coder = Encoder(clip.info, cfg).header.coder
     rep = cfg.representation
@@ -185,11 +187,11 @@ def cmd_bd(args: argparse.Namespace) -> int:
             text = " | ".join(f"QP {r['qp']}: {r['bytes']} B, {r['psnr']:.2f} dB" for r in pts)
             bd = ""
             if label != "default" and len(pts) >= 2:
-                rate = ec.bd_rate([r["bytes"] for r in base], [r["psnr"] for r in base],
+                rate = bd_rate([r["bytes"] for r in base], [r["psnr"] for r in base],
                                   [r["bytes"] for r in pts], [r["psnr"] for r in pts])
-                dpsnr = ec.bd_psnr([r["bytes"] for r in base], [r["psnr"] for r in base],
+                dpsnr = bd_psnr([r["bytes"] for r in base], [r["psnr"] for r in base],
                                    [r["bytes"] for r in pts], [r["psnr"] for r in pts])
-                bd = f"  BD-rate {ec.fmt(rate, 1, '%')}, BD-PSNR {ec.fmt(dpsnr, 3, ' dB')}"
+                bd = f"  BD-rate {fmt(rate, 1, '%')}, BD-PSNR {fmt(dpsnr, 3, ' dB')}"
             print(f"{label}: {text}{bd}")
     return 0
 

@@ -31,7 +31,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _evalcommon import SHARED_MEDIA, command_line, encode_with_encoder, load_clip, machine  # noqa: E402
+from evalkit.clips import SHARED_MEDIA, load_clip  # noqa: E402
+from evalkit.invr import encode_with_encoder  # noqa: E402
+from evalkit.report import command_line, machine  # noqa: E402
 
 import invrcodec  # noqa: E402
 from invrcodec.codec.encoder import EncoderConfig  # noqa: E402

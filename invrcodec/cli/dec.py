@@ -153,7 +153,7 @@ def _decode(req: DecodeRequest) -> int:
         raise CliError(f"{dst}: output is the same file as the input")
     common.check_output(dst, req.tool.overwrite, stdin_in_use=stdin_used)
 
-    import invrcodec
+    from invrcodec.codec import container
     from invrcodec.errors import InvrError
     from invrcodec.hostmem import keep_freed_memory
 
@@ -167,7 +167,7 @@ def _decode(req: DecodeRequest) -> int:
         if not os.path.exists(src):
             raise CliError(f"{src}: No such file or directory")
     try:
-        reader = invrcodec.open(source)
+        reader = container.open(source)
     except InvrError as exc:
         raise CliError(f"{name}: {exc}") from exc
     except OSError as exc:

@@ -413,10 +413,10 @@ def _bench(clock: Any, shown: bool) -> None:
 
 def _to_stdout(reader: Any, encoder: Any, packets: list[tuple[int, float, int]]) -> int:
     """Encode straight into the muxer on stdout (no journal: a pipe cannot be resumed); the bytes written."""
-    import invrcodec
+    from invrcodec.codec import container
 
     sink = common.CountingWriter(common.open_stdout())
-    with invrcodec.open(sink, "w", header=encoder.header) as out:
+    with container.open(sink, "w", header=encoder.header) as out:
         for frame in encoder.clock.timed(reader, "read"):
             _emit(packets, encoder.encode(frame), out)
         _emit(packets, encoder.encode(None), out)
@@ -432,7 +432,7 @@ def _to_file(reader: Any, job: Any, dst: str, overwrite: bool | None, packets: l
     "Resuming")."""
     import os
 
-    import invrcodec
+    from invrcodec.codec import container
 
     clock = job.encoder.clock
     try:
@@ -448,7 +448,7 @@ def _to_file(reader: Any, job: Any, dst: str, overwrite: bool | None, packets: l
     if not packets:
         raise CliError(f"{reader.name}: no frames were encoded")
     with clock.phase("write"), common.SafeOutput(dst, overwrite) as safe:
-        with invrcodec.open(safe.target, "w", header=job.encoder.header) as out:
+        with container.open(safe.target, "w", header=job.encoder.header) as out:
             for packet in job.packets():
                 out.mux(packet)
         safe.commit()

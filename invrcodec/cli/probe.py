@@ -16,12 +16,13 @@ from typing import Any, BinaryIO
 
 import click
 
-import invrcodec
+from invrcodec.codec import container
 from invrcodec.codec.container import InputContainer
 from invrcodec.errors import InvrError
 from invrcodec.metrics import mean_of_psnrs
 from invrcodec.coding.payload import check_payload
 from invrcodec.types import CoderKind, EncodingKind, IndexEntry, NetworkKind, Prediction, StreamInfo
+from invrcodec.version import __version__
 
 from . import common
 from .run import EXIT_PIPE, quiet_stdout
@@ -362,7 +363,7 @@ def _stdin() -> BinaryIO:
     help="Messages on stderr; 'debug' adds tracebacks.",
 )
 @click.version_option(
-    invrcodec.__version__, "--version", "-version", prog_name=TOOL, message="%(prog)s %(version)s"
+    __version__, "--version", "-version", prog_name=TOOL, message="%(prog)s %(version)s"
 )
 def main(
     file: str,
@@ -377,7 +378,7 @@ def main(
     common.route_logs(TOOL, level, tracebacks=level <= logging.DEBUG)
     try:
         source: str | BinaryIO = _stdin() if file == "-" else file
-        with invrcodec.open(source) as f:
+        with container.open(source) as f:
             for packet in f.demux():  # verifies every CRC; a pipe is read through to its index
                 check_payload(packet, f.header, f"chunk {packet.index}")  # and that every tensor decodes
             stream, fmt = probe(f, file, show_chunks)

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from invrcodec import __version__
 from invrcodec.coding import deepcabac
 from invrcodec.clock import PhaseClock
 from invrcodec.codec.decoder import build_network, render
 from invrcodec.net.devices import resolve_device
 from invrcodec.errors import InvrConfigError, InvrEncodeError, InvrMediaError
-from invrcodec.codec.executors import BatchedExecutor, Executor, GopJob, InProcessExecutor
+from invrcodec.codec.executors import BatchedExecutor, Executor, InProcessExecutor, NoExecutor
+from invrcodec.codec.jobs import ChunkJob, GopJob, TrainProgress
 from invrcodec.net.fit import COLLAPSE_MARGIN_DB, FitProgress, FitResult, Recipe, fit_chunks, watch_from
 from invrcodec.format.structs import LIMITS
 from invrcodec.format.structs import chunk_overhead as format_chunk_overhead
@@ -55,6 +55,7 @@ from invrcodec.types import (
     TensorRole,
 )
 from invrcodec.coding.weights import QP_ORIGIN, encode_weights, qp_plan
+from invrcodec.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -196,20 +197,6 @@ class EncoderConfig:
         return " ".join(f"{k}={v}" for k, v in parts.items())
 
 
-@dataclass(frozen=True)
-class TrainProgress:
-    """Progress of the chunks being trained (one, or ``chunks`` trained together), for a progress display."""
-
-    chunk: int  # index of the first chunk being trained
-    first_frame: int
-    frame_count: int  # frames of all chunks being trained
-    step: int
-    steps: int
-    psnr: float
-    elapsed: float  # seconds spent on these chunks
-    chunks: int = 1
-
-
 class Encoder:
     """Turns RGB frames (uint8 ``(H, W, 3)``) into packets, one per chunk of ``chunk_frames`` frames."""
 
@@ -249,7 +236,7 @@ class Encoder:
             executor = BatchedExecutor(self.parallel) if self.parallel > 1 else InProcessExecutor()
         self.executor = executor  # where the chunks train (invrcodec.codec.executors)
         self.clock = PhaseClock()  # where this process's encoding time went (chunks trained elsewhere: not here)
-        executor.bind(self)
+        executor.bind(self, job_runner)
 
     @property
     def frames_encoded(self) -> int:
@@ -514,14 +501,10 @@ def chunk_overhead(rep: Representation) -> int:
     return format_chunk_overhead(len(rep.tensor_shapes()))
 
 
-@dataclass(frozen=True)
-class ChunkJob:
-    """One chunk to train and code: where it sits in the stream, its frames and how it is predicted."""
-
-    index: int
-    first_frame: int
-    frames: np.ndarray  # uint8 (T, H, W, 3)
-    prediction: Prediction
+def job_runner(stream: StreamInfo, config: EncoderConfig) -> Encoder:
+    """A fresh encoder that only runs the GOP jobs handed to it (:func:`invrcodec.codec.jobs.run_gop`): what
+    a Ray task trains its chunk with (the factory an Encoder binds its executor to)."""
+    return Encoder(stream, config, executor=NoExecutor())
 
 
 AUTO_PARALLEL_CAP = 64  # chunks trained at once when --parallel-chunks is auto (a 500-frame clip has 34)
@@ -545,4 +528,4 @@ def auto_parallel_chunks(cfg: EncoderConfig, stream: StreamInfo, device: torch.d
 
 
 __all__ = ["CODERS", "DEFAULT_QP", "ENCODER_LIMITS", "QP_ORIGIN", "ChunkJob", "Encoder", "EncoderConfig",
-           "TrainProgress", "auto_parallel_chunks"]
+           "TrainProgress", "auto_parallel_chunks", "job_runner"]

@@ -1,14 +1,15 @@
-"""Where chunks are trained: GOP jobs and the executors that run them (README, "Many machines").
+"""Where chunks are trained: the executors that run GOP jobs (README, "Many machines").
 
-A :class:`GopJob` is a unit of independent work: a key chunk and the P-chunks after it up to the next key chunk
-(spec/invr-format.md, "Prediction"), or the next chunks of such a group together with the reconstructed
-weights they continue from. It carries everything the work needs (frames, chunk indices, the encoder's
-settings, which fix the seeds, representation, recipe and QP), and running it (:func:`run_gop`) yields its
-packets and nothing else, so it runs the same in this process, batched on a GPU or on another machine.
+A GOP job (:class:`~invrcodec.codec.jobs.GopJob`) is a unit of independent work: it carries everything the
+work needs (frames, chunk indices, the encoder's settings, which fix the seeds, representation, recipe and
+QP), and running it (:func:`~invrcodec.codec.jobs.run_gop`) yields its packets and nothing else, so it runs
+the same in this process, batched on a GPU or on another machine.
 
-An :class:`~invrcodec.codec.encoder.Encoder` hands its executor one job per chunk as soon as the chunk's frames are
-in (a job whose first chunk is a P-chunk and which carries no reference continues from the job before it),
-and takes the packets back in stream order:
+An :class:`~invrcodec.codec.encoder.Encoder` binds its executor to itself (the runner that trains and codes
+chunks, :class:`~invrcodec.codec.jobs.JobRunner`) and to a factory of fresh runners (for a Ray task); this
+module never imports the encoder. The encoder hands its executor one job per chunk as soon as the chunk's
+frames are in (a job whose first chunk is a P-chunk and which carries no reference continues from the job
+before it), and takes the packets back in stream order:
 
 * :class:`InProcessExecutor`: chunk after chunk in this process (the default on a CPU);
 * :class:`BatchedExecutor`: ``parallel`` chunks trained at once as one batched network, P-chunks in waves
@@ -28,73 +29,40 @@ import collections
 import logging
 import os
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
+from invrcodec.codec.jobs import (
+    ChunkJob,
+    GopJob,
+    JobRunner,
+    Reference,
+    RunnerFactory,
+    TrainProgress,
+    run_gop,
+)
 from invrcodec.errors import InvrConfigError, InvrEncodeError, InvrError
 from invrcodec.types import Packet, Prediction, StreamInfo
 
-if TYPE_CHECKING:
-    from invrcodec.codec.encoder import ChunkJob, Encoder, EncoderConfig
-
 log = logging.getLogger(__name__)
 
-Reference = dict[str, np.ndarray]  # reconstructed float32 weights of a chunk, by tensor name
-
-__all__ = ["BatchedExecutor", "Executor", "GopJob", "InProcessExecutor", "RayExecutor", "run_gop"]
-
-
-@dataclass(frozen=True)
-class GopJob:
-    """A key chunk and the P-chunks after it (or the next chunks of such a group), with all they need.
-
-    ``config`` is the encoder's resolved config (:attr:`Encoder.config`); ``reference`` the reconstructed
-    weights of the chunk before ``chunks[0]`` when that is a P-chunk (an executor supplies the previous job's
-    when it is ``None``).
-    """
-
-    stream: StreamInfo
-    config: EncoderConfig
-    chunks: tuple[ChunkJob, ...]
-    reference: Reference | None = None
-
-    def run(self) -> Iterator[Packet]:
-        """Train and code the chunks in order: their packets."""
-        for packet, _ in run_gop(self):
-            yield packet
-
-
-def run_gop(job: GopJob, encoder: Encoder | None = None) -> Iterator[tuple[Packet, Reference]]:
-    """Train and code a job's chunks in order, each P-chunk against the chunk before it: each chunk's packet
-    and the weights a decoder rebuilds from it. ``encoder`` (with the job's stream and config) lends its
-    device and progress callback; without one a fresh :class:`Encoder` runs the job."""
-    if encoder is None:
-        from invrcodec.codec.encoder import Encoder
-
-        encoder = Encoder(job.stream, job.config, executor=_Unused())
-    reference = job.reference
-    for chunk in job.chunks:
-        if chunk.prediction == Prediction.KEY:
-            reference = None
-        elif reference is None:
-            raise InvrEncodeError(f"chunk {chunk.index}: a P-chunk needs the reconstruction of chunk "
-                                  f"{chunk.index - 1}")
-        [(packet, recon)] = encoder.run_jobs([chunk], [reference])
-        reference = recon
-        yield packet, recon
+__all__ = ["BatchedExecutor", "Executor", "InProcessExecutor", "NoExecutor", "RayExecutor"]
 
 
 class Executor:
     """Runs an encoder's GOP jobs; packets come back in stream order. Subclasses implement submit/collect."""
 
-    encoder: Encoder
+    runner: JobRunner
+    new_runner: RunnerFactory
 
-    def bind(self, encoder: Encoder) -> None:
-        """Attach to the encoder whose jobs this executor will run (called by the encoder)."""
-        self.encoder = encoder
+    def bind(self, runner: JobRunner, new_runner: RunnerFactory) -> None:
+        """Attach to the encoder whose jobs this executor will run (``runner``) and to the way of making a
+        fresh one of that encode elsewhere (``new_runner``, given the stream and config); called by the
+        encoder."""
+        self.runner = runner
+        self.new_runner = new_runner
 
     def submit(self, job: GopJob) -> None:
         """Take the next job of the stream (jobs come in order)."""
@@ -106,14 +74,15 @@ class Executor:
 
     def engine(self) -> dict[str, Any]:
         """What decides the bytes of an encode besides the file's header (kept by a resume journal)."""
-        return {"device": self.encoder.device.type, "chunks_at_once": 1, "amp": self.encoder.config.amp}
+        return {"device": self.runner.device.type, "chunks_at_once": 1, "amp": self.runner.config.amp}
 
     def close(self) -> None:
         """Release what the executor holds (a Ray connection, for one)."""
 
 
-class _Unused(Executor):
-    """The executor of an Encoder that only lends :meth:`Encoder.run_jobs` to :func:`run_gop`."""
+class NoExecutor(Executor):
+    """The executor of an Encoder that only runs the jobs handed to it (:func:`~invrcodec.codec.jobs.run_gop`,
+    a Ray task): it takes none of its own."""
 
     def submit(self, job: GopJob) -> None:
         raise InvrEncodeError("this encoder only runs jobs given to run_gop()")
@@ -132,7 +101,7 @@ class InProcessExecutor(Executor):
     def submit(self, job: GopJob) -> None:
         if job.reference is None and job.chunks[0].prediction != Prediction.KEY:
             job = replace(job, reference=self._last)
-        for packet, recon in run_gop(job, self.encoder):
+        for packet, recon in run_gop(job, self.runner):
             self._ready.append(packet)
             self._last = recon
 
@@ -185,7 +154,7 @@ class BatchedExecutor(Executor):
         for _, wave in sorted(waves.items()):
             refs = [None if job.prediction == Prediction.KEY else self._reference_of(job.index, done)
                     for job in wave]
-            for job, result in zip(wave, self.encoder.run_jobs(wave, refs)):
+            for job, result in zip(wave, self.runner.run_jobs(wave, refs)):
                 done[job.index] = result
         self._ready.extend(done[job.index][0] for job in jobs)
         self._last = done[jobs[-1].index][1]
@@ -235,9 +204,9 @@ class RayExecutor(Executor):
         self._inflight: collections.deque[tuple[ChunkJob, Any, float]] = collections.deque()
         self._ready: list[Packet] = []
 
-    def bind(self, encoder: Encoder) -> None:
-        super().bind(encoder)
-        cfg = encoder.config
+    def bind(self, runner: JobRunner, new_runner: RunnerFactory) -> None:
+        super().bind(runner, new_runner)
+        cfg = runner.config
         if getattr(cfg, "bitrate", None) is not None:
             raise InvrConfigError("--bitrate cannot run on Ray yet: its rate control carries over from chunk "
                                   "to chunk")
@@ -270,7 +239,7 @@ class RayExecutor(Executor):
         return {**super().engine(), "device": "cuda" if self._gpu else "cpu"}
 
     def submit(self, job: GopJob) -> None:
-        ray, cfg = self._ray, self.encoder.config
+        ray, cfg = self._ray, self.runner.config
         worker_cfg = replace(cfg, device="cuda" if self._gpu else "cpu")
         reference = job.reference
         for chunk in job.chunks:
@@ -285,8 +254,9 @@ class RayExecutor(Executor):
                                       f"{chunk.index - 1}")
             reference = None
             frames = ray.put(chunk.frames)
-            out, recon = self._remote.remote(job.stream, worker_cfg, chunk.index, chunk.first_frame,
-                                             chunk.prediction, self.threads, frames, ref_arg)
+            out, recon = self._remote.remote(self.new_runner, job.stream, worker_cfg, chunk.index,
+                                             chunk.first_frame, chunk.prediction, self.threads, frames,
+                                             ref_arg)
             self._last = recon
             self._inflight.append((replace(chunk, frames=np.empty(0, np.uint8)), out, time.monotonic()))
             self._harvest(wait_all=False)
@@ -330,11 +300,9 @@ class RayExecutor(Executor):
 
     def _report(self, packet: Packet, elapsed: float) -> None:
         """Progress per finished chunk (a task reports nothing while it trains)."""
-        if self.encoder.progress is None:
+        if self.runner.progress is None:
             return
-        from invrcodec.codec.encoder import TrainProgress
-
-        self.encoder.progress(TrainProgress(packet.index, packet.first_frame, packet.frame_count, 1, 1,
+        self.runner.progress(TrainProgress(packet.index, packet.first_frame, packet.frame_count, 1, 1,
                                             packet.train_psnr, elapsed, 1))
 
     def close(self) -> None:
@@ -357,14 +325,14 @@ class _Lines(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-def invr_train_chunk(stream: StreamInfo, config: EncoderConfig, index: int, first_frame: int,
+def invr_train_chunk(new_runner: RunnerFactory, stream: StreamInfo, config: Any, index: int, first_frame: int,
                      prediction: Prediction, threads: int, frames: np.ndarray, reference: Reference | None,
                      ) -> tuple[tuple[Packet, list[str]], Reference]:
-    """The Ray task of one chunk (its process is titled ``ray::invr_train_chunk`` while it runs): the packet,
-    the log lines of its training, and the reconstruction that the next P-chunk's task takes."""
+    """The Ray task of one chunk (its process is titled ``ray::invr_train_chunk`` while it runs), trained by
+    a fresh runner of the encode (``new_runner(stream, config)``): the packet, the log lines of its training,
+    and the reconstruction that the next P-chunk's task takes."""
     import torch
 
-    from invrcodec.codec.encoder import ChunkJob
     from invrcodec.hostmem import keep_freed_memory
 
     torch.set_num_threads(max(threads, 1))
@@ -376,7 +344,8 @@ def invr_train_chunk(stream: StreamInfo, config: EncoderConfig, index: int, firs
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        [(packet, recon)] = list(run_gop(GopJob(stream, config, (chunk,), reference)))
+        [(packet, recon)] = list(run_gop(GopJob(stream, config, (chunk,), reference),
+                                         new_runner(stream, config)))
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)

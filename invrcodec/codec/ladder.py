@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from invrcodec.codec.encoder import ChunkJob, Encoder, EncoderConfig
+from invrcodec.codec.encoder import Encoder, EncoderConfig
+from invrcodec.codec.jobs import ChunkJob
 from invrcodec.net.fit import FitResult
 from invrcodec.types import Header, Packet, Prediction, StreamInfo
 
