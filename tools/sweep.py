@@ -9,6 +9,7 @@ PyAV reader). Per point: bytes, bits per pixel, RGB PSNR (the chunks pooled), th
 - ``collapsed``: decoded no better than the flat picture plus the encoder's guard margin (1 dB), the rule
   by which the encoder refuses a chunk (invrcodec.net.fit); a point the encoder refused (exit 1) is
   ``refused`` instead, with its message;
+- ``retried``: the encoder's guard retrained a chunk (its warning), which the file does not show;
 - ``inverted``: this point has fewer bytes and more PSNR than a point of a lower (finer) QP of the same
   clip and preset: the QP ladder is not monotonic there.
 
@@ -90,14 +91,16 @@ def encode_decode(path: Path, point: Point, ref: np.ndarray, workdir: Path) -> N
     if run.returncode != 0:
         point.flags, point.error = "refused", (run.stderr.strip().splitlines() or ["?"])[-1]
         return
+    if "retrying" in run.stderr or "keeping the best" in run.stderr:  # the guard stepped in (warnings, -q)
+        point.flags = "retried"
     point.bytes = out.stat().st_size
     point.bpp = round(point.bytes * 8 / ref[..., 0].size, 5)
     dec = subprocess.run([tool("invr-dec"), "-q", "-f", "rawvideo", "--pix-fmt", "rgb24", str(out), "-"],
                          capture_output=True, check=True)
-    decoded = np.frombuffer(dec.stdout, np.uint8).reshape(ref.shape)
+    decoded = np.frombuffer(bytearray(dec.stdout), np.uint8).reshape(ref.shape)
     point.psnr = round(rgb_psnr(decoded, ref), 3)
     if point.psnr < point.flat + COLLAPSE_MARGIN_DB:
-        point.flags = "collapsed"
+        point.flags = ",".join(f for f in ("collapsed", point.flags) if f)
     out.unlink()
 
 
