@@ -616,6 +616,7 @@ class VideoWriter:
             self._stream.pix_fmt = self.pix_fmt
             self._stream.time_base = 1 / rate
             cc.time_base = 1 / rate
+            self._frame_time_base = Fraction(1) / rate
             if info.sample_aspect_ratio and info.sample_aspect_ratio != 1:
                 cc.sample_aspect_ratio = _av_rational(info.sample_aspect_ratio, "aspect ratio", self.name)
             # Y4M and raw frames carry no matrix tag, so readers assume BT.601: write what they will assume.
@@ -656,7 +657,9 @@ class VideoWriter:
                 dst_color_range=None if is_rgb else self._range,
             )
         frame.pts = self.frames_written
-        frame.time_base = self._stream.time_base
+        # The encoder's time base, fixed here: the stream's becomes the muxer's once the header is written
+        # (mkv: 1/1000), and frame numbers read in it would all round to the first frames' time.
+        frame.time_base = self._frame_time_base
         try:
             for packet in self._stream.encode(frame):
                 self._container.mux(packet)
