@@ -222,6 +222,15 @@ class AudioStreamInfo:
     bit_rate: int = 0  # bits per second as the source declared it; 0 = unknown (informative)
     extradata: bytes = b""  # the codec's global header (AAC's AudioSpecificConfig, ...), as in the source
 
+    @property
+    def layout_text(self) -> str:
+        """The channel layout's name, or the channel count when the source named none."""
+        return self.channel_layout or f"{self.channels} channel{'s' if self.channels != 1 else ''}"
+
+    def describe(self) -> str:
+        """``aac, 48000 Hz, 5.1``: for messages."""
+        return f"{self.codec}, {self.sample_rate} Hz, {self.layout_text}"
+
 
 @dataclass(frozen=True)
 class AudioPacket:

@@ -170,11 +170,12 @@ class InputContainer(_Container):
         span = self.audio_span(first_frame, frame_count) if audio else None
         return self._demuxer.demux(first_frame, frame_count, audio=span)
 
-    def demux_audio(self, first_frame: int = 0, frame_count: int | None = None) -> Iterator[AudioPacket]:
-        """The audio packets that go with frames [first_frame, first_frame + frame_count), in file order, their
-        payloads as the source had them and their timestamps counted from frame 0. A seekable file reads only
-        the audio records that hold them."""
-        return self._demuxer.demux_audio(*self.audio_span(first_frame, frame_count))
+    def demux_audio(self, first_frame: int = 0, frame_count: int | None = None,
+                    rate: Fraction | float | None = None) -> Iterator[AudioPacket]:
+        """The audio packets that go with frames [first_frame, first_frame + frame_count) (``rate``: see
+        :meth:`audio_span`), in file order, their payloads as the source had them and their timestamps counted
+        from frame 0. A seekable file reads only the audio records that hold them."""
+        return self._demuxer.demux_audio(*self.audio_span(first_frame, frame_count, rate))
 
     def decode(
         self, first_frame: int = 0, frame_count: int | None = None, device: str = "cpu", *,
@@ -265,6 +266,11 @@ class OutputContainer(_Container):
     @property
     def audio_streams(self) -> tuple[AudioStreamInfo, ...]:
         return self._muxer.audio_streams
+
+    @property
+    def audio_bytes(self) -> int:
+        """Bytes the audio takes in the file so far (stream declarations, packet records, audio index)."""
+        return self._muxer.audio_bytes
 
     def mux_audio(self, packet: AudioPacket | Iterable[AudioPacket]) -> None:
         """Queue audio packets (each stream's in dts order); each is written before the chunk whose time it

@@ -65,6 +65,7 @@ class Muxer:
         self._last_dts: list[int | None] = [None for _ in self._audio]
         self._audio_entries: list[AudioIndexEntry] = []
         self._header_bytes = fmt.build_header(header, minor=minor, extensions=declared + extensions)
+        self._audio_bytes = sum(8 + len(e.value) for e in declared)  # an extension's tag, length, value
         self._seekable = is_seekable(fileobj)
         self._base = fileobj.tell() if self._seekable else 0
         self._pos = 0
@@ -89,6 +90,11 @@ class Muxer:
     @property
     def audio_streams(self) -> tuple[AudioStreamInfo, ...]:
         return self._audio
+
+    @property
+    def audio_bytes(self) -> int:
+        """Bytes the audio takes in the file so far: its AUDS extensions, AUDP records and AIDX record."""
+        return self._audio_bytes
 
     @property
     def audio_index(self) -> list[AudioIndexEntry]:
@@ -180,6 +186,7 @@ class Muxer:
         for record, stream, packets in self._records(until):
             self._audio_entries.append(self._entry(self._pos, record, stream, packets))
             self._write(record)
+            self._audio_bytes += len(record)
 
     def _finish_audio(self) -> None:
         """The AIDX record, right after the last chunk, then the audio records still queued, which it lists."""
@@ -189,9 +196,11 @@ class Muxer:
         for record, stream, packets in pending:
             self._audio_entries.append(self._entry(pos, record, stream, packets))
             pos += len(record)
-        self._write(fmt.build_record(fmt.TAG_AUDIO_INDEX, fmt.build_audio_index_body(self._audio_entries)))
+        index = fmt.build_record(fmt.TAG_AUDIO_INDEX, fmt.build_audio_index_body(self._audio_entries))
+        self._write(index)
         for record, _, _ in pending:
             self._write(record)
+        self._audio_bytes += len(index) + sum(len(record) for record, _, _ in pending)
 
     def close(self) -> None:
         """Write the audio index and the audio still queued, the index and the trailer, patch the frame count
