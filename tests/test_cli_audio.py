@@ -424,3 +424,22 @@ def test_probe_and_dec_of_the_golden_audio_file(tmp_path: Path, ffprobe: str) ->
     with invrcodec.open(golden) as f:
         assert audio_packets(out)[0] == [p.data for p in f.demux_audio()]
     assert shutil.which(ffprobe)
+
+
+def test_a_newer_minor_that_fails_is_still_one_line(tmp_path: Path) -> None:
+    """The reader's note about a newer minor version is held back with invr-dec's other information, so that
+    the error after it is the one line (found by tools/fuzz.py: seed 5143)."""
+    from test_format_audio import crafted, fuzz
+
+    from invrcodec.cli import common, dec
+
+    def change(m: Any) -> None:
+        m.minor = 65535
+        m.audio_index = False
+
+    path = tmp_path / "newer.invr"
+    path.write_bytes(crafted(change))
+    argv = ["-y", "--no-progress", str(path), str(tmp_path / "out.mkv")]
+    code, err = fuzz._run_tool(lambda: common.run_main(dec.command, "invr-dec", argv))
+    assert code == 1 and err.splitlines() == [f"invr-dec: error: {path}: audio index: none after the last chunk "
+                                              "(byte 3111)"], err

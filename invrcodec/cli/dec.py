@@ -173,16 +173,19 @@ def _decode(req: DecodeRequest) -> int:
             raise CliError(f"{src}: is a directory")
         if not os.path.exists(src):
             raise CliError(f"{src}: No such file or directory")
+    held = common.HeldInfo()  # from the start: what the reader says on opening (a newer minor version) waits too
     try:
         reader = invrcodec.open(source)
     except InvrError as exc:
+        held.drop()
         raise CliError(f"{name}: {exc}") from exc
     except OSError as exc:
+        held.drop()
         if common.is_broken_pipe(exc):
             raise
         raise CliError(f"{name}: {exc.strerror or exc}") from exc
     with reader:
-        return _decode_from(reader, name, fmt, req)
+        return _decode_from(reader, name, fmt, req, held)
 
 
 def _total_frames(reader: Any) -> int:
@@ -245,12 +248,13 @@ def _say_audio(writer: Any, streams: tuple[Any, ...], name: str, fmt: Any) -> No
         (log.warning if route.kind == "transcode" or (route.kind == "none" and not fmt.raw) else log.info)(line)
 
 
-def _decode_from(reader: Any, name: str, fmt: Any, req: DecodeRequest) -> int:
+def _decode_from(reader: Any, name: str, fmt: Any, req: DecodeRequest, held: Any) -> int:
+    """``held``: the info lines held back until the first frame, so that a run that fails before it says so in
+    one line."""
     from invrcodec.errors import InvrError
 
     from ..media.pyav import VideoWriter
 
-    held = common.HeldInfo()  # a run that fails before its first frame says so in one line
     info = reader.header.stream
     total = _total_frames(reader)
     seek, count = req.seek, req.frames
