@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -419,11 +418,19 @@ def test_probe_and_dec_of_the_golden_audio_file(tmp_path: Path, ffprobe: str) ->
     golden = Path(__file__).resolve().parents[1] / "samples" / "tiny-audio.invr"
     text = run(["invr-probe", golden]).stdout.decode()
     assert "Stream #0:1: Audio: aac, 8000 Hz, mono" in text and "4 packets from -0.128 s to 0.300 s" in text
-    out = tmp_path / "golden.mp4"
-    assert run(["invr-dec", *FAST_DEC, golden, out]).returncode == 0
     with invrcodec.open(golden) as f:
-        assert audio_packets(out)[0] == [p.data for p in f.demux_audio()]
-    assert shutil.which(ffprobe)
+        stored = [p.data for p in f.demux_audio()]
+    for out in (tmp_path / "golden.mp4", tmp_path / "golden.mkv"):
+        assert run(["invr-dec", *FAST_DEC, golden, out]).returncode == 0
+        assert audio_packets(out)[0] == stored
+    s = starts(ffprobe, out)  # (MP4 says the priming with an edit list: both streams start at 0 there)
+    assert abs((s["audio"] - s["video"]) + 0.128) < 1 / 30, s  # the tone's priming, 1024 / 8000 s early
+    fast = tmp_path / "golden60.mkv"  # --fps renders other instants and leaves the sound where it was
+    proc = run(["invr-dec", *FAST_DEC, "--fps", "60", golden, fast])
+    assert proc.returncode == 0 and "decoded 9 frames" in proc.stderr.decode(), proc.stderr.decode()
+    assert audio_packets(fast)[0] == stored
+    s = starts(ffprobe, fast)
+    assert abs((s["audio"] - s["video"]) + 0.128) < 1 / 60, s
 
 
 def test_a_newer_minor_that_fails_is_still_one_line(tmp_path: Path) -> None:
