@@ -405,8 +405,10 @@ class Demuxer:
         ]
         reads: list[tuple[int, int]] = [(entries[i].offset, i) for i in wanted]  # (offset, chunk >= 0 / audio < 0)
         if audio is not None:
-            for k, a in enumerate(self._audio_index or []):
-                if _overlaps(a.start, a.end, self.audio_streams[a.stream].time_base, *audio):
+            lo_s, hi_s = audio
+            for k, a in enumerate(self._audio_index or []):  # (its packets are then picked one by one)
+                tb = self.audio_streams[a.stream].time_base
+                if (hi_s is None or a.start * tb < hi_s) and (lo_s is None or a.end * tb >= lo_s):
                     reads.append((a.offset, -1 - k))
         for _, i in sorted(reads):
             if i < 0:
