@@ -2,7 +2,7 @@
 
     python samples/make_golden.py            # encode a 16x16, 4-frame synthetic clip -> samples/tiny.invr
     python samples/make_golden.py --dump     # annotated hex dump of samples/tiny.invr (spec "Example")
-    python samples/make_golden.py --audio    # tiny.invr's chunks with a sound -> samples/tiny-audio.invr (2.1)
+    python samples/make_golden.py --audio    # tiny.invr's chunks and a tone -> samples/tiny-audio.invr (2.1)
     python samples/make_golden.py --dump --out samples/tiny-audio.invr   # spec "Example with audio"
 
 The golden file is made once and committed; tests/test_format.py checks that every future version still
@@ -156,7 +156,8 @@ def _walk(
             while stream.tell() < end:
                 value.append(_walk(inner.subcon, stream, f"{name}[{len(value)}]", rows, data, context))
         elif sc.name == "value" and struct is fmt.EXTENSION and context.get("tag") == fmt.EXT_AUDIO_STREAM:
-            value = _walk(fmt.AUDIO_STREAM, stream, "AudioStream", rows, data, context, start + context.length)
+            end_of_value = start + context.length
+            value = _walk(fmt.AUDIO_STREAM, stream, "AudioStream", rows, data, context, end_of_value)
         elif isinstance(inner, c.Array) and isinstance(inner.subcon, c.Struct):
             count = inner.count(context) if callable(inner.count) else inner.count
             value = [_walk(inner.subcon, stream, f"{name}[{i}]", rows, data, context) for i in range(count)]

@@ -1,8 +1,9 @@
-"""A source's audio through invr-enc and invr-dec (issue 27), with the installed console scripts, PyAV, ffmpeg,
-ffprobe and ffplay: the packets' payloads come out byte for byte, the sound starts where it started against the
-picture (within one frame), also after --seek; -an; outputs that cannot carry the audio or its codec say so once;
-several audio streams, audio starting before or after the video, a resume and Ray keep working; crafted audio
-records are one line from both tools. Encodes are 32x32 with a tiny network, a few seconds each."""
+"""A source's audio through invr-enc and invr-dec (issue 27), with the installed console scripts, PyAV,
+ffmpeg, ffprobe and ffplay: the packets' payloads come out byte for byte, the sound starts where it started
+against the picture (within one frame), also after --seek; -an; outputs that cannot carry the audio or its
+codec say so once; several audio streams, audio starting before or after the video, a resume and Ray keep
+working; crafted audio records are one line from both tools. Encodes are 32x32 with a tiny network, a few
+seconds each."""
 
 from __future__ import annotations
 
@@ -56,8 +57,8 @@ def first_frame_time(path: Path, index: int = 0) -> Fraction:
 
 def starts(ffprobe: str, path: Path) -> dict[str, float]:
     """ffprobe's start_time of the first video and the first audio stream."""
-    proc = subprocess.run([ffprobe, "-v", "error", "-show_entries", "stream=codec_type,start_time", "-of", "json",
-                           str(path)], capture_output=True, check=True)
+    proc = subprocess.run([ffprobe, "-v", "error", "-show_entries", "stream=codec_type,start_time", "-of",
+                           "json", str(path)], capture_output=True, check=True)
     out: dict[str, float] = {}
     for s in json.loads(proc.stdout)["streams"]:
         out.setdefault(s["codec_type"], float(s["start_time"]))
@@ -76,7 +77,8 @@ def expected_span(src: Path, first: int, count: int | None, rate: Fraction, from
     return [payloads[i] for i in keep], times[keep[0]] - lo
 
 
-def check_output(ffprobe: str, out: Path, payloads: list[bytes], offset: Fraction, rate: Fraction) -> dict[str, Any]:
+def check_output(ffprobe: str, out: Path, payloads: list[bytes], offset: Fraction,
+                 rate: Fraction) -> dict[str, Any]:
     """The output's audio is ``payloads``, byte for byte, and starts ``offset`` s from its first frame, within
     one frame; and so within one frame of the picture. What was measured, for the report."""
     got, _, _ = audio_packets(out)
@@ -86,7 +88,8 @@ def check_output(ffprobe: str, out: Path, payloads: list[bytes], offset: Fractio
     measured = s["audio"] - s["video"]
     assert abs(measured - float(offset)) < frame, (s, float(offset))
     assert abs(measured) < frame, s
-    return {"packets": len(got), "audio_minus_video_s": round(measured, 6), "expected_s": round(float(offset), 6)}
+    return {"packets": len(got), "audio_minus_video_s": round(measured, 6),
+            "expected_s": round(float(offset), 6)}
 
 
 # --- the two real clips -----------------------------------------------------------------------------------
@@ -117,8 +120,8 @@ def test_real_clip_keeps_its_audio(real: tuple[Path, Path, str], ffprobe: str, t
         assert a.extradata == bytes(cc.extradata or b"")
     payloads, offset = expected_span(src, 0, frames, rate, from_start=True)
     assert stored == payloads
-    assert re.search(rf"audio: stream #1 \(audio, {a.codec}\) kept by stream copy: {a.codec}, {a.sample_rate} Hz, "
-                     rf"{re.escape(a.layout_text)}, {len(payloads)} packets", err), err
+    assert re.search(rf"audio: stream #1 \(audio, {a.codec}\) kept by stream copy: {a.codec}, "
+                     rf"{a.sample_rate} Hz, {re.escape(a.layout_text)}, {len(payloads)} packets", err), err
     probe = run(["invr-probe", "-of", "json", "-show_streams", invr])
     streams = json.loads(probe.stdout)["streams"]
     assert [s["codec_type"] for s in streams] == ["video", "audio"]
@@ -178,7 +181,8 @@ def test_webm_re_encodes_and_says_so(real: tuple[Path, Path, str], tmp_path: Pat
         assert sum(f.samples for f in c.decode(audio=0)) > 0.9 * 48000 * float(c.duration or 0) / 1e6
 
 
-def test_y4m_and_the_ffplay_pipe_say_it_once(real: tuple[Path, Path, str], ffplay: str, tmp_path: Path) -> None:
+def test_y4m_and_the_ffplay_pipe_say_it_once(real: tuple[Path, Path, str], ffplay: str,
+                                              tmp_path: Path) -> None:
     _, invr, _ = real
     proc = run(["invr-dec", *FAST_DEC, invr, tmp_path / "a.y4m"])
     assert proc.returncode == 0
@@ -214,8 +218,8 @@ def test_stdout_encode_interleaves_and_a_pipe_decodes_it(real: tuple[Path, Path,
     """invr-enc to stdout muxes the audio as the chunks come (with 10-frame chunks: many records between
     them); invr-dec reads it from a pipe, cut by --seek and --frames."""
     src, _, _ = real
-    codes, data, errs = pipeline(["invr-enc", *ENC, "--scale", "32x32", "--chunk-frames", "10", "--frames", "30",
-                                  src, "-"])
+    codes, data, errs = pipeline(["invr-enc", *ENC, "--scale", "32x32", "--chunk-frames", "10", "--frames",
+                                  "30", src, "-"])
     assert codes == [0], errs
     with invrcodec.open(io.BytesIO(data)) as f:
         index, audio = f.index, f.audio_index
@@ -238,7 +242,7 @@ def test_stdout_encode_interleaves_and_a_pipe_decodes_it(real: tuple[Path, Path,
 
 def make_source(path: Path, frames: int = 8, fps: int = 25, audio: list[tuple[str, float]] = (("aac", 0.0),),
                 video_start: float = 0.0, subtitle: bool = False) -> Path:
-    """A 32x32 clip with audio streams (codec, start in s) of a 440 Hz tone as long as the video (mkv: ffv1)."""
+    """A 32x32 clip with audio streams (codec, start in s): a 440 Hz tone as long as the video (mkv: ffv1)."""
     rgb = synthetic_frames(32, 32, frames)
     with av.open(str(path), "w") as c:
         v = c.add_stream("ffv1", rate=fps)
@@ -278,8 +282,8 @@ def test_several_audio_streams_and_a_subtitle_each_get_a_line(tmp_path: Path) ->
     src = make_source(tmp_path / "multi.mkv", audio=[("aac", 0.0), ("mp2", 0.0)], subtitle=True)
     err = encode(src, tmp_path / "multi.invr")
     assert "stream #1 (audio, aac): 48000 Hz, mono: kept as it is (stream copy)" in err
-    assert "invr-enc: warning: " in err and "stream #2 (audio, mp2) left out (invr-enc keeps the first audio " \
-        "stream only)" in err
+    assert "invr-enc: warning: " in err
+    assert "stream #2 (audio, mp2) left out (invr-enc keeps the first audio stream only)" in err
     assert "stream #3 (subtitle, ass) left out (INVR stores video and one audio stream)" in err
     with invrcodec.open(tmp_path / "multi.invr") as f:
         assert [a.codec for a in f.audio_streams] == ["aac"]
@@ -307,20 +311,21 @@ def test_codecs_an_output_cannot_take(tmp_path: Path, ffmpeg: str) -> None:
     into mkv as it is."""
     src = tmp_path / "dts.mkv"
     subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc=size=32x32:rate=25", "-f", "lavfi",
-                    "-i", "sine=sample_rate=48000", "-t", "0.4", "-c:v", "ffv1", "-c:a", "dca", "-strict", "-2",
-                    str(src)], check=True)
+                    "-i", "sine=sample_rate=48000", "-t", "0.4", "-c:v", "ffv1", "-c:a", "dca", "-strict",
+                    "-2", str(src)], check=True)
     encode(src, tmp_path / "dts.invr")
     proc = run(["invr-dec", *FAST_DEC, tmp_path / "dts.invr", tmp_path / "dts-out.mkv"])
     err = proc.stderr.decode()
     assert proc.returncode == 0, err
-    assert err.count("audio stream 0 (dts, 48000 Hz, mono): re-encoded to ac3 (PyAV can set up a copied stream "
-                     "only of a codec it can encode, and has no dts encoder)") == 1, err
+    assert err.count("audio stream 0 (dts, 48000 Hz, mono): re-encoded to ac3 (PyAV can set up a copied "
+                     "stream only of a codec it can encode, and has no dts encoder)") == 1, err
     with av.open(str(tmp_path / "dts-out.mkv")) as c:
         assert c.streams.audio[0].codec_context.name == "ac3"
     pcm = make_source(tmp_path / "pcm.mkv", audio=[("pcm_s16le", 0.0)])
     encode(pcm, tmp_path / "pcm.invr")
     proc = run(["invr-dec", *FAST_DEC, tmp_path / "pcm.invr", tmp_path / "pcm-out.mkv"])
-    assert proc.returncode == 0 and re.search(r"\(pcm_s16le, 48000 Hz, [^)]+\): stream copy", proc.stderr.decode())
+    assert proc.returncode == 0
+    assert re.search(r"\(pcm_s16le, 48000 Hz, [^)]+\): stream copy", proc.stderr.decode())
     assert audio_packets(tmp_path / "pcm-out.mkv")[0] == audio_packets(pcm)[0]
 
 
@@ -371,7 +376,8 @@ def test_resume_writes_the_bytes_of_an_uninterrupted_encode(sound_clip: Path, so
     assert "kept from the interrupted encode" in proc2.stderr.decode()
 
 
-def test_ray_and_parallel_chunks_keep_the_audio(sound_clip: Path, sound_reference: bytes, tmp_path: Path) -> None:
+def test_ray_and_parallel_chunks_keep_the_audio(sound_clip: Path, sound_reference: bytes,
+                                                tmp_path: Path) -> None:
     with invrcodec.open(io.BytesIO(sound_reference)) as f:
         reference_audio = list(f.demux_audio())
     out = tmp_path / "parallel.invr"
@@ -403,13 +409,15 @@ def test_crafted_audio_records_are_one_line_from_both_tools(tmp_path: Path, capf
         path.write_bytes(crafted(change))
         code, err = fuzz._run_tool(lambda: probe.main.main([str(path)], standalone_mode=False))
         lines = err.splitlines()
-        assert (code, len(lines)) == (1, 1) and lines[0].startswith(f"invr-probe: error: {path}: "), (name, err)
+        assert (code, len(lines)) == (1, 1), (name, err)
+        assert lines[0].startswith(f"invr-probe: error: {path}: "), (name, err)
         assert on_file in lines[0], (name, lines[0])
         for out in ("out.mkv", "out.y4m"):  # the audio records of the span are checked whatever the output
             argv = ["-y", "--no-progress", str(path), str(tmp_path / out)]
             code, err = fuzz._run_tool(lambda: common.run_main(dec.command, "invr-dec", argv))
             lines = err.splitlines()
-            assert (code, len(lines)) == (1, 1) and lines[0].startswith(f"invr-dec: error: {path}: "), (name, err)
+            assert (code, len(lines)) == (1, 1), (name, err)
+            assert lines[0].startswith(f"invr-dec: error: {path}: "), (name, err)
             assert on_file in lines[0] and not (tmp_path / out).exists(), (name, lines[0])
     assert capfd.readouterr().out == ""
 
@@ -448,5 +456,5 @@ def test_a_newer_minor_that_fails_is_still_one_line(tmp_path: Path) -> None:
     path.write_bytes(crafted(change))
     argv = ["-y", "--no-progress", str(path), str(tmp_path / "out.mkv")]
     code, err = fuzz._run_tool(lambda: common.run_main(dec.command, "invr-dec", argv))
-    assert code == 1 and err.splitlines() == [f"invr-dec: error: {path}: audio index: none after the last chunk "
-                                              "(byte 3111)"], err
+    expected = f"invr-dec: error: {path}: audio index: none after the last chunk (byte 3111)"
+    assert code == 1 and err.splitlines() == [expected], err

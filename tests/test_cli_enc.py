@@ -68,7 +68,8 @@ def test_audio_is_reported_and_progress_lines(bin_dir: Path, tiny_audio_mp4: Pat
     assert proc.returncode == 0, proc.stderr
     err = proc.stderr.decode()
     assert "stream #1 (audio, aac): 48000 Hz, mono: kept as it is (stream copy)" in err
-    assert re.search(r"audio: stream #1 \(audio, aac\) kept by stream copy: aac, 48000 Hz, mono, \d+ packets", err)
+    assert re.search(r"audio: stream #1 \(audio, aac\) kept by stream copy: aac, 48000 Hz, mono, \d+ packets",
+                     err)
     assert "invr-enc: warning:" not in err
     with invrcodec.open(out) as f:
         assert f.audio is not None and f.audio.codec == "aac" and list(f.demux_audio())

@@ -1,4 +1,5 @@
-"""spec/invr-format.md and invrcodec/format/structs.py agree: byte tables, identifiers, limits, tags, example dumps."""
+"""spec/invr-format.md and invrcodec/format/structs.py agree: byte tables, identifiers, limits, tags, the
+example dumps."""
 
 from __future__ import annotations
 

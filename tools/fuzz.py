@@ -6,12 +6,12 @@
 A CRC only guards against accidents; whoever writes a file can write a correct one. Each case takes one of the
 committed sample files (``samples/*.invr``), parses it with the format's own construct Structs, changes one to
 three things (a header, coder, chunk, tensor, index or trailer field set to an extreme or random value; in a
-file with audio, an audio stream, audio packet or audio index field too; tensors, chunks, audio records or audio
-packets dropped, repeated, swapped, moved or filled with random bytes; extension records added), and writes
-the file back with the header CRC, the record CRCs, the index and the audio index (offsets, sizes, CRCs, spans)
-recomputed, so that the reader must judge the *values*. The case is then read by the Python API (``invrcodec.open`` + ``demux`` +
-``decode``, from a seekable file or a pipe) and, every ``--cli-every`` cases, by ``invr-probe`` and
-``invr-dec`` in-process.
+file with audio, an audio stream, audio packet or audio index field too; tensors, chunks, audio records or
+audio packets dropped, repeated, swapped, moved or filled with random bytes; extension records added), and
+writes the file back with the header CRC, the record CRCs, the index and the audio index (offsets, sizes,
+CRCs, spans) recomputed, so that the reader must judge the *values*. The case is then read by the Python API
+(``invrcodec.open`` + ``decode`` with its audio, from a seekable file or a pipe) and, every ``--cli-every``
+cases, by ``invr-probe`` and ``invr-dec`` in-process.
 
 A clean answer is: the API returns frames or raises an :class:`InvrFormatError`; each tool exits 0, or exits 1
 with exactly one line on stderr that is not an "internal error"; nothing is written to the process's stdout
@@ -79,8 +79,8 @@ class Model:
     index_offset: int | None = None  # None: recompute
     index_patches: list[tuple[int, str, Any]] = dataclasses.field(default_factory=list)  # after the rebuild
     tail: bytes = b""  # appended after the trailer
-    audio: list[tuple[int | None, Any]] = dataclasses.field(default_factory=list)  # (before chunk k / None: after
-    #                                                                              the audio index, AUDP body)
+    # (k: before chunk k, None: after the audio index; the AUDP body)
+    audio: list[tuple[int | None, Any]] = dataclasses.field(default_factory=list)
     audio_index: bool = False  # write an AIDX record after the last chunk
     audio_entries: list[Any] = dataclasses.field(default_factory=list)  # as loaded (mutation targets)
     audio_index_patches: list[tuple[int, str, Any]] = dataclasses.field(default_factory=list)
@@ -119,8 +119,8 @@ def _audio_entry(offset: int, rec: bytes, body: Any) -> dict[str, Any]:
     """The audio index entry of AUDP record ``rec`` as written (zeros where its packets say nothing)."""
     packets = body.packets
     return {
-        "offset": offset, "size": len(rec), "crc32": int.from_bytes(rec[-4:], "little"), "stream": body.stream,
-        "packet_count": len(packets),
+        "offset": offset, "size": len(rec), "crc32": int.from_bytes(rec[-4:], "little"),
+        "stream": body.stream, "packet_count": len(packets),
         "first_dts": packets[0].dts if packets else 0, "last_dts": packets[-1].dts if packets else 0,
         "start": min((p.pts for p in packets), default=0),
         "end": max((p.pts + p.duration for p in packets), default=0),
@@ -305,7 +305,8 @@ def _mutate_field(rng: random.Random, m: Model) -> str:
         others += [bytes(p.data) for _, body in m.audio for p in body.packets]
         new = _bytes_value(rng, bytes(old), others)
     elif kind == "tag":
-        new = rng.choice([b"CHNK", b"INDX", b"TAIL", b"AUDS", b"AUDP", b"AIDX", b"\0\0\0\0", rng.randbytes(4)])
+        tags = [b"CHNK", b"INDX", b"TAIL", b"AUDS", b"AUDP", b"AIDX", b"\0\0\0\0", rng.randbytes(4)]
+        new = rng.choice(tags)
     else:
         new = _str_value(rng)
     if name.startswith("index"):

@@ -92,8 +92,8 @@ def _rate(text: str) -> Any:
 @click.option("--device", default="cpu", show_default=True, callback=common.parse_device,
               metavar="auto|cpu|cuda[:N]", help="Where to run the networks.")
 @click.option("-an", "no_audio", is_flag=True,
-              help="Leave the audio out (by default it is copied into OUT, or re-encoded where OUT's format does "
-              "not take its codec; Y4M and raw video carry none).")
+              help="Leave the audio out (by default it is copied into OUT, or re-encoded where OUT's format "
+              "does not take its codec; Y4M and raw video carry none).")
 @common.threads_option
 @common.common_options
 def command(
@@ -173,7 +173,7 @@ def _decode(req: DecodeRequest) -> int:
             raise CliError(f"{src}: is a directory")
         if not os.path.exists(src):
             raise CliError(f"{src}: No such file or directory")
-    held = common.HeldInfo()  # from the start: what the reader says on opening (a newer minor version) waits too
+    held = common.HeldInfo()  # from here: what the reader says on opening (a newer minor version) waits too
     try:
         reader = invrcodec.open(source)
     except InvrError as exc:
@@ -245,7 +245,8 @@ def _say_audio(writer: Any, streams: tuple[Any, ...], name: str, fmt: Any) -> No
     out of an output that could carry it)."""
     for i, (a, route) in enumerate(zip(streams, writer.audio_plan)):
         line = f"{name}: audio stream {i} ({a.describe()}): {route.says}"
-        (log.warning if route.kind == "transcode" or (route.kind == "none" and not fmt.raw) else log.info)(line)
+        loses = route.kind == "transcode" or (route.kind == "none" and not fmt.raw)
+        (log.warning if loses else log.info)(line)
 
 
 def _decode_from(reader: Any, name: str, fmt: Any, req: DecodeRequest, held: Any) -> int:
@@ -328,8 +329,8 @@ def _decode_from(reader: Any, name: str, fmt: Any, req: DecodeRequest, held: Any
             out.flush()
         else:
             with common.SafeOutput(dst, req.tool.overwrite) as safe:
-                writer = VideoWriter(safe.target, info, fmt, pix_fmt=req.pix_fmt, name=dst, ext=ext, audio=audio,
-                                     audio_offset=audio_offset)
+                writer = VideoWriter(safe.target, info, fmt, pix_fmt=req.pix_fmt, name=dst, ext=ext,
+                                     audio=audio, audio_offset=audio_offset)
                 _say_audio(writer, audio, name, fmt)
                 written = write_all(writer)
                 safe.commit()

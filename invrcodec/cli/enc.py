@@ -123,8 +123,8 @@ def _size(value: str) -> tuple[int, int]:
 @click.option("--progress", "progress_target", default=None, metavar="FILE|-",
               help="Write key=value progress lines to FILE or stdout ('-'; stderr when OUT is '-').")
 @click.option("-an", "no_audio", is_flag=True,
-              help="Leave the audio out (by default the source's first audio stream is kept as it is: its packets "
-              "are copied into OUT, as ffmpeg's -c:a copy).")
+              help="Leave the audio out (by default the source's first audio stream is kept as it is: its "
+              "packets are copied into OUT, as ffmpeg's -c:a copy).")
 @click.option("--benchmark", is_flag=True,
               help="At the end, say where the time went: start-up, read, compile, train, check, refine, code, "
               "render, write (ffmpeg's -benchmark).")
@@ -449,7 +449,8 @@ class _Audio:
         rate = reader.info.frame_rate
         video_end = frames / float(rate) if rate else 0.0
         if not self.packets:
-            log.warning(f"audio: {reader.audio_source.describe()} kept, but it has no packets in the encoded span")
+            log.warning(f"audio: {reader.audio_source.describe()} kept, but none of its packets is in the "
+                        "frames' time")
             return
         start, end = float(self.first.pts * tb), float(self.end * tb)
         seconds = end - start
@@ -462,8 +463,8 @@ class _Audio:
         )
         counts = reader.audio_counts
         if start < 0 and not counts.get("cut_before"):  # (a cut's first packet starts before, as a rule)
-            log.info(f"audio: starts {-start:.3f} s before the first frame (kept: a player plays it before the "
-                     "picture, or drops it as a decoder's priming)")
+            log.info(f"audio: starts {-start:.3f} s before the first frame (kept: a player plays it before "
+                     "the picture, or drops it as a decoder's priming)")
         elif start > 0.0005:
             log.info(f"audio: starts {start:.3f} s after the first frame (kept where it is)")
         if end > video_end + 0.0005 and not counts.get("cut_after"):
@@ -473,11 +474,11 @@ class _Audio:
         if counts.get("cut_after"):
             log.info(f"audio: {counts['cut_after']} packets after the last frame's time left out (--frames)")
         if counts.get("made_up"):
-            log.warning(f"{name}: {counts['made_up']} audio packets without timestamps placed after the packet "
-                        "before them")
+            log.warning(f"{name}: {counts['made_up']} audio packets without timestamps placed after the "
+                        "packet before them")
         if counts.get("dts_raised"):
-            log.warning(f"{name}: {counts['dts_raised']} audio packets whose dts went backwards given the dts "
-                        "before them")
+            log.warning(f"{name}: {counts['dts_raised']} audio packets whose dts went backwards given the "
+                        "dts before them")
 
 
 def _start_up(clock: Any) -> None:

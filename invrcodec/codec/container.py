@@ -166,7 +166,8 @@ class InputContainer(_Container):
               audio: bool = False) -> Iterator[Packet | AudioPacket]:
         """Packets of the chunks covering frames [first_frame, first_frame + frame_count), CRC-checked,
         from the key chunk at or before the first of them (a P-chunk is decoded from the chunks before it).
-        ``audio=True`` adds the :class:`~invrcodec.types.AudioPacket` s of those frames' time, in file order."""
+        ``audio=True`` adds the :class:`~invrcodec.types.AudioPacket` s of those frames' time, in file
+        order."""
         span = self.audio_span(first_frame, frame_count) if audio else None
         return self._demuxer.demux(first_frame, frame_count, audio=span)
 

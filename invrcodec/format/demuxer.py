@@ -33,7 +33,15 @@ from invrcodec.errors import (
     UnsupportedVersionError,
 )
 from invrcodec.fileio import is_seekable
-from invrcodec.types import AudioIndexEntry, AudioPacket, AudioStreamInfo, Header, IndexEntry, Packet, Prediction
+from invrcodec.types import (
+    AudioIndexEntry,
+    AudioPacket,
+    AudioStreamInfo,
+    Header,
+    IndexEntry,
+    Packet,
+    Prediction,
+)
 
 __all__ = ["Demuxer"]
 
@@ -41,7 +49,7 @@ log = logging.getLogger(__name__)
 
 _PIECE = 1 << 20  # largest single read: a lying length field costs at most this before EOF is seen
 _MIN_CHUNK_RECORD = fmt.RECORD_OVERHEAD + 24  # framing + the fixed ChunkBody fields
-_MIN_AUDIO_RECORD = fmt.RECORD_OVERHEAD + fmt.AUDIO_BODY_FIXED_SIZE  # framing + the fixed AudioPacketsBody fields
+_MIN_AUDIO_RECORD = fmt.RECORD_OVERHEAD + fmt.AUDIO_BODY_FIXED_SIZE  # framing + AudioPacketsBody's fixed part
 
 Demuxed = Union[Packet, AudioPacket]
 
@@ -220,7 +228,7 @@ class Demuxer:
 
     @property
     def audio_index(self) -> list[AudioIndexEntry] | None:
-        """The audio records' index (empty without audio), or None while a pipe has not been read to its end."""
+        """The audio records' index (empty without audio); None while a pipe has not been read to its end."""
         if not self.audio_streams:
             return [] if self._index is not None else None
         return None if self._audio_index is None else list(self._audio_index)
@@ -262,7 +270,7 @@ class Demuxer:
         return entries
 
     def _read_audio_index(self) -> list[AudioIndexEntry]:
-        """The AIDX record, which follows the last chunk (or the header), checked against the chunks' places."""
+        """The AIDX record, which follows the last chunk (or the header), checked against the chunks."""
         chunks = self._index or []
         at = chunks[-1].offset + chunks[-1].size if chunks else self.header_end
         end = self._index_offset
@@ -289,10 +297,11 @@ class Demuxer:
             if tag in (fmt.TAG_AUDIO, fmt.TAG_AUDIO_INDEX):
                 raise MalformedError(f"audio record at byte {at} in a file that declares no audio stream", at)
 
-    def _check_audio_entries(self, entries: list[AudioIndexEntry], taken: list[tuple[int, int]], at: int) -> None:
-        """Refuse an audio index whose records are out of place (outside the records' area, in order of offset,
-        overlapping the chunks, the audio index or each other) or whose spans cannot be (stream, counts,
-        dts order)."""
+    def _check_audio_entries(self, entries: list[AudioIndexEntry], taken: list[tuple[int, int]],
+                             at: int) -> None:
+        """Refuse an audio index whose records are out of place (outside the records' area, out of order,
+        overlapping the chunks (``taken``: offset and size of each), the audio index or each other) or whose
+        spans cannot be (stream, counts, dts order)."""
         n = len(self.audio_streams)
         last: dict[int, int] = {}
         pos = self.header_end
@@ -309,7 +318,8 @@ class Demuxer:
             if e.first_dts > e.last_dts or e.start > e.end:
                 raise MalformedError(f"{what}: dts {e.first_dts}..{e.last_dts}, span {e.start}..{e.end}", at)
             if e.stream in last and e.first_dts < last[e.stream]:
-                raise MalformedError(f"{what}: dts {e.first_dts} before the previous record's {last[e.stream]}", at)
+                before = last[e.stream]
+                raise MalformedError(f"{what}: dts {e.first_dts} before the previous record's {before}", at)
             last[e.stream] = e.last_dts
         spans = sorted([(e.offset, e.size) for e in entries] + taken)
         for (a, sa), (b, _) in zip(spans, spans[1:]):
@@ -362,7 +372,8 @@ class Demuxer:
             if isinstance(p, AudioPacket):
                 yield p
 
-    def _audio_packets(self, rec: fmt.Record, what: str, offset: int, last: dict[int, int]) -> tuple[AudioPacket, ...]:
+    def _audio_packets(self, rec: fmt.Record, what: str, offset: int,
+                       last: dict[int, int]) -> tuple[AudioPacket, ...]:
         """The packets of AUDP record ``rec``, checked (``last``: each stream's latest dts, updated)."""
         packets = fmt.parse_audio_body(rec.body, what, offset + fmt.RECORD_HEAD_SIZE)
         stream = packets[0].stream
@@ -371,8 +382,8 @@ class Demuxer:
             last[stream] = dts
         return packets
 
-    def _wanted_audio(self, packets: tuple[AudioPacket, ...], span: tuple[Fraction | None, Fraction | None] | None,
-                      ) -> Iterator[AudioPacket]:
+    def _wanted_audio(self, packets: tuple[AudioPacket, ...],
+                      span: tuple[Fraction | None, Fraction | None] | None) -> Iterator[AudioPacket]:
         if span is None:
             return
         for p in packets:
@@ -385,7 +396,8 @@ class Demuxer:
         data = self._src.read(e.offset, e.size, what)
         tag, length = fmt.parse_record_head(data[: fmt.RECORD_HEAD_SIZE], e.offset, what)
         if tag != fmt.TAG_AUDIO or length + fmt.RECORD_OVERHEAD != e.size:
-            raise MalformedError(f"{what}: the audio index points at no audio record (byte {e.offset})", e.offset)
+            raise MalformedError(f"{what}: the audio index points at no audio record (byte {e.offset})",
+                                 e.offset)
         rec = fmt.parse_record(data, what, e.offset)
         if rec.crc32 != e.crc32:
             raise ChecksumError(f"{what}: checksum does not match the audio index", e.offset)
@@ -403,7 +415,7 @@ class Demuxer:
         wanted = [] if hi is not None and hi <= lo else [
             i for i in range(first, len(entries)) if hi is None or entries[i].first_frame < hi
         ]
-        reads: list[tuple[int, int]] = [(entries[i].offset, i) for i in wanted]  # (offset, chunk >= 0 / audio < 0)
+        reads = [(entries[i].offset, i) for i in wanted]  # (offset, chunk i >= 0, or audio record -1 - i)
         if audio is not None:
             lo_s, hi_s = audio
             for k, a in enumerate(self._audio_index or []):  # (its packets are then picked one by one)
@@ -412,7 +424,8 @@ class Demuxer:
                     reads.append((a.offset, -1 - k))
         for _, i in sorted(reads):
             if i < 0:
-                yield from self._wanted_audio(self._read_audio(-1 - i, (self._audio_index or [])[-1 - i]), audio)
+                k = -1 - i
+                yield from self._wanted_audio(self._read_audio(k, (self._audio_index or [])[k]), audio)
                 continue
             e = entries[i]
             what = f"chunk {i}"

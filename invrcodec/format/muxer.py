@@ -7,8 +7,8 @@ length never changes, so nothing else moves.
 
 Audio (2.1): the streams are declared in the header (AUDS extensions) and the packets given to
 :meth:`Muxer.mux_audio` wait in a queue; each is written, in AUDP records, before the CHNK record of the chunk
-whose time it starts in, so that a reader of a pipe meets the sound with the picture it belongs to. Close writes
-the AIDX record right after the last chunk, then the audio that starts after the last frame.
+whose time it starts in, so that a reader of a pipe meets the sound with the picture it belongs to. Close
+writes the AIDX record right after the last chunk, then the audio that starts after the last frame.
 """
 
 from __future__ import annotations
@@ -151,7 +151,8 @@ class Muxer:
         what = f"audio packet of stream {packet.stream}"
         if not 0 <= packet.stream < n:
             raise MalformedError(f"{what}: the file declares {n} audio streams")
-        self._last_dts[packet.stream] = rules.check_audio_packets((packet,), n, self._last_dts[packet.stream], what)
+        last = self._last_dts[packet.stream]
+        self._last_dts[packet.stream] = rules.check_audio_packets((packet,), n, last, what)
         self._queue[packet.stream].append(packet)
 
     def _records(self, until: Fraction | None) -> list[tuple[bytes, int, list[AudioPacket]]]:
@@ -160,17 +161,19 @@ class Muxer:
         out: list[tuple[bytes, int, list[AudioPacket]]] = []
         for stream, q in enumerate(self._queue):
             tb = self._audio[stream].time_base
-            group: list[AudioPacket] = []
+            groups: list[list[AudioPacket]] = [[]]
             size = 0
             while q and (until is None or q[0].pts * tb < until):
                 p = q.popleft()
-                if group and (len(group) >= AUDIO_RECORD_PACKETS or size + len(p.data) > AUDIO_RECORD_BYTES):
-                    out.append((fmt.build_record(fmt.TAG_AUDIO, fmt.build_audio_body(stream, group)), stream, group))
-                    group, size = [], 0
-                group.append(p)
+                full = len(groups[-1]) >= AUDIO_RECORD_PACKETS or size + len(p.data) > AUDIO_RECORD_BYTES
+                if groups[-1] and full:
+                    groups.append([])
+                    size = 0
+                groups[-1].append(p)
                 size += len(p.data)
-            if group:
-                out.append((fmt.build_record(fmt.TAG_AUDIO, fmt.build_audio_body(stream, group)), stream, group))
+            for group in filter(None, groups):
+                record = fmt.build_record(fmt.TAG_AUDIO, fmt.build_audio_body(stream, group))
+                out.append((record, stream, group))
         return out
 
     @staticmethod
@@ -189,7 +192,7 @@ class Muxer:
             self._audio_bytes += len(record)
 
     def _finish_audio(self) -> None:
-        """The AIDX record, right after the last chunk, then the audio records still queued, which it lists."""
+        """The AIDX record, right after the last chunk, then the audio still queued, which it lists."""
         pending = self._records(None)
         entry_size = fmt.AUDIO_INDEX_ENTRY.sizeof()
         pos = self._pos + fmt.RECORD_OVERHEAD + 4 + entry_size * (len(self._audio_entries) + len(pending))

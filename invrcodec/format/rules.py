@@ -4,7 +4,8 @@ The byte layout (:mod:`invrcodec.format.structs`) admits every value of a field'
 the bytes arrived as written; whoever writes a file can write a correct CRC. These checks refuse the values
 that no encoder writes and no decoder can use: non-finite or absurd floats, coder parameters outside what
 nncodec computes correctly, QPs whose step is not a normal float32, chunk fields that disagree with the
-header, audio streams and packets that no muxer could take. Pure Python: like the format layer, this module imports neither torch nor nncodec; the check that
+header, audio streams and packets that no muxer could take.
+Pure Python: like the format layer, this module imports neither torch nor nncodec; the check that
 a chunk's DeepCABAC streams decode is :mod:`invrcodec.coding.payload`'s.
 
 Each rule is one entry of :data:`RULES` under the name the spec's "Field rules" table gives it
@@ -135,10 +136,12 @@ def _audio_stream(a: AudioStreamInfo, what: str, offset: int | None) -> None:
 def _audio_packets(packets: tuple[AudioPacket, ...], streams: int, what: str, offset: int | None) -> None:
     top_size, top_ts = int(RULE_LIMITS["max_audio_packet"]), int(RULE_LIMITS["max_audio_timestamp"])
     for i, p in enumerate(packets):
-        _refuse(0 <= p.stream < streams, f"{what}: audio stream {p.stream}, the header declares {streams}", offset)
-        _refuse(1 <= len(p.data) <= top_size, f"{what}: packet {i}: {len(p.data)} bytes (1..{top_size})", offset)
+        _refuse(0 <= p.stream < streams, f"{what}: audio stream {p.stream}, the header declares {streams}",
+                offset)
+        _refuse(1 <= len(p.data) <= top_size, f"{what}: packet {i}: {len(p.data)} bytes (1..{top_size})",
+                offset)
         _refuse(
-            abs(p.pts) <= top_ts and abs(p.dts) <= top_ts and 0 <= p.duration and p.pts + p.duration <= top_ts,
+            abs(p.pts) <= top_ts and abs(p.dts) <= top_ts and 0 <= p.duration <= top_ts - p.pts,
             f"{what}: packet {i}: pts {p.pts}, dts {p.dts}, duration {p.duration} beyond +-2^62", offset,
         )
 
@@ -184,8 +187,8 @@ def check_audio_stream(stream: AudioStreamInfo, what: str, offset: int | None = 
 
 def check_audio_packets(packets: tuple[AudioPacket, ...], streams: int, last_dts: int | None, what: str,
                         offset: int | None = None) -> int | None:
-    """Refuse packets (of one stream, in file order) that break a rule; ``last_dts`` is the dts of the stream's
-    packet before them (None for its first). Returns the dts of the last of them."""
+    """Refuse packets (of one stream, in file order) that break a rule; ``last_dts`` is the dts of the
+    stream's packet before them (None for its first). Returns the dts of the last of them."""
     _audio_packets(packets, streams, what, offset)
     _audio_timestamps(packets, last_dts, what, offset)
     return packets[-1].dts if packets else last_dts

@@ -852,11 +852,13 @@ def parse_audio_stream(value: bytes, what: str, offset: int | None) -> AudioStre
     return AudioStreamInfo(**_load(_AUDIO_STREAM_FIELDS, a, what, offset))
 
 
-def audio_streams(extensions: tuple[Extension, ...], offset: int | None = PREAMBLE_SIZE) -> tuple[AudioStreamInfo, ...]:
+def audio_streams(extensions: tuple[Extension, ...],
+                  offset: int | None = PREAMBLE_SIZE) -> tuple[AudioStreamInfo, ...]:
     """The audio streams a header declares: its AUDS extensions, in order (stream 0 is the first)."""
     found = [e for e in extensions if e.tag == EXT_AUDIO_STREAM]
     _check(len(found) <= 255, f"header: {len(found)} audio streams (at most 255)", offset)
-    return tuple(parse_audio_stream(e.value, f"header: audio stream {i}", offset) for i, e in enumerate(found))
+    return tuple(parse_audio_stream(e.value, f"header: audio stream {i}", offset)
+                 for i, e in enumerate(found))
 
 
 def _audio_flags(p: AudioPacket) -> int:
@@ -871,7 +873,8 @@ def build_audio_body(stream: int, packets: list[AudioPacket] | tuple[AudioPacket
     obj = {
         "stream": stream,
         "packets": [
-            {"pts": p.pts, "dts": p.dts, "duration": p.duration, "flags": _audio_flags(p), "data": bytes(p.data)}
+            {"pts": p.pts, "dts": p.dts, "duration": p.duration, "flags": _audio_flags(p),
+             "data": bytes(p.data)}
             for p in packets
         ],
         "extensions": [],
@@ -893,8 +896,8 @@ def parse_audio_body(body: bytes, what: str, offset: int) -> tuple[AudioPacket, 
     for i, p in enumerate(b.packets):
         _check(p.flags & ~(AUDIO_FLAG_KEY | AUDIO_FLAG_DISCARD) == 0,
                f"{what}: packet {i}: unknown flags 0x{p.flags:02x}", offset)
-        packets.append(AudioPacket(stream=b.stream, pts=p.pts, dts=p.dts, duration=p.duration, data=bytes(p.data),
-                                   keyframe=bool(p.flags & AUDIO_FLAG_KEY),
+        packets.append(AudioPacket(stream=b.stream, pts=p.pts, dts=p.dts, duration=p.duration,
+                                   data=bytes(p.data), keyframe=bool(p.flags & AUDIO_FLAG_KEY),
                                    discard=bool(p.flags & AUDIO_FLAG_DISCARD)))
     _check(bool(packets), f"{what}: an audio record holds no packet", offset)
     return tuple(packets)
@@ -902,7 +905,8 @@ def parse_audio_body(body: bytes, what: str, offset: int) -> tuple[AudioPacket, 
 
 def build_audio_index_body(entries: list[AudioIndexEntry] | tuple[AudioIndexEntry, ...]) -> bytes:
     """Body of the AIDX record (spec "AudioIndexBody")."""
-    return _build(AUDIO_INDEX_BODY, {"entries": [_store(_AUDIO_INDEX_FIELDS, e) for e in entries]}, "audio index")
+    obj = {"entries": [_store(_AUDIO_INDEX_FIELDS, e) for e in entries]}
+    return _build(AUDIO_INDEX_BODY, obj, "audio index")
 
 
 def parse_audio_index_body(body: bytes, offset: int) -> list[AudioIndexEntry]:

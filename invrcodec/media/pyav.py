@@ -409,8 +409,9 @@ class VideoReader:
     ``source`` is a path, ``"-"`` for standard input (Y4M, recognised by its ``YUV4MPEG2`` magic; other
     streamable formats are probed), or a readable binary file object. ``seek`` skips that many frames and
     ``frames`` caps how many are returned. ``crop_square`` centre-crops to a square and ``scale`` resizes
-    with the area filter (libswscale), the INVR paper's 128x128 setting. ``audio`` keeps the first audio stream
-    that can be stored (:attr:`audio`, :meth:`take_audio`); the others are listed in :attr:`other_streams`.
+    with the area filter (libswscale), the INVR paper's 128x128 setting. ``audio`` keeps the first audio
+    stream that can be stored (:attr:`audio`, :meth:`take_audio`); the others are listed in
+    :attr:`other_streams`.
 
     Opening decodes the first frame, so :attr:`info` (the stream the encoder sees, after crop and scale)
     and :attr:`source_info` (the source as found) are exact before the first frame is asked for.
@@ -445,7 +446,7 @@ class VideoReader:
         self.scale = scale
         self.other_streams: list[OtherStream] = []
         self.want_audio = audio
-        self.audio: AudioStreamInfo | None = None  # the audio stream kept (audio=True), as the .invr declares it
+        self.audio: AudioStreamInfo | None = None  # the audio stream kept (audio=True), as .invr declares it
         self.audio_source: OtherStream | None = None  # which stream of the source it is
         self._tap: _AudioTap | None = None
         self._packets: Iterator[av.Packet] = iter(())
@@ -513,7 +514,7 @@ class VideoReader:
             return None
 
     def _time_audio(self, first: av.VideoFrame) -> None:
-        """Time the audio from the first wanted frame, and cut it to the frames asked for (--seek, --frames)."""
+        """Time the audio from the first wanted frame, cut to the frames asked for (--seek, --frames)."""
         tap = self._tap
         assert tap is not None
         start = Fraction(0)  # a frame without a time: taken as the audio's time 0
@@ -525,10 +526,10 @@ class VideoReader:
             tap.hi = Fraction(self.max_frames) / self.source_info.frame_rate
 
     def take_audio(self, final: bool = False) -> list[AudioPacket]:
-        """The kept audio stream's packets demuxed since the last call, timestamps counted from the first frame
-        yielded (in :attr:`audio` 's time base), payloads as the source had them. With ``--seek`` the packets
-        that end before the first frame are cut, with ``--frames`` those that start after the last frame's
-        time. ``final``: after the last frame, read on to the audio's end (or that time) first."""
+        """The kept audio stream's packets demuxed since the last call, timestamps counted from the first
+        frame yielded (in :attr:`audio` 's time base), payloads as the source had them. With ``--seek`` the
+        packets that end before the first frame are cut, with ``--frames`` those that start after the last
+        frame's time. ``final``: after the last frame, read on to the audio's end (or that time) first."""
         tap = self._tap
         if tap is None:
             return []
@@ -858,7 +859,7 @@ def audio_plan(fmt: OutputFormat, streams: tuple[AudioStreamInfo, ...]) -> list[
 def _route(fmt: OutputFormat, info: AudioStreamInfo) -> AudioRoute:
     try:
         return _find_route(fmt, info)
-    except (ValueError, TypeError, RuntimeError, OSError, av.FFmpegError) as exc:  # a format of no scratch output
+    except (ValueError, TypeError, RuntimeError, OSError, av.FFmpegError) as exc:  # no scratch output of it
         return AudioRoute("none", f"left out ({fmt.format}: {_av_message(exc)})")
 
 
@@ -875,12 +876,15 @@ def _find_route(fmt: OutputFormat, info: AudioStreamInfo) -> AudioRoute:
     try:
         av.Codec(info.codec, "w")
     except (ValueError, av.FFmpegError):
-        why = f"PyAV can set up a copied stream only of a codec it can encode, and has no {info.codec} encoder"
+        why = (f"PyAV can set up a copied stream only of a codec it can encode, and has no {info.codec} "
+               "encoder")
     else:
         failed = header_fails(lambda out: _copy_stream(out, info))
         if failed is None:
             return AudioRoute("copy", "stream copy")
-        why = f"{fmt.format} does not take {info.codec}" + ("" if "does not support" in failed else f": {failed}")
+        why = f"{fmt.format} does not take {info.codec}"
+        if "does not support" not in failed:
+            why += f": {failed}"
     with av.open(io.BytesIO(), "w", format=fmt.format) as probe:
         target = probe.default_audio_codec
     if not target or target == "none":
@@ -964,7 +968,8 @@ class VideoWriter:
             self._stream.thread_type = "AUTO"
             for stream, route in zip(audio, self.audio_plan):
                 if route.kind == "copy":
-                    self._audio.append(_AudioCopy(_copy_stream(self._container, stream), stream, audio_offset))
+                    copied = _copy_stream(self._container, stream)
+                    self._audio.append(_AudioCopy(copied, stream, audio_offset))
                 elif route.kind == "transcode":
                     self._audio.append(_AudioTranscode(self._container, stream, audio_offset, route.codec))
                 else:
@@ -1019,8 +1024,8 @@ class VideoWriter:
         try:
             self._container.mux(out.packets(packet))
         except av.FFmpegError as exc:
-            raise InvrMediaError(f"{self.name}: writing audio packet at pts {packet.pts}: {_av_message(exc)}") \
-                from exc
+            message = f"{self.name}: writing audio packet at pts {packet.pts}: {_av_message(exc)}"
+            raise InvrMediaError(message) from exc
         self.audio_packets += 1
 
     def close(self) -> None:
