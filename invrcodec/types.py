@@ -206,3 +206,62 @@ class IndexEntry:
     crc32: int  # CRC32 of the chunk record (spec: "Chunk record")
     train_psnr: float
     prediction: Prediction = Prediction.KEY  # the chunk's, so that a reader seeks without reading chunks
+
+
+@dataclass(frozen=True)
+class AudioStreamInfo:
+    """A compressed audio stream stored as it came from the source (spec "AudioStream"): what an output
+    muxer needs to take its packets by stream copy, or a decoder to decode them."""
+
+    codec: str  # FFmpeg's codec name (its descriptor's, e.g. "aac", "mp3"), lower-case letters, digits, "_"
+    sample_rate: int
+    channels: int
+    channel_layout: str = ""  # FFmpeg's layout name, e.g. "stereo", "5.1"; "" = unspecified
+    time_base: Fraction = Fraction(1, 48000)  # of the packets' pts, dts and duration
+    frame_size: int = 0  # samples per packet when constant; 0 = unknown or variable
+    bit_rate: int = 0  # bits per second as the source declared it; 0 = unknown (informative)
+    extradata: bytes = b""  # the codec's global header (AAC's AudioSpecificConfig, ...), as in the source
+
+    @property
+    def layout_text(self) -> str:
+        """The channel layout's name, or the channel count when the source named none."""
+        return self.channel_layout or f"{self.channels} channel{'s' if self.channels != 1 else ''}"
+
+    def describe(self) -> str:
+        """``aac, 48000 Hz, 5.1``: for messages."""
+        return f"{self.codec}, {self.sample_rate} Hz, {self.layout_text}"
+
+
+@dataclass(frozen=True)
+class AudioPacket:
+    """One compressed audio packet, its payload exactly as the source's demuxer gave it.
+
+    Timestamps count ``time_base`` ticks of its stream from the instant of the video's frame 0 (a packet that
+    starts before the first frame has a negative pts)."""
+
+    stream: int  # the audio stream's number in the file, 0-based
+    pts: int
+    dts: int
+    duration: int  # ticks; 0 = unknown
+    data: bytes
+    keyframe: bool = True
+    discard: bool = False  # FFmpeg's AV_PKT_FLAG_DISCARD: decode, then drop the samples (priming)
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True)
+class AudioIndexEntry:
+    """One row of the audio index: where an audio record is and what span of its stream it holds."""
+
+    offset: int  # byte offset of the AUDP record from the start of the file
+    size: int  # byte size of the whole record
+    crc32: int  # the record's CRC32
+    stream: int
+    packet_count: int
+    first_dts: int  # dts of its first packet
+    last_dts: int  # dts of its last packet
+    start: int  # the smallest pts of its packets
+    end: int  # the largest pts + duration of its packets

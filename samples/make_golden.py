@@ -2,6 +2,8 @@
 
     python samples/make_golden.py            # encode a 16x16, 4-frame synthetic clip -> samples/tiny.invr
     python samples/make_golden.py --dump     # annotated hex dump of samples/tiny.invr (spec "Example")
+    python samples/make_golden.py --audio    # tiny.invr's chunks and a tone -> samples/tiny-audio.invr (2.1)
+    python samples/make_golden.py --dump --out samples/tiny-audio.invr   # spec "Example with audio"
 
 The golden file is made once and committed; tests/test_format.py checks that every future version still
 reads it to the exact header it was written with. Re-making it is a deliberate act (the spec's dump and the
@@ -25,6 +27,7 @@ from invrcodec.types import StreamInfo
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "tiny.invr"
+GOLDEN_AUDIO = HERE / "tiny-audio.invr"
 
 
 #: The golden clip's stream facts. The frame count is unknown up front, as from a pipe: the muxer patches the
@@ -69,6 +72,49 @@ def make(out: Path) -> None:
     print(f"wrote {out} ({out.stat().st_size} bytes)", file=sys.stderr)
 
 
+def tone_packets(seconds: float) -> tuple[Any, list[Any]]:
+    """An AAC stream of a 440 Hz tone (8 kHz mono, 16 kbit/s, FFmpeg's encoder through PyAV): its
+    AudioStreamInfo and its AudioPackets, the encoder's priming packet at pts -1024 first."""
+    import av
+
+    from invrcodec.types import AudioPacket, AudioStreamInfo
+
+    rate = 8000
+    ctx = av.CodecContext.create("aac", "w")
+    ctx.sample_rate, ctx.layout, ctx.format, ctx.bit_rate = rate, "mono", "fltp", 16000
+    ctx.time_base = Fraction(1, rate)
+    ctx.open()
+    n = int(rate * seconds)
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / rate)).astype(np.float32)[None, :]
+    frames = []
+    for start in range(0, n, ctx.frame_size):
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, start : start + ctx.frame_size]),
+                                           format="fltp", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+        frames.append(frame)
+    coded = [p for f in [*frames, None] for p in ctx.encode(f)]
+    info = AudioStreamInfo(codec="aac", sample_rate=rate, channels=1, channel_layout="mono",
+                           time_base=Fraction(1, rate), frame_size=ctx.frame_size, bit_rate=16000,
+                           extradata=bytes(ctx.extradata or b""))
+    return info, [AudioPacket(0, p.pts, p.dts, p.duration, bytes(p), keyframe=p.is_keyframe) for p in coded]
+
+
+def make_audio(out: Path, source: Path = GOLDEN) -> None:
+    """tiny.invr's header (frame count 0, patched on close) and chunks, with a 0.3 s AAC tone (the video lasts
+    0.13 s): a 2.1 file whose audio starts before the first frame (the encoder's priming) and ends after the
+    last, so that an audio record follows the audio index."""
+    import dataclasses
+
+    with invrcodec.open(source) as f:
+        header, packets = f.header, list(f.demux())
+    header = dataclasses.replace(header, stream=dataclasses.replace(header.stream, frame_count=0))
+    info, audio = tone_packets(0.3)
+    with invrcodec.open(out, "w", header=header, audio=(info,)) as container:
+        container.mux_audio(audio)
+        container.mux(packets)
+    print(f"wrote {out} ({out.stat().st_size} bytes)", file=sys.stderr)
+
+
 # --- annotated dump -------------------------------------------------------------------------------------
 
 
@@ -79,8 +125,11 @@ def _walk(
     rows: list[tuple[int, bytes, str]],
     data: bytes,
     ctx: Any = None,
+    end: int | None = None,
 ) -> Any:
-    """Parse ``struct`` field by field, appending (offset, bytes, label) for every leaf field."""
+    """Parse ``struct`` field by field, appending (offset, bytes, label) for every leaf field; a trailing
+    ``Name[*]`` field is walked item by item up to byte ``end``, and an AUDS extension's value as an
+    AudioStream."""
     import construct as c
 
     context = c.Container(
@@ -102,6 +151,13 @@ def _walk(
         name = f"{label}.{sc.name}" if sc.name else label
         if isinstance(inner, c.Struct):
             value = _walk(inner, stream, name, rows, data, context)
+        elif isinstance(inner, c.GreedyRange) and isinstance(inner.subcon, c.Struct) and end is not None:
+            value = []
+            while stream.tell() < end:
+                value.append(_walk(inner.subcon, stream, f"{name}[{len(value)}]", rows, data, context))
+        elif sc.name == "value" and struct is fmt.EXTENSION and context.get("tag") == fmt.EXT_AUDIO_STREAM:
+            end_of_value = start + context.length
+            value = _walk(fmt.AUDIO_STREAM, stream, "AudioStream", rows, data, context, end_of_value)
         elif isinstance(inner, c.Array) and isinstance(inner.subcon, c.Struct):
             count = inner.count(context) if callable(inner.count) else inner.count
             value = [_walk(inner.subcon, stream, f"{name}[{i}]", rows, data, context) for i in range(count)]
@@ -127,7 +183,7 @@ def annotate(data: bytes, full_chunks: int = 1) -> list[tuple[int, bytes, str]]:
     s = io.BytesIO(data)
     pre = _walk(fmt.PREAMBLE, s, "Preamble", rows, data)
     body_end = s.tell() + pre.header_length
-    _walk(fmt.HEADER_BODY, s, "HeaderBody", rows, data)
+    _walk(fmt.HEADER_BODY, s, "HeaderBody", rows, data, end=body_end)
     if s.tell() != body_end:
         raise SystemExit("header body length mismatch")
     rows.append((body_end, data[body_end : body_end + 4], "FileHeader.crc32"))
@@ -137,6 +193,8 @@ def annotate(data: bytes, full_chunks: int = 1) -> list[tuple[int, bytes, str]]:
         fmt.TAG_CHUNK: ("ChunkBody", fmt.CHUNK_BODY),
         fmt.TAG_INDEX: ("IndexBody", fmt.INDEX_BODY),
         fmt.TAG_TRAILER: ("TrailerBody", fmt.TRAILER_BODY),
+        fmt.TAG_AUDIO: ("AudioPacketsBody", fmt.AUDIO_PACKETS_BODY),
+        fmt.TAG_AUDIO_INDEX: ("AudioIndexBody", fmt.AUDIO_INDEX_BODY),
     }
     while s.tell() < len(data):
         head = _walk(fmt.RECORD_HEAD, s, "Record", rows, data)
@@ -146,17 +204,20 @@ def annotate(data: bytes, full_chunks: int = 1) -> list[tuple[int, bytes, str]]:
             rows.append((s.tell(), data[s.tell() : end], f"{name} of chunk {chunk} ({head.length} bytes)"))
             s.seek(end)
         else:
-            _walk(struct, s, name, rows, data)
+            _walk(struct, s, name, rows, data, end=end)
         chunk += head.tag == fmt.TAG_CHUNK
         rows.append((end, data[end : end + 4], "Record.crc32"))
         s.seek(end + 4)
     return rows
 
 
-def dump(data: bytes, width: int = 8) -> str:
-    """The annotated hex dump: offset, up to ``width`` bytes (then an ellipsis), field = value."""
+def dump(data: bytes, width: int = 8, full_chunks: int | None = None) -> str:
+    """The annotated hex dump: offset, up to ``width`` bytes (then an ellipsis), field = value. A file with
+    audio shows every chunk summarised (tiny.invr's dump shows one in full), unless ``full_chunks`` says."""
+    if full_chunks is None:
+        full_chunks = 0 if fmt.TAG_AUDIO_INDEX in data else 1
     lines = []
-    for offset, raw, label in annotate(data):
+    for offset, raw, label in annotate(data, full_chunks):
         shown = " ".join(f"{b:02x}" for b in raw[:width])
         if len(raw) > width:
             shown += " …"
@@ -167,12 +228,17 @@ def dump(data: bytes, width: int = 8) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dump", action="store_true", help="print the annotated hex dump and exit")
-    parser.add_argument("--out", type=Path, default=GOLDEN)
+    parser.add_argument("--audio", action="store_true", help="make the 2.1 golden file with audio")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    out = args.out or (GOLDEN_AUDIO if args.audio else GOLDEN)
     if args.dump:
-        print(dump(args.out.read_bytes()))
+        print(dump(out.read_bytes()))
         return
-    make(args.out)
+    if args.audio:
+        make_audio(out)
+        return
+    make(out)
 
 
 if __name__ == "__main__":

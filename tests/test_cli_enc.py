@@ -67,8 +67,12 @@ def test_audio_is_reported_and_progress_lines(bin_dir: Path, tiny_audio_mp4: Pat
     proc = run(["invr-enc", *FAST_ENC, "--frames", "3", "--progress", "-", tiny_audio_mp4, out])
     assert proc.returncode == 0, proc.stderr
     err = proc.stderr.decode()
-    assert "audio stream ignored: INVR stores video only" in err
-    assert "invr-enc: warning:" in err
+    assert "stream #1 (audio, aac): 48000 Hz, mono: kept as it is (stream copy)" in err
+    assert re.search(r"audio: stream #1 \(audio, aac\) kept by stream copy: aac, 48000 Hz, mono, \d+ packets",
+                     err)
+    assert "invr-enc: warning:" not in err
+    with invrcodec.open(out) as f:
+        assert f.audio is not None and f.audio.codec == "aac" and list(f.demux_audio())
     lines = proc.stdout.decode().splitlines()
     assert lines[-1] == "progress=end"
     keys = {ln.split("=", 1)[0] for ln in lines}
@@ -162,9 +166,10 @@ def test_real_clip_with_audio(bin_dir: Path, shared_media: Path, tmp_path: Path)
     assert proc.returncode == 0, proc.stderr
     err = proc.stderr.decode()
     assert "1280x720 yuv420p @ 25 fps" in err
-    assert "audio stream ignored: INVR stores video only" in err
+    assert "stream #1 (audio, aac): 48000 Hz, 5.1: kept as it is (stream copy)" in err
     with invrcodec.open(out) as f:
         assert (f.header.stream.width, f.header.stream.height, f.header.stream.frame_count) == (32, 32, 2)
+        assert f.audio is not None and (f.audio.codec, f.audio.channels) == ("aac", 6)
 
 
 def test_real_clip_carphone(bin_dir: Path, shared_media: Path, tmp_path: Path) -> None:

@@ -49,6 +49,7 @@ from invrcodec.types import (
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "samples" / "tiny.invr"  # version 2.0: a key chunk and a P-chunk
 GOLDEN_V1 = ROOT / "samples" / "tiny-1.0.invr"  # the 1.0 golden file, which every later reader must read
+GOLDEN_AUDIO = ROOT / "samples" / "tiny-audio.invr"  # version 2.1: tiny.invr's chunks with an AAC tone
 
 REP = Representation(hidden=16, layers=2, enc_dims=(4, 4, 2), chunk_frames=3)
 HEADER = Header(
@@ -158,7 +159,8 @@ def _golden_pieces(path: Path = GOLDEN, suffix: str = "") -> dict[str, list[byte
         record = data[pos : pos + 12 + length]
         pieces.setdefault("Record", []).append(record)
         body = record[8:-4]
-        name = {b"CHNK": "ChunkBody" + suffix, b"INDX": "IndexBody" + suffix, b"TAIL": "TrailerBody"}[record[:4]]
+        name = {b"CHNK": "ChunkBody" + suffix, b"INDX": "IndexBody" + suffix, b"TAIL": "TrailerBody",
+                b"AUDP": "AudioPacketsBody", b"AIDX": "AudioIndexBody"}[record[:4]]
         pieces.setdefault(name, []).append(body)
         pos += len(record)
     return pieces
@@ -184,7 +186,16 @@ def test_build_parse_bytes_identity_on_golden_structures() -> None:
     pieces["ChunkBodyV1"], pieces["IndexBodyV1"] = v1["ChunkBodyV1"], v1["IndexBodyV1"]
     index_v1 = fmt.INDEX_BODY_V1.parse(pieces["IndexBodyV1"][0])
     pieces["IndexEntryV1"] = [fmt.INDEX_ENTRY_V1.build(e) for e in index_v1.entries]
+    audio = _golden_pieces(GOLDEN_AUDIO)
+    pieces["AudioPacketsBody"], pieces["AudioIndexBody"] = audio["AudioPacketsBody"], audio["AudioIndexBody"]
+    pieces["AudioPacket"] = [fmt.AUDIO_PACKET.build(p) for body in audio["AudioPacketsBody"]
+                             for p in fmt.AUDIO_PACKETS_BODY.parse(body).packets]
+    pieces["AudioIndexEntry"] = [fmt.AUDIO_INDEX_ENTRY.build(e)
+                                 for e in fmt.AUDIO_INDEX_BODY.parse(audio["AudioIndexBody"][0]).entries]
+    header_audio = fmt.HEADER_BODY.parse(audio["HeaderBody"][0])
+    pieces["AudioStream"] = [bytes(e.value) for e in header_audio.extensions if e.tag == fmt.EXT_AUDIO_STREAM]
     assert set(pieces) == set(fmt.STRUCTS)
+    assert all(pieces.values())
     for name, samples in pieces.items():
         for data in samples:
             struct = fmt.STRUCTS[name]
@@ -255,6 +266,32 @@ STRUCT_OBJECTS = {
         "prediction": 1,
     },
     "TrailerBody": {"index_offset": 123456},
+    "AudioStream": {
+        "codec": "aac",
+        "sample_rate": 48000,
+        "channels": 6,
+        "channel_layout": "5.1",
+        "time_base_num": 1,
+        "time_base_den": 48000,
+        "frame_size": 1024,
+        "bit_rate": 384000,
+        "extradata": b"\x11\xb0",
+        "extensions": [],
+    },
+    "AudioPacket": {"pts": -1105, "dts": -1105, "duration": 1152, "flags": 3, "data": b"\xff\xfb" * 9},
+    "AudioPacketsBody": {"stream": 2, "packets": [], "extensions": []},
+    "AudioIndexEntry": {
+        "offset": 1 << 40,
+        "size": 1234,
+        "crc32": 0xCAFEF00D,
+        "stream": 0,
+        "packet_count": 40,
+        "first_dts": -(1 << 62),
+        "last_dts": 1 << 62,
+        "start": -1,
+        "end": 2**63 - 1,
+    },
+    "AudioIndexBody": {"entries": []},
 }
 
 
@@ -777,6 +814,7 @@ GOLDEN_HEADER = Header(
     [
         (GOLDEN_V1, (1, 0), 2271, False, [Prediction.KEY, Prediction.KEY]),
         (GOLDEN, (2, 0), 2045, True, [Prediction.KEY, Prediction.PREVIOUS]),
+        (GOLDEN_AUDIO, (2, 1), 3435, True, [Prediction.KEY, Prediction.PREVIOUS]),
     ],
 )
 def test_golden_file_reads_to_its_exact_header(path: Path, version: tuple[int, int], size: int, dq: bool,
@@ -811,7 +849,7 @@ def test_golden_file_decodes() -> None:
         deepcabac._lib()
     except (ImportError, InvrError) as e:
         pytest.skip(f"the decoder is not usable here: {e}")
-    for path in (GOLDEN, GOLDEN_V1):
+    for path in (GOLDEN, GOLDEN_V1, GOLDEN_AUDIO):
         _decodes_whole_and_in_part(path)
 
 

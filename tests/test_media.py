@@ -230,3 +230,22 @@ def test_parse_size() -> None:
     for bad in ("128", "0x5", "axb", "1x2x3"):
         with pytest.raises(ValueError):
             parse_size(bad)
+
+
+@pytest.mark.parametrize("ext", [".mkv", ".mp4"])
+def test_frame_times_survive_the_muxer_changing_the_stream_time_base(tmp_path: Path, ext: str) -> None:
+    """The muxer sets the stream time base when it writes the header (Matroska: 1/1000), which x264 reaches
+    after its lookahead (about 40 frames): frames written after that kept their numbers as pts but took the
+    stream's time base, so they collapsed onto a few instants and x264's flush failed ("pts < dts"). Now 60
+    frames come out 1/25 s apart."""
+    from invrcodec.media.pyav import VideoWriter, choose_output_format
+    from invrcodec.types import StreamInfo
+
+    path = tmp_path / f"long{ext}"
+    info = StreamInfo(16, 16, 60, frame_rate=Fraction(25), time_base=Fraction(1, 25))
+    with VideoWriter(str(path), info, choose_output_format(str(path))) as writer:
+        for rgb in synthetic_frames(16, 16, 60):
+            writer.write(rgb)
+    with av.open(str(path)) as c:
+        times = sorted(float(f.pts * f.time_base) for f in c.decode(video=0))
+    assert times == pytest.approx([i / 25 for i in range(60)], abs=1e-3)

@@ -19,9 +19,13 @@ def test_readme_python_example_runs(tmp_path: Path, monkeypatch) -> None:  # typ
     small = 'EncoderConfig.from_preset("ultrafast", device="cpu", steps=20, hidden=16, layers=1, enc_dims=(4, 4, 2))'
     assert 'EncoderConfig.from_preset("fast", device="auto")' in code
     code = code.replace('EncoderConfig.from_preset("fast", device="auto")', small).replace("...", "seen.append(rgb)")
-    write_clip(tmp_path / "in.mp4", synthetic_frames(24, 16, 30))
+    write_clip(tmp_path / "in.mp4", synthetic_frames(24, 16, 30), audio=True)
     monkeypatch.chdir(tmp_path)
     seen: list[np.ndarray] = []
     exec(compile(code, "README.md", "exec"), {"seen": seen})  # noqa: S102 - the documented example itself
     assert os.path.getsize("out.invr") > 0
     assert len(seen) == 5 and seen[0].shape == (16, 24, 3) and seen[0].dtype == np.uint8
+    import invrcodec
+
+    with invrcodec.open("out.invr") as f:  # the clip's AAC track went in with the frames
+        assert f.audio is not None and f.audio.codec == "aac" and len(list(f.demux_audio())) > 20

@@ -1,4 +1,5 @@
-"""spec/invr-format.md and invrcodec/format/structs.py agree: byte tables, identifiers, limits, tags, example dump."""
+"""spec/invr-format.md and invrcodec/format/structs.py agree: byte tables, identifiers, limits, tags, the
+example dumps."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from invrcodec import types
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = (ROOT / "spec" / "invr-format.md").read_text(encoding="utf-8")
 GOLDEN = ROOT / "samples" / "tiny.invr"
+GOLDEN_AUDIO = ROOT / "samples" / "tiny-audio.invr"
+EXAMPLES = {"Example": GOLDEN, "Example with audio": GOLDEN_AUDIO}  # spec section -> the file it dumps
 
 STRUCT_COLUMNS = ["offset", "size", "field", "type", "meaning"]
 REGISTRY_COLUMNS = ["id", "name", "meaning"]
@@ -51,7 +54,7 @@ def tables() -> dict[str, list[tuple[list[str], list[list[str]]]]]:
 
 TABLES = tables()
 STRUCT_NAMES = {id(s): name for name, s in fmt.STRUCTS.items()}
-FORMAT_TYPES = {"<B": "u8", "<H": "u16", "<L": "u32", "<Q": "u64", "<l": "i32", "<d": "f64"}
+FORMAT_TYPES = {"<B": "u8", "<H": "u16", "<L": "u32", "<Q": "u64", "<l": "i32", "<q": "i64", "<d": "f64"}
 
 
 def _field_ref(expr: object) -> str:
@@ -173,22 +176,31 @@ def test_record_tags_table() -> None:
         fmt.TAG_CHUNK: (fmt.TAG_CHUNK, "ChunkBody"),
         fmt.TAG_INDEX: (fmt.TAG_INDEX, "IndexBody"),
         fmt.TAG_TRAILER: (fmt.TAG_TRAILER, "TrailerBody"),
+        fmt.TAG_AUDIO: (fmt.TAG_AUDIO, "AudioPacketsBody"),
+        fmt.TAG_AUDIO_INDEX: (fmt.TAG_AUDIO_INDEX, "AudioIndexBody"),
     }
+
+
+def test_extension_tags_table() -> None:
+    rows = next(rows for columns, rows in TABLES["Extension"] if columns[0] == "tag")
+    spec = {r[0].strip("`").encode(): (bytes.fromhex(r[1].strip("`")), r[2].strip("`")) for r in rows}
+    assert spec == {fmt.EXT_AUDIO_STREAM: (fmt.EXT_AUDIO_STREAM, "AudioStream")}
 
 
 def test_version_in_title_matches_the_code() -> None:
     assert SPEC.splitlines()[0].endswith(f"version {fmt.MAJOR}.{fmt.MINOR}")
 
 
-def _example_block() -> list[str]:
-    m = re.search(r"## Example\n(?:.*\n)*?```text\n((?:.*\n)*?)```", SPEC)
-    assert m, "spec has no example dump"
+def _example_block(section: str = "Example") -> list[str]:
+    m = re.search(rf"## {section}\n(?:.*\n)*?```text\n((?:.*\n)*?)```", SPEC)
+    assert m, f"spec has no dump under {section!r}"
     return m.group(1).rstrip("\n").splitlines()
 
 
-def test_example_dump_matches_the_golden_file() -> None:
-    data = GOLDEN.read_bytes()
-    lines = _example_block()
+@pytest.mark.parametrize("section", sorted(EXAMPLES))
+def test_example_dump_matches_the_golden_file(section: str) -> None:
+    data = EXAMPLES[section].read_bytes()
+    lines = _example_block(section)
     covered = 0
     for line in lines:
         m = re.match(r"^([0-9a-f]{8})  ((?:[0-9a-f]{2} )*[0-9a-f]{2})( …)?\s", line)
@@ -205,14 +217,32 @@ def test_example_dump_matches_the_golden_file() -> None:
     assert covered == len(data)
 
 
-def test_example_dump_is_what_make_golden_prints() -> None:
+@pytest.mark.parametrize("section", sorted(EXAMPLES))
+def test_example_dump_is_what_make_golden_prints(section: str) -> None:
     spec = importlib.util.spec_from_file_location("make_golden", ROOT / "samples" / "make_golden.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.dump(GOLDEN.read_bytes()).splitlines() == _example_block()
+    assert module.dump(EXAMPLES[section].read_bytes()).splitlines() == _example_block(section)
 
 
-def test_example_prose_matches_the_file() -> None:
-    size = GOLDEN.stat().st_size
-    assert f"`samples/tiny.invr` ({size} bytes)" in SPEC
+@pytest.mark.parametrize("path", sorted(EXAMPLES.values()))
+def test_example_prose_matches_the_file(path: Path) -> None:
+    assert f"`samples/{path.name}` ({path.stat().st_size} bytes)" in SPEC
+
+
+def test_the_audio_example_is_a_2_1_file_with_the_chunks_of_the_2_0_one() -> None:
+    """The version rules at work: a file without audio stays 2.0, byte for byte; audio makes it 2.1."""
+    audio, plain = GOLDEN_AUDIO.read_bytes(), GOLDEN.read_bytes()
+    assert fmt.parse_preamble(audio[:16]).minor == fmt.MINOR_AUDIO == fmt.MINOR
+    assert fmt.parse_preamble(plain[:16]).minor == 0
+    chunks = [plain[e.offset : e.offset + e.size] for e in _index(plain)]
+    assert chunks == [audio[e.offset : e.offset + e.size] for e in _index(audio)]
+
+
+def _index(data: bytes) -> list[object]:
+    import io
+
+    from invrcodec.format.demuxer import Demuxer
+
+    return Demuxer(io.BytesIO(data)).index or []

@@ -5,12 +5,13 @@
 
 A CRC only guards against accidents; whoever writes a file can write a correct one. Each case takes one of the
 committed sample files (``samples/*.invr``), parses it with the format's own construct Structs, changes one to
-three things (a header, coder, chunk, tensor, index or trailer field set to an extreme or random value;
-tensors or chunks dropped, repeated, swapped or filled with random bytes; extension records added), and writes
-the file back with the header CRC, the record CRCs and the index (offsets, sizes, CRCs) recomputed, so that
-the reader must judge the *values*. The case is then read by the Python API (``invrcodec.open`` + ``demux`` +
-``decode``, from a seekable file or a pipe) and, every ``--cli-every`` cases, by ``invr-probe`` and
-``invr-dec`` in-process.
+three things (a header, coder, chunk, tensor, index or trailer field set to an extreme or random value; in a
+file with audio, an audio stream, audio packet or audio index field too; tensors, chunks, audio records or
+audio packets dropped, repeated, swapped, moved or filled with random bytes; extension records added), and
+writes the file back with the header CRC, the record CRCs, the index and the audio index (offsets, sizes,
+CRCs, spans) recomputed, so that the reader must judge the *values*. The case is then read by the Python API
+(``invrcodec.open`` + ``decode`` with its audio, from a seekable file or a pipe) and, every ``--cli-every``
+cases, by ``invr-probe`` and ``invr-dec`` in-process.
 
 A clean answer is: the API returns frames or raises an :class:`InvrFormatError`; each tool exits 0, or exits 1
 with exactly one line on stderr that is not an "internal error"; nothing is written to the process's stdout
@@ -72,10 +73,10 @@ def judge_api(data: bytes, pipe: bool) -> str:
         with invrcodec.open(src) as f:
             s = f.header.stream
             if s.width * s.height > API_MAX_PIXELS:
-                for _ in f.demux():
+                for _ in f.demux(audio=True):
                     pass
                 return "accepted (demuxed)"
-            for _ in f.decode():
+            for _ in f.decode(audio=True):
                 pass
             return "accepted"
     except InvrFormatError as e:

@@ -1,7 +1,9 @@
 """invr-dec: decode an .invr file to a video file or to stdout (Y4M by default, so ``| ffplay -`` works).
 
 A thin command: the demuxer/decoder (:func:`invrcodec.open`) yields RGB frames, :mod:`invrcodec.media.pyav`
-writes them in the format the output's extension (or ``-f``) asks for.
+writes them in the format the output's extension (or ``-f``) asks for. The file's audio goes into the output
+by stream copy where the output takes its codec, re-encoded to the output's usual audio codec where it does
+not, and not at all into Y4M or raw video (or with ``-an``); each case is said once.
 """
 
 from __future__ import annotations
@@ -89,6 +91,9 @@ def _rate(text: str) -> Any:
               metavar="N", help="Refuse frames of more than N pixels (a small file can declare huge frames).")
 @click.option("--device", default="cpu", show_default=True, callback=common.parse_device,
               metavar="auto|cpu|cuda[:N]", help="Where to run the networks.")
+@click.option("-an", "no_audio", is_flag=True,
+              help="Leave the audio out (by default it is copied into OUT, or re-encoded where OUT's format "
+              "does not take its codec; Y4M and raw video carry none).")
 @common.threads_option
 @common.common_options
 def command(
@@ -105,6 +110,7 @@ def command(
     chunk_boundary: str,
     max_pixels: int,
     device: str,
+    no_audio: bool,
     threads: int,
     tool: common.ToolOptions,
 ) -> int:
@@ -116,7 +122,7 @@ def command(
     request = DecodeRequest(
         input=input, output=output, tool=tool, format=fmt, pix_fmt=pix_fmt, seek=seek, frames=frames,
         size=size, scale=scale, crop=crop, rate=rate, chunk_boundary=chunk_boundary, max_pixels=max_pixels,
-        device=device, threads=threads,
+        device=device, threads=threads, audio=not no_audio,
     )
     tool.setup_logging(TOOL)
     return common.execute(TOOL, lambda: _decode(request))
@@ -141,6 +147,7 @@ class DecodeRequest:
     max_pixels: int
     device: str
     threads: int
+    audio: bool = True  # not -an
 
 
 def _decode(req: DecodeRequest) -> int:
@@ -166,16 +173,19 @@ def _decode(req: DecodeRequest) -> int:
             raise CliError(f"{src}: is a directory")
         if not os.path.exists(src):
             raise CliError(f"{src}: No such file or directory")
+    held = common.HeldInfo()  # from here: what the reader says on opening (a newer minor version) waits too
     try:
         reader = container.open(source)
     except InvrError as exc:
+        held.drop()
         raise CliError(f"{name}: {exc}") from exc
     except OSError as exc:
+        held.drop()
         if common.is_broken_pipe(exc):
             raise
         raise CliError(f"{name}: {exc.strerror or exc}") from exc
     with reader:
-        return _decode_from(reader, name, fmt, req)
+        return _decode_from(reader, name, fmt, req, held)
 
 
 def _total_frames(reader: Any) -> int:
@@ -224,16 +234,28 @@ def _check_work(reader: Any, info: Any, wanted: int, name: str, req: DecodeReque
             span = (0, None) if req.rate else (req.seek, req.frames)  # --fps: frames of its own
             for packet in reader.demux(*span):
                 check_payload(packet, reader.header, f"chunk {packet.index}")
+            for _ in reader.demux_audio(req.seek, req.frames, req.rate):  # each record checked, used or not
+                pass
         except InvrError as exc:
             raise CliError(f"{name}: {exc}") from exc
 
 
-def _decode_from(reader: Any, name: str, fmt: Any, req: DecodeRequest) -> int:
+def _say_audio(writer: Any, streams: tuple[Any, ...], name: str, fmt: Any) -> None:
+    """One line per audio stream: what becomes of it in the output (a warning where it is re-encoded, or left
+    out of an output that could carry it)."""
+    for i, (a, route) in enumerate(zip(streams, writer.audio_plan)):
+        line = f"{name}: audio stream {i} ({a.describe()}): {route.says}"
+        loses = route.kind == "transcode" or (route.kind == "none" and not fmt.raw)
+        (log.warning if loses else log.info)(line)
+
+
+def _decode_from(reader: Any, name: str, fmt: Any, req: DecodeRequest, held: Any) -> int:
+    """``held``: the info lines held back until the first frame, so that a run that fails before it says so in
+    one line."""
     from invrcodec.errors import InvrError
 
     from ..media.pyav import VideoWriter
 
-    held = common.HeldInfo()  # a run that fails before its first frame says so in one line
     info = reader.header.stream
     total = _total_frames(reader)
     seek, count = req.seek, req.frames
@@ -247,6 +269,10 @@ def _decode_from(reader: Any, name: str, fmt: Any, req: DecodeRequest) -> int:
     )
     resample, info, wanted = _resampling(info, total, name, req, wanted)
     _check_work(reader, info, wanted, name, req)
+    audio = reader.audio_streams if req.audio else ()
+    if reader.audio_streams and not req.audio:
+        log.info(f"{name}: audio left out (-an)")
+    audio_offset = Fraction(seek) / rate  # the first frame's time on the audio's clock
     dst = req.output
     ext = os.path.splitext(dst)[1].lower() if dst != "-" else ""
     status = common.status_line(req.tool.progress and logging.getLogger("invrcodec").isEnabledFor(logging.INFO))
@@ -254,12 +280,17 @@ def _decode_from(reader: Any, name: str, fmt: Any, req: DecodeRequest) -> int:
     written = 0
 
     def pump(writer: Any) -> int:
+        from invrcodec.types import AudioPacket
+
         n = 0
         last = 0.0
         try:
             frames = reader.decode(first_frame=seek, frame_count=count, device=req.device,
-                                   **resample)
+                                   audio=writer.takes_audio, **resample)
             for rgb in frames:
+                if isinstance(rgb, AudioPacket):
+                    writer.write_audio(rgb)
+                    continue
                 if n == 0:
                     held.release()
                 writer.write(rgb)
@@ -291,12 +322,16 @@ def _decode_from(reader: Any, name: str, fmt: Any, req: DecodeRequest) -> int:
     try:
         if dst == "-":
             out = common.open_stdout()
-            writer = VideoWriter(out, info, fmt, pix_fmt=req.pix_fmt, name="stdout")
+            writer = VideoWriter(out, info, fmt, pix_fmt=req.pix_fmt, name="stdout", audio=audio,
+                                 audio_offset=audio_offset)
+            _say_audio(writer, audio, name, fmt)
             written = write_all(writer)
             out.flush()
         else:
             with common.SafeOutput(dst, req.tool.overwrite) as safe:
-                writer = VideoWriter(safe.target, info, fmt, pix_fmt=req.pix_fmt, name=dst, ext=ext)
+                writer = VideoWriter(safe.target, info, fmt, pix_fmt=req.pix_fmt, name=dst, ext=ext,
+                                     audio=audio, audio_offset=audio_offset)
+                _say_audio(writer, audio, name, fmt)
                 written = write_all(writer)
                 safe.commit()
     finally:
@@ -306,9 +341,11 @@ def _decode_from(reader: Any, name: str, fmt: Any, req: DecodeRequest) -> int:
     elapsed = time.monotonic() - start
     fps = written / elapsed if elapsed > 0 else 0.0
     target = "stdout" if dst == "-" else dst
+    n = writer.audio_packets
+    sound = f", {n} audio packet{'s' if n != 1 else ''}" if n else ""
     log.info(
         f"decoded {written} frames, {elapsed:.2f} s, {fps:.2f} fps -> {target} "
-        f"({fmt.format}, {writer.pix_fmt})"
+        f"({fmt.format}, {writer.pix_fmt}){sound}"
     )
     return 0
 

@@ -2,6 +2,9 @@
 
 A thin command: it parses options into an :class:`~invrcodec.codec.encoder.EncoderConfig`, feeds frames from
 :mod:`invrcodec.media.pyav` to the :class:`~invrcodec.codec.encoder.Encoder` and its packets to the muxer, and reports.
+The source's first audio stream goes into the file as it is (its packets, stream copy) unless ``-an`` says
+not to: to stdout beside the chunks as they come, to a file when it is written from the journal at the end, so
+that ``--resume``, Ray and parallel encodes never see it.
 """
 
 from __future__ import annotations
@@ -119,6 +122,9 @@ def _size(value: str) -> tuple[int, int]:
               help="Resize the input (area filter), e.g. 128x128.")
 @click.option("--progress", "progress_target", default=None, metavar="FILE|-",
               help="Write key=value progress lines to FILE or stdout ('-'; stderr when OUT is '-').")
+@click.option("-an", "no_audio", is_flag=True,
+              help="Leave the audio out (by default the source's first audio stream is kept as it is: its "
+              "packets are copied into OUT, as ffmpeg's -c:a copy).")
 @click.option("--benchmark", is_flag=True,
               help="At the end, say where the time went: start-up, read, compile, train, check, refine, code, "
               "render, write (ffmpeg's -benchmark).")
@@ -148,6 +154,7 @@ def command(
     crop_square: bool,
     scale: tuple[int, int] | None,
     progress_target: str | None,
+    no_audio: bool,
     benchmark: bool,
     tool: common.ToolOptions,
 ) -> int:
@@ -165,7 +172,7 @@ def command(
     request = EncodeRequest(
         input=input, output=output, tool=tool, resume=resume, seek=seek, frames=frames, crop_square=crop_square,
         scale=scale, config=config, threads=threads, ray_address=ray_address, parallel_chunks=parallel_chunks,
-        progress_target=progress_target, benchmark=benchmark,
+        progress_target=progress_target, benchmark=benchmark, audio=not no_audio,
     )
     tool.setup_logging(TOOL)
     return common.execute(TOOL, lambda: _encode(request))
@@ -190,6 +197,7 @@ class EncodeRequest:
     parallel_chunks: int
     progress_target: str | None
     benchmark: bool  # the time by phase at the end (issue 15)
+    audio: bool = True  # keep the source's first audio stream (not -an)
 
 
 @dataclass
@@ -254,7 +262,7 @@ class _Tracker:
             self.status.show("  ".join(parts))
 
 
-def _describe_source(reader: Any) -> None:
+def _describe_source(reader: Any, audio: bool) -> None:
     src = reader.source_info
     rate = src.frame_rate
     rate_s = f"{rate.numerator}/{rate.denominator}" if rate.denominator != 1 else str(rate.numerator)
@@ -263,11 +271,20 @@ def _describe_source(reader: Any) -> None:
     log.info(f"{reader.name}: {src.width}x{src.height} {src.pix_fmt} @ {rate_s} fps, {frames}")
     if (reader.info.width, reader.info.height) != (src.width, src.height):
         log.info(f"{reader.name}: encoding {reader.info.width}x{reader.info.height} (cropped/scaled)")
+    if reader.audio is not None:
+        a = reader.audio
+        log.info(f"{reader.name}: {reader.audio_source.describe()}: {a.sample_rate} Hz, {a.layout_text}: "
+                 "kept as it is (stream copy)")
     for other in reader.other_streams:
-        if other.kind == "audio":
-            log.warning(f"{reader.name}: audio stream ignored: INVR stores video only ({other.describe()})")
+        if other.kind != "audio":
+            why = "INVR stores video and one audio stream"
+        elif not audio:
+            why = "-an"
+        elif other.why:
+            why = f"it cannot be stored: {other.why}"
         else:
-            log.warning(f"{reader.name}: {other.describe()} ignored: INVR stores video only")
+            why = "invr-enc keeps the first audio stream only"
+        (log.info if why == "-an" else log.warning)(f"{reader.name}: {other.describe()} left out ({why})")
     for note in reader.notes:
         (log.warning if "alpha" in note else log.info)(f"{reader.name}: {note}")
 
@@ -296,8 +313,9 @@ def _encode(req: EncodeRequest) -> int:
         crop_square=req.crop_square,
         scale=req.scale,
         name="stdin" if stdin_used else src,
+        audio=req.audio,
     ) as reader:
-        _describe_source(reader)
+        _describe_source(reader, req.audio)
         return _encode_from(reader, req, held)
 
 
@@ -368,11 +386,12 @@ def _run(reader: Any, encoder: Any, req: EncodeRequest, tracker: _Tracker, held:
     packets: list[tuple[int, float, int]] = []  # (frame_count, train_psnr, size) per chunk
     start = time.monotonic()
     _start_up(encoder.clock)
+    audio = _Audio(reader)
     try:
         if job is None:
-            size = _to_stdout(reader, encoder, packets)
+            size = _to_stdout(reader, encoder, packets, audio)
         else:
-            size = _to_file(reader, job, req.output, req.tool.overwrite, packets)
+            size = _to_file(reader, job, req.output, req.tool.overwrite, packets, audio)
     finally:
         if status is not None:
             status.clear()
@@ -383,9 +402,83 @@ def _run(reader: Any, encoder: Any, req: EncodeRequest, tracker: _Tracker, held:
             {"frames_done": frames, "total_frames": frames, "elapsed": f"{elapsed:.2f}", "bytes": size}, final=True
         )
         machine.close()
-    _summary(reader.info, packets, frames, elapsed, size)
+    _summary(reader.info, packets, frames, elapsed, size, audio.bytes_in_file)
+    audio.summary(reader, frames, req.audio)
     _bench(encoder.clock, req.benchmark)
     return 0
+
+
+@dataclass
+class _Audio:
+    """The source's audio on its way into the file: the stream kept, the packets handed to the muxer."""
+
+    reader: Any
+    packets: int = 0
+    payload: int = 0
+    first: Any = None  # the first packet (for the start time)
+    end: Any = None  # the largest pts + duration
+    bytes_in_file: int = 0  # what the audio takes in OUT: declarations, records, audio index
+
+    @property
+    def streams(self) -> tuple[Any, ...]:
+        return (self.reader.audio,) if self.reader.audio is not None else ()
+
+    def feed(self, out: Any, final: bool = False) -> list[Any]:
+        """The packets demuxed since the last call, to the muxer ``out`` (when given) and counted."""
+        got = self.reader.take_audio(final=final)
+        for p in got:
+            if self.first is None:
+                self.first = p
+            end = p.pts + p.duration
+            self.end = end if self.end is None else max(self.end, end)
+        self.packets += len(got)
+        self.payload += sum(len(p.data) for p in got)
+        if out is not None:
+            out.mux_audio(got)
+        return got
+
+    def summary(self, reader: Any, frames: int, asked: bool) -> None:
+        """The end summary's audio lines: what was kept, where it starts and ends against the video, what was
+        cut or mended."""
+        name = reader.name
+        if reader.audio is None:
+            if any(o.kind == "audio" for o in reader.other_streams):
+                log.info(f"audio: none kept ({'-an' if not asked else 'no audio stream could be stored'})")
+            return
+        a, tb = reader.audio, reader.audio.time_base
+        rate = reader.info.frame_rate
+        video_end = frames / float(rate) if rate else 0.0
+        if not self.packets:
+            log.warning(f"audio: {reader.audio_source.describe()} kept, but none of its packets is in the "
+                        "frames' time")
+            return
+        start, end = float(self.first.pts * tb), float(self.end * tb)
+        seconds = end - start
+        kbps = self.payload * 8 / seconds / 1000 if seconds > 0 else 0.0
+        log.info(
+            f"audio: {reader.audio_source.describe()} kept by stream copy: {a.describe()}, "
+            f"{self.packets} packets, {self.payload} bytes "
+            f"({kbps:.1f} kbit/s; {self.bytes_in_file} bytes in the file with its framing), "
+            f"{start:.3f} s to {end:.3f} s against the video's 0 to {video_end:.3f} s"
+        )
+        counts = reader.audio_counts
+        if start < 0 and not counts.get("cut_before"):  # (a cut's first packet starts before, as a rule)
+            log.info(f"audio: starts {-start:.3f} s before the first frame (kept: a player plays it before "
+                     "the picture, or drops it as a decoder's priming)")
+        elif start > 0.0005:
+            log.info(f"audio: starts {start:.3f} s after the first frame (kept where it is)")
+        if end > video_end + 0.0005 and not counts.get("cut_after"):
+            log.info(f"audio: lasts {end - video_end:.3f} s after the last frame (kept)")
+        if counts.get("cut_before"):
+            log.info(f"audio: {counts['cut_before']} packets before the first frame's time left out (--seek)")
+        if counts.get("cut_after"):
+            log.info(f"audio: {counts['cut_after']} packets after the last frame's time left out (--frames)")
+        if counts.get("made_up"):
+            log.warning(f"{name}: {counts['made_up']} audio packets without timestamps placed after the "
+                        "packet before them")
+        if counts.get("dts_raised"):
+            log.warning(f"{name}: {counts['dts_raised']} audio packets whose dts went backwards given the "
+                        "dts before them")
 
 
 def _start_up(clock: Any) -> None:
@@ -411,25 +504,33 @@ def _bench(clock: Any, shown: bool) -> None:
     (log.info if shown else log.debug)(line)
 
 
-def _to_stdout(reader: Any, encoder: Any, packets: list[tuple[int, float, int]]) -> int:
-    """Encode straight into the muxer on stdout (no journal: a pipe cannot be resumed); the bytes written."""
+def _to_stdout(reader: Any, encoder: Any, packets: list[tuple[int, float, int]], audio: _Audio) -> int:
+    """Encode straight into the muxer on stdout (no journal: a pipe cannot be resumed); the bytes written.
+    The audio demuxed with the frames goes to the muxer before each chunk, which writes each packet before the
+    chunk whose time it starts in."""
     from invrcodec.codec import container
 
     sink = common.CountingWriter(common.open_stdout())
-    with container.open(sink, "w", header=encoder.header) as out:
+    with container.open(sink, "w", header=encoder.header, audio=audio.streams) as out:
         for frame in encoder.clock.timed(reader, "read"):
-            _emit(packets, encoder.encode(frame), out)
+            new = encoder.encode(frame)
+            audio.feed(out)
+            _emit(packets, new, out)
+        audio.feed(out, final=True)
         _emit(packets, encoder.encode(None), out)
         if not packets:
             raise CliError(f"{reader.name}: no frames were encoded")
+    audio.bytes_in_file = out.audio_bytes  # closed: the audio index and the last audio written
     sink.flush()
     return int(sink.count)
 
 
-def _to_file(reader: Any, job: Any, dst: str, overwrite: bool | None, packets: list[tuple[int, float, int]]) -> int:
+def _to_file(reader: Any, job: Any, dst: str, overwrite: bool | None, packets: list[tuple[int, float, int]],
+             audio: _Audio) -> int:
     """Encode with every finished chunk kept in the journal OUT.part, then write OUT from it (through a
     temporary file) and delete the journal; the size of OUT. An interruption leaves the journal (README
-    "Resuming")."""
+    "Resuming"). The audio is not journalled: the source's, read again on a resume with the frames it checks,
+    goes into OUT when OUT is written."""
     import os
 
     from invrcodec.codec import container
@@ -447,10 +548,13 @@ def _to_file(reader: Any, job: Any, dst: str, overwrite: bool | None, packets: l
         raise
     if not packets:
         raise CliError(f"{reader.name}: no frames were encoded")
+    sound = audio.feed(None, final=True)
     with clock.phase("write"), common.SafeOutput(dst, overwrite) as safe:
-        with container.open(safe.target, "w", header=job.encoder.header) as out:
+        with container.open(safe.target, "w", header=job.encoder.header, audio=audio.streams) as out:
+            out.mux_audio(sound)
             for packet in job.packets():
                 out.mux(packet)
+        audio.bytes_in_file = out.audio_bytes
         safe.commit()
         job.remove()
     if job.kept:
@@ -465,15 +569,20 @@ def _emit(packets: list[tuple[int, float, int]], new: list[Any], out: Any = None
         packets.append((pkt.frame_count, pkt.train_psnr, pkt.size))
 
 
-def _summary(info: Any, packets: list[tuple[int, float, int]], frames: int, elapsed: float, size: int) -> None:
+def _summary(info: Any, packets: list[tuple[int, float, int]], frames: int, elapsed: float, size: int,
+             audio_bytes: int = 0) -> None:
+    """The x264-style summary; with audio, the rate and bits per pixel are the video's (the file less what the
+    audio takes)."""
+    video = size - audio_bytes
     duration = frames / float(info.frame_rate) if info.frame_rate else 0.0
-    kbps = size * 8 / duration / 1000 if duration > 0 else 0.0
-    bpp = size * 8 / (frames * info.width * info.height)
+    kbps = video * 8 / duration / 1000 if duration > 0 else 0.0
+    bpp = video * 8 / (frames * info.width * info.height)
     fps = frames / elapsed if elapsed > 0 else 0.0
     psnrs = [(n, p) for n, p, _ in packets if p is not None and math.isfinite(p)]
+    without = f" ({video} without the audio)" if audio_bytes else ""
     log.info(
         f"encoded {frames} frames in {len(packets)} chunks, {elapsed:.2f} s, {fps:.2f} fps, "
-        f"{size} bytes, {kbps:.2f} kbit/s, {bpp:.4f} bpp"
+        f"{size} bytes{without}, {kbps:.2f} kbit/s, {bpp:.4f} bpp"
     )
     if psnrs:
         from ..metrics import mean_of_psnrs, pooled_psnr

@@ -2,7 +2,8 @@
 
 ``invr-probe FILE`` prints a readable summary; ``-of json`` and ``-of default`` print ffprobe's shapes,
 ``-show_format`` / ``-show_streams`` pick sections (neither means both) and ``-show_chunks`` adds the chunk
-table. Every chunk's CRC32 is checked, so a damaged file fails here: exit 1 and one line on stderr.
+table. Every chunk's CRC32 is checked, and every audio record's, so a damaged file fails here: exit 1 and one
+line on stderr. Audio streams (format 2.1) are streams 1, 2, ... after the video, as ffprobe lists them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import math
 import sys
 from fractions import Fraction
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import click
@@ -21,7 +23,16 @@ from invrcodec.codec.container import InputContainer
 from invrcodec.errors import InvrError
 from invrcodec.metrics import mean_of_psnrs
 from invrcodec.coding.payload import check_payload
-from invrcodec.types import CoderKind, EncodingKind, IndexEntry, NetworkKind, Prediction, StreamInfo
+from invrcodec.types import (
+    AudioPacket,
+    AudioStreamInfo,
+    CoderKind,
+    EncodingKind,
+    IndexEntry,
+    NetworkKind,
+    Prediction,
+    StreamInfo,
+)
 from invrcodec.version import __version__
 
 from . import common
@@ -105,8 +116,68 @@ def _psnr(v: float) -> float | None:
     return round(v, 4) if math.isfinite(v) else None
 
 
-def probe(f: InputContainer, filename: str, show_chunks: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    """ffprobe's stream and format objects for an opened file whose chunks have all been verified."""
+@dataclass
+class AudioTally:
+    """One audio stream's packets as read: how many, their bytes, where they start and end (ticks)."""
+
+    packets: int = 0
+    bytes: int = 0
+    start: int | None = None
+    end: int | None = None
+
+    def add(self, p: AudioPacket) -> None:
+        self.packets += 1
+        self.bytes += len(p.data)
+        self.start = p.pts if self.start is None else min(self.start, p.pts)
+        self.end = p.pts + p.duration if self.end is None else max(self.end, p.pts + p.duration)
+
+    def seconds(self, tb: Fraction) -> tuple[Fraction, Fraction]:
+        return (Fraction(self.start or 0) * tb, Fraction(self.end or 0) * tb)
+
+
+def _channels(n: int) -> str:
+    return f"{n} channel{'s' if n != 1 else ''}"
+
+
+def _codec_long_name(codec: str) -> str:
+    try:
+        import av
+
+        return str(av.Codec(codec, "r").long_name)
+    except Exception:  # PyAV absent or a codec its FFmpeg does not know: the short name says enough
+        return codec
+
+
+def audio_stream(i: int, a: AudioStreamInfo, tally: AudioTally) -> dict[str, Any]:
+    """ffprobe's stream object for audio stream ``i`` of the file (stream ``i + 1`` after the video)."""
+    start, end = tally.seconds(a.time_base)
+    duration = end - start
+    return {
+        "index": i + 1,
+        "codec_name": a.codec,
+        "codec_long_name": _codec_long_name(a.codec),
+        "codec_type": "audio",
+        "sample_rate": str(a.sample_rate),
+        "channels": a.channels,
+        "channel_layout": a.channel_layout,
+        "time_base": _rational(a.time_base),
+        "start_pts": tally.start or 0,
+        "start_time": _seconds(start),
+        "duration_ts": (tally.end or 0) - (tally.start or 0),
+        "duration": _seconds(duration),
+        "bit_rate": _bit_rate(tally.bytes, duration),
+        "nb_frames": str(tally.packets),
+        "extradata_size": len(a.extradata),
+        "tags": {},
+        "invr": {"audio_stream": i, "stored": "stream copy", "packets": tally.packets, "bytes": tally.bytes,
+                 "frame_size": a.frame_size, "declared_bit_rate": a.bit_rate},
+    }
+
+
+def probe(f: InputContainer, filename: str, show_chunks: bool,
+          audio: list[AudioTally] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """ffprobe's stream and format objects for an opened file whose chunks have all been verified (``audio``:
+    what its audio streams' packets came to)."""
     s, index = f.header.stream, f.index
     duration = s.duration
     stream = _stream_section(s)
@@ -127,9 +198,12 @@ def probe(f: InputContainer, filename: str, show_chunks: bool) -> tuple[dict[str
     )
     size = f.size or 0
     encoder = f.header.metadata.encoder
+    tallies = audio if audio is not None else [AudioTally() for _ in f.audio_streams]
+    ends = [tally.seconds(a.time_base)[1] for a, tally in zip(f.audio_streams, tallies) if tally.packets]
+    duration = max([duration, *ends])
     fmt: dict[str, Any] = {
         "filename": filename,
-        "nb_streams": 1,
+        "nb_streams": 1 + len(f.audio_streams),
         "nb_programs": 0,
         "format_name": "invr",
         "format_long_name": "INVR (implicit neural video representation)",
@@ -250,9 +324,11 @@ def _value(v: Any) -> str:
     return str(v)
 
 
-def render_default(stream: dict[str, Any] | None, fmt: dict[str, Any] | None) -> str:
+def render_default(stream: dict[str, Any] | None, fmt: dict[str, Any] | None,
+                   audio: list[dict[str, Any]] | None = None) -> str:
     """ffprobe's ``-of default``: ``[SECTION]`` blocks of key=value lines; tags as ``TAG:key``."""
     lines: list[str] = []
+    audio = audio or []
     if stream is not None:
         for chunk in stream["invr"].get("chunks", []):
             lines.append("[CHUNK]")
@@ -260,6 +336,16 @@ def render_default(stream: dict[str, Any] | None, fmt: dict[str, Any] | None) ->
             lines.append("[/CHUNK]")
         lines.append("[STREAM]")
         for key, value in stream.items():
+            if key == "tags":
+                lines += [f"TAG:{k}={_value(v)}" for k, v in value.items()]
+            elif key == "invr":
+                lines += [f"INVR:{k}={_value(v)}" for k, v in _flatten("", value)]
+            else:
+                lines.append(f"{key}={_value(value)}")
+        lines.append("[/STREAM]")
+    for a in audio:
+        lines.append("[STREAM]")
+        for key, value in a.items():
             if key == "tags":
                 lines += [f"TAG:{k}={_value(v)}" for k, v in value.items()]
             elif key == "invr":
@@ -283,7 +369,8 @@ def _clock(seconds: float) -> str:
     return f"{cs // 360000:02d}:{cs // 6000 % 60:02d}:{cs // 100 % 60:02d}.{cs % 100:02d}"
 
 
-def render_summary(f: InputContainer, stream: dict[str, Any], fmt: dict[str, Any]) -> str:
+def render_summary(f: InputContainer, stream: dict[str, Any], fmt: dict[str, Any],
+                   audio: list[dict[str, Any]] | None = None) -> str:
     """The readable summary, in the manner of ffprobe's banner."""
     h = f.header
     s, r, k, m = h.stream, h.representation, h.coder, h.metadata
@@ -325,6 +412,14 @@ def render_summary(f: InputContainer, stream: dict[str, Any], fmt: dict[str, Any
             else ""
         ),
     ]
+    for a in audio or []:
+        start, end = Fraction(a["start_time"]), Fraction(a["start_time"]) + Fraction(a["duration"])
+        kbps = int(a["bit_rate"]) / 1000
+        lines.append(
+            f"  Stream #0:{a['index']}: Audio: {a['codec_name']}, {a['sample_rate']} Hz, "
+            f"{a['channel_layout'] or _channels(a['channels'])}, {kbps:.1f} kb/s, {a['nb_frames']} packets "
+            f"from {float(start):.3f} s to {float(end):.3f} s (stream copy of the source's)"
+        )
     if m.settings:
         lines.append(f"  Settings: {m.settings}")
     return "\n".join(lines) + "\n"
@@ -379,11 +474,16 @@ def main(
     try:
         source: str | BinaryIO = _stdin() if file == "-" else file
         with container.open(source) as f:
-            for packet in f.demux():  # verifies every CRC; a pipe is read through to its index
-                check_payload(packet, f.header, f"chunk {packet.index}")  # and that every tensor decodes
-            stream, fmt = probe(f, file, show_chunks)
+            tallies = [AudioTally() for _ in f.audio_streams]
+            for packet in f.demux(audio=True):  # verifies every CRC; a pipe is read through to its index
+                if isinstance(packet, AudioPacket):
+                    tallies[packet.stream].add(packet)
+                else:
+                    check_payload(packet, f.header, f"chunk {packet.index}")  # and that every tensor decodes
+            stream, fmt = probe(f, file, show_chunks, tallies)
+            audio = [audio_stream(i, a, t) for i, (a, t) in enumerate(zip(f.audio_streams, tallies))]
             if output_format is None and not (show_format or show_streams or show_chunks):
-                text = render_summary(f, stream, fmt)
+                text = render_summary(f, stream, fmt, audio)
             else:
                 both = not (show_format or show_streams)
                 want_stream = both or show_streams or show_chunks
@@ -391,12 +491,13 @@ def main(
                 if output_format == "json":
                     out: dict[str, Any] = {}
                     if want_stream:
-                        out["streams"] = [stream]
+                        out["streams"] = [stream, *audio]
                     if want_format:
                         out["format"] = fmt
                     text = json.dumps(out, indent=4, allow_nan=False) + "\n"
                 else:
-                    text = render_default(stream if want_stream else None, fmt if want_format else None)
+                    text = render_default(stream if want_stream else None, fmt if want_format else None, audio
+                                          if want_stream else [])
     except (InvrError, OSError) as e:
         message = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         if level <= logging.DEBUG:

@@ -4,7 +4,8 @@ The byte layout (:mod:`invrcodec.format.structs`) admits every value of a field'
 the bytes arrived as written; whoever writes a file can write a correct CRC. These checks refuse the values
 that no encoder writes and no decoder can use: non-finite or absurd floats, coder parameters outside what
 nncodec computes correctly, QPs whose step is not a normal float32, chunk fields that disagree with the
-header. Pure Python: like the format layer, this module imports neither torch nor nncodec; the check that
+header, audio streams and packets that no muxer could take.
+Pure Python: like the format layer, this module imports neither torch nor nncodec; the check that
 a chunk's DeepCABAC streams decode is :mod:`invrcodec.coding.payload`'s.
 
 Each rule is one entry of :data:`RULES` under the name the spec's "Field rules" table gives it
@@ -17,9 +18,17 @@ import math
 from collections.abc import Callable
 
 from invrcodec.errors import MalformedError
-from invrcodec.types import CoderKind, EncodingKind, Header, Packet
+from invrcodec.types import AudioPacket, AudioStreamInfo, CoderKind, EncodingKind, Header, Packet
 
-__all__ = ["RULES", "RULE_LIMITS", "check_header", "check_packet", "qp_range"]
+__all__ = [
+    "RULES",
+    "RULE_LIMITS",
+    "check_audio_packets",
+    "check_audio_stream",
+    "check_header",
+    "check_packet",
+    "qp_range",
+]
 
 RULE_LIMITS: dict[str, float] = {
     "min_w0": 2.0**-16,  # Representation.w0 in [min_w0, max_w0]: SIREN's initial bound divides by w0
@@ -30,6 +39,13 @@ RULE_LIMITS: dict[str, float] = {
     "max_qp_density": 7,  # NNR's 3-bit field; nncodec's steps turn negative at 31
     "min_step_log2": -126,  # floor(qp / 2^qp_density) >= -126: every step a normal float32
     "max_step_log2": 31,  # floor(qp / 2^qp_density) <= 31: step < 2^32, |level * step| < 2^63
+    "max_codec_name": 32,  # bytes of AudioStream.codec (FFmpeg's longest codec names have 25)
+    "max_sample_rate": 2**22,  # AudioStream.sample_rate (DSD64 is 2822400 Hz)
+    "max_channels": 255,  # AudioStream.channels
+    "max_time_base_term": 2**31 - 1,  # AudioStream time base terms: FFmpeg's AVRational holds an int
+    "max_extradata": 2**18,  # bytes of AudioStream.extradata (Vorbis' headers, the largest, take a few KiB)
+    "max_audio_packet": 2**24,  # bytes of one AudioPacket.data
+    "max_audio_timestamp": 2**62,  # |pts|, |dts| and pts + duration of an AudioPacket, in ticks
 }
 
 
@@ -93,11 +109,59 @@ def _tensor_qps(p: Packet, h: Header, what: str, offset: int | None) -> None:
                 "(at least 2)", offset)
 
 
-RULES: dict[str, HeaderRule | PacketRule] = {
+# --- audio rules (2.1) -----------------------------------------------------------------------------------
+
+_CODEC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _audio_stream(a: AudioStreamInfo, what: str, offset: int | None) -> None:
+    lim = RULE_LIMITS
+    top = int(lim["max_codec_name"])
+    _refuse(1 <= len(a.codec) <= top and set(a.codec) <= _CODEC_CHARS,
+            f"{what}: codec name {a.codec[:40]!r} is not 1..{top} of a-z, 0-9, _", offset)
+    _refuse(1 <= a.sample_rate <= lim["max_sample_rate"],
+            f"{what}: sample_rate {a.sample_rate} not in 1..{int(lim['max_sample_rate'])}", offset)
+    _refuse(1 <= a.channels <= lim["max_channels"],
+            f"{what}: channels {a.channels} not in 1..{int(lim['max_channels'])}", offset)
+    _refuse(all(0x20 <= ord(ch) < 0x7F for ch in a.channel_layout),
+            f"{what}: channel_layout {a.channel_layout[:40]!r} is not printable ASCII", offset)
+    term = int(lim["max_time_base_term"])
+    tb = a.time_base
+    _refuse(0 < tb.numerator <= term and 0 < tb.denominator <= term,
+            f"{what}: time base {tb} has terms beyond 1..{term}", offset)
+    _refuse(len(a.extradata) <= lim["max_extradata"],
+            f"{what}: {len(a.extradata)} bytes of extradata (at most {int(lim['max_extradata'])})", offset)
+
+
+def _audio_packets(packets: tuple[AudioPacket, ...], streams: int, what: str, offset: int | None) -> None:
+    top_size, top_ts = int(RULE_LIMITS["max_audio_packet"]), int(RULE_LIMITS["max_audio_timestamp"])
+    for i, p in enumerate(packets):
+        _refuse(0 <= p.stream < streams, f"{what}: audio stream {p.stream}, the header declares {streams}",
+                offset)
+        _refuse(1 <= len(p.data) <= top_size, f"{what}: packet {i}: {len(p.data)} bytes (1..{top_size})",
+                offset)
+        _refuse(
+            abs(p.pts) <= top_ts and abs(p.dts) <= top_ts and 0 <= p.duration <= top_ts - p.pts,
+            f"{what}: packet {i}: pts {p.pts}, dts {p.dts}, duration {p.duration} beyond +-2^62", offset,
+        )
+
+
+def _audio_timestamps(packets: tuple[AudioPacket, ...], last_dts: int | None, what: str,
+                      offset: int | None) -> None:
+    for i, p in enumerate(packets):
+        _refuse(last_dts is None or p.dts >= last_dts,
+                f"{what}: packet {i}: dts {p.dts} before the previous packet's {last_dts}", offset)
+        last_dts = p.dts
+
+
+RULES: dict[str, Callable[..., None]] = {
     "w0": _w0,
     "sigma": _sigma,
     "coder parameters": _coder,
     "tensor qp": _tensor_qps,
+    "audio stream": _audio_stream,
+    "audio packets": _audio_packets,
+    "audio timestamps": _audio_timestamps,
 }
 _HEADER_RULES: tuple[HeaderRule, ...] = (_w0, _sigma, _coder)
 _PACKET_RULES: tuple[PacketRule, ...] = (_tensor_qps,)
@@ -114,3 +178,17 @@ def check_packet(packet: Packet, header: Header, what: str, offset: int | None =
     are :func:`invrcodec.format.structs.check_packet`'s; call that first."""
     for rule in _PACKET_RULES:
         rule(packet, header, what, offset)
+
+
+def check_audio_stream(stream: AudioStreamInfo, what: str, offset: int | None = None) -> None:
+    """Refuse an audio stream that no muxer could take (codec name, rate, channels, time base, extradata)."""
+    _audio_stream(stream, what, offset)
+
+
+def check_audio_packets(packets: tuple[AudioPacket, ...], streams: int, last_dts: int | None, what: str,
+                        offset: int | None = None) -> int | None:
+    """Refuse packets (of one stream, in file order) that break a rule; ``last_dts`` is the dts of the
+    stream's packet before them (None for its first). Returns the dts of the last of them."""
+    _audio_packets(packets, streams, what, offset)
+    _audio_timestamps(packets, last_dts, what, offset)
+    return packets[-1].dts if packets else last_dts

@@ -9,6 +9,9 @@ Layout (spec "File layout")::
 
     Preamble | header body | header CRC32 | CHNK record * n | INDX record | TAIL record
 
+with, from version 2.1, AUDP records (a source's audio packets) between them and an AIDX record (their index)
+right after the last CHNK record; the audio streams are declared by AUDS extensions of the header body.
+
 Every structure's name here is the heading of its byte table in the spec; tests/test_spec.py keeps the two in
 agreement.
 """
@@ -28,6 +31,9 @@ from construct import this
 
 from invrcodec.errors import ChecksumError, InvrFormatError, MalformedError
 from invrcodec.types import (
+    AudioIndexEntry,
+    AudioPacket,
+    AudioStreamInfo,
     CodedTensor,
     CoderKind,
     CoderParams,
@@ -52,6 +58,10 @@ __all__ = [
     "Extension",
     "Preamble",
     "Record",
+    "audio_streams",
+    "build_audio_body",
+    "build_audio_index_body",
+    "build_audio_stream",
     "build_chunk_body",
     "build_header",
     "build_index_body",
@@ -61,6 +71,9 @@ __all__ = [
     "chunk_overhead",
     "check_record_length",
     "crc32",
+    "parse_audio_body",
+    "parse_audio_index_body",
+    "parse_audio_stream",
     "parse_chunk_body",
     "parse_header_body",
     "parse_index_body",
@@ -77,12 +90,16 @@ __all__ = [
 
 MAGIC = b"INVR\r\n\x1a\n"
 MAJOR = 2
-MINOR = 0
+MINOR = 1  # the newest minor this code reads and writes; a file without audio is written as 2.0
+MINOR_AUDIO = 1  # the minor that added audio (AUDS, AUDP, AIDX)
 READABLE_MAJORS = (1, 2)  # a 1.x file is a 2.0 file without P-chunks (spec "Version 1 files")
 
 TAG_CHUNK = b"CHNK"
 TAG_INDEX = b"INDX"
 TAG_TRAILER = b"TAIL"
+TAG_AUDIO = b"AUDP"  # audio packets of one stream (2.1)
+TAG_AUDIO_INDEX = b"AIDX"  # where the AUDP records are (2.1)
+EXT_AUDIO_STREAM = b"AUDS"  # header extension: one audio stream (2.1)
 
 PREAMBLE_SIZE = 16
 HEADER_CRC_SIZE = 4
@@ -262,6 +279,62 @@ TRAILER_BODY = c.Struct(
     "index_offset" / c.Int64ul,
 )
 
+# Audio (2.1): the source's compressed packets, copied as they are.
+AUDIO_STREAM = c.Struct(
+    "codec" / c.PascalString(c.Int8ul, "ascii"),
+    "sample_rate" / c.Int32ul,
+    "channels" / c.Int16ul,
+    "channel_layout" / c.PascalString(c.Int8ul, "ascii"),
+    "time_base_num" / c.Int32ul,
+    "time_base_den" / c.Int32ul,
+    "frame_size" / c.Int32ul,
+    "bit_rate" / c.Int32ul,
+    "extradata_length" / c.Rebuild(c.Int32ul, c.len_(this.extradata)),
+    "extradata" / c.Bytes(this.extradata_length),
+    "extensions" / c.GreedyRange(EXTENSION),
+    c.Terminated,
+)
+
+AUDIO_PACKET = c.Struct(
+    "pts" / c.Int64sl,
+    "dts" / c.Int64sl,
+    "duration" / c.Int32ul,
+    "flags" / c.Int8ul,
+    "length" / c.Rebuild(c.Int32ul, c.len_(this.data)),
+    "data" / c.Bytes(this.length),
+)
+
+AUDIO_PACKETS_BODY = c.Struct(
+    "stream" / c.Int8ul,
+    "packet_count" / c.Rebuild(c.Int32ul, c.len_(this.packets)),
+    "packets" / c.Array(this.packet_count, AUDIO_PACKET),
+    "extensions" / c.GreedyRange(EXTENSION),
+    c.Terminated,
+)
+
+AUDIO_INDEX_ENTRY = c.Struct(
+    "offset" / c.Int64ul,
+    "size" / c.Int32ul,
+    "crc32" / c.Int32ul,
+    "stream" / c.Int8ul,
+    "packet_count" / c.Int32ul,
+    "first_dts" / c.Int64sl,
+    "last_dts" / c.Int64sl,
+    "start" / c.Int64sl,
+    "end" / c.Int64sl,
+)
+
+AUDIO_INDEX_BODY = c.Struct(
+    "entry_count" / c.Rebuild(c.Int32ul, c.len_(this.entries)),
+    "entries" / c.Array(this.entry_count, AUDIO_INDEX_ENTRY),
+    c.Terminated,
+)
+
+AUDIO_PACKET_FIXED_SIZE = 25  # AudioPacket bytes before its data
+AUDIO_BODY_FIXED_SIZE = 5  # AudioPacketsBody bytes before its packets
+AUDIO_FLAG_KEY = 0x01
+AUDIO_FLAG_DISCARD = 0x02
+
 #: Every Struct under the name of its byte table in spec/invr-format.md.
 STRUCTS: dict[str, c.Construct] = {
     "Preamble": PREAMBLE,
@@ -281,6 +354,11 @@ STRUCTS: dict[str, c.Construct] = {
     "ChunkBodyV1": CHUNK_BODY_V1,
     "IndexBodyV1": INDEX_BODY_V1,
     "IndexEntryV1": INDEX_ENTRY_V1,
+    "AudioStream": AUDIO_STREAM,
+    "AudioPacketsBody": AUDIO_PACKETS_BODY,
+    "AudioPacket": AUDIO_PACKET,
+    "AudioIndexBody": AUDIO_INDEX_BODY,
+    "AudioIndexEntry": AUDIO_INDEX_ENTRY,
 }
 
 # --- format-internal views ------------------------------------------------------------------------------
@@ -732,3 +810,110 @@ def patch_frame_count(header_bytes: bytes, header: Header, frame_count: int) -> 
     if len(new) != len(header_bytes):
         raise MalformedError("header: patching frame_count changed its length")
     return new
+
+
+# --- audio (2.1) ----------------------------------------------------------------------------------------
+
+_AUDIO_STREAM_FIELDS = (
+    _plain("codec"),
+    _plain("sample_rate"),
+    _plain("channels"),
+    _plain("channel_layout"),
+    _ratio("time_base", "time_base", positive=True),
+    _plain("frame_size"),
+    _plain("bit_rate"),
+    _plain("extradata", bytes),
+)
+_AUDIO_INDEX_FIELDS = (
+    _plain("offset"),
+    _plain("size"),
+    _plain("crc32"),
+    _plain("stream"),
+    _plain("packet_count"),
+    _plain("first_dts"),
+    _plain("last_dts"),
+    _plain("start"),
+    _plain("end"),
+)
+
+
+def build_audio_stream(info: AudioStreamInfo) -> bytes:
+    """The value of an AUDS header extension (spec "AudioStream")."""
+    what = f"audio stream {info.codec!r}"
+    _check(info.codec.isascii() and info.channel_layout.isascii(), f"{what}: names must be ASCII", None)
+    obj = _store(_AUDIO_STREAM_FIELDS, info)
+    obj["extensions"] = []
+    return _build(AUDIO_STREAM, obj, what)
+
+
+def parse_audio_stream(value: bytes, what: str, offset: int | None) -> AudioStreamInfo:
+    """The AudioStreamInfo of an AUDS extension's value (its other extensions are skipped)."""
+    a = _parse(AUDIO_STREAM, value, what, offset or 0)
+    return AudioStreamInfo(**_load(_AUDIO_STREAM_FIELDS, a, what, offset))
+
+
+def audio_streams(extensions: tuple[Extension, ...],
+                  offset: int | None = PREAMBLE_SIZE) -> tuple[AudioStreamInfo, ...]:
+    """The audio streams a header declares: its AUDS extensions, in order (stream 0 is the first)."""
+    found = [e for e in extensions if e.tag == EXT_AUDIO_STREAM]
+    _check(len(found) <= 255, f"header: {len(found)} audio streams (at most 255)", offset)
+    return tuple(parse_audio_stream(e.value, f"header: audio stream {i}", offset)
+                 for i, e in enumerate(found))
+
+
+def _audio_flags(p: AudioPacket) -> int:
+    return (AUDIO_FLAG_KEY if p.keyframe else 0) | (AUDIO_FLAG_DISCARD if p.discard else 0)
+
+
+def build_audio_body(stream: int, packets: list[AudioPacket] | tuple[AudioPacket, ...]) -> bytes:
+    """Body of an AUDP record (spec "AudioPacketsBody"): packets of one stream, in dts order."""
+    what = f"audio stream {stream}"
+    _check(0 <= stream <= 255 and bool(packets), f"{what}: an audio record holds 1 or more packets", None)
+    _check(all(p.stream == stream for p in packets), f"{what}: packets of another stream in its record", None)
+    obj = {
+        "stream": stream,
+        "packets": [
+            {"pts": p.pts, "dts": p.dts, "duration": p.duration, "flags": _audio_flags(p),
+             "data": bytes(p.data)}
+            for p in packets
+        ],
+        "extensions": [],
+    }
+    return _build(AUDIO_PACKETS_BODY, obj, what)
+
+
+def parse_audio_body(body: bytes, what: str, offset: int) -> tuple[AudioPacket, ...]:
+    """The packets of a CRC-checked AUDP body (its extensions are skipped)."""
+    if len(body) >= AUDIO_BODY_FIXED_SIZE:
+        count = int.from_bytes(body[1:5], "little")
+        _check(
+            count * AUDIO_PACKET_FIXED_SIZE <= len(body) - AUDIO_BODY_FIXED_SIZE,
+            f"{what}: {count} packets cannot fit in {len(body)} bytes",
+            offset,
+        )
+    b = _parse(AUDIO_PACKETS_BODY, body, what, offset)
+    packets = []
+    for i, p in enumerate(b.packets):
+        _check(p.flags & ~(AUDIO_FLAG_KEY | AUDIO_FLAG_DISCARD) == 0,
+               f"{what}: packet {i}: unknown flags 0x{p.flags:02x}", offset)
+        packets.append(AudioPacket(stream=b.stream, pts=p.pts, dts=p.dts, duration=p.duration,
+                                   data=bytes(p.data), keyframe=bool(p.flags & AUDIO_FLAG_KEY),
+                                   discard=bool(p.flags & AUDIO_FLAG_DISCARD)))
+    _check(bool(packets), f"{what}: an audio record holds no packet", offset)
+    return tuple(packets)
+
+
+def build_audio_index_body(entries: list[AudioIndexEntry] | tuple[AudioIndexEntry, ...]) -> bytes:
+    """Body of the AIDX record (spec "AudioIndexBody")."""
+    obj = {"entries": [_store(_AUDIO_INDEX_FIELDS, e) for e in entries]}
+    return _build(AUDIO_INDEX_BODY, obj, "audio index")
+
+
+def parse_audio_index_body(body: bytes, offset: int) -> list[AudioIndexEntry]:
+    """AudioIndexEntry views of a CRC-checked AIDX body."""
+    size = AUDIO_INDEX_ENTRY.sizeof()
+    if len(body) < 4 or len(body) != 4 + size * int.from_bytes(body[:4], "little"):
+        raise MalformedError(f"audio index: entry count does not match its length at byte {offset}", offset)
+    parsed = _parse(AUDIO_INDEX_BODY, body, "audio index", offset)
+    return [AudioIndexEntry(**_load(_AUDIO_INDEX_FIELDS, e, f"audio index entry {i}", offset))
+            for i, e in enumerate(parsed.entries)]

@@ -5,9 +5,13 @@ formats, colour tags) and the codec's (``numpy.uint8`` arrays of shape ``(H, W, 
 
 * :class:`VideoReader` opens anything FFmpeg reads, or a Y4M stream on stdin, and yields RGB frames one at a
   time, so memory does not grow with the length of the video. It describes the source as a
-  :class:`~invrcodec.types.StreamInfo` and lists the streams it leaves behind (audio, subtitles).
+  :class:`~invrcodec.types.StreamInfo` and lists the streams it leaves behind (subtitles, more audio). Asked
+  to (``audio=True``), it keeps the first audio stream's compressed packets as they are, timed from the first
+  frame it yields (:meth:`VideoReader.take_audio`).
 * :class:`VideoWriter` turns RGB frames back into a file or a pipe; the format follows the file's extension,
-  and a pipe gets Y4M unless told otherwise (``rawvideo``, ``matroska``, ``nut``...).
+  and a pipe gets Y4M unless told otherwise (``rawvideo``, ``matroska``, ``nut``...). Given audio streams, it
+  muxes their packets by stream copy where the output takes the codec, and re-encodes them to the output's
+  usual audio codec where it does not.
 
 Everything that goes wrong with media is raised as :class:`~invrcodec.errors.InvrMediaError` whose message
 starts with the input's or output's name.
@@ -27,17 +31,20 @@ import av
 import numpy as np
 
 from . import y4m
-from ..errors import InvrMediaError
+from ..errors import InvrError, InvrMediaError
 from ..fileio import is_seekable
-from ..types import StreamInfo
+from ..format import rules
+from ..types import AudioPacket, AudioStreamInfo, StreamInfo
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "AudioRoute",
     "OtherStream",
     "OutputFormat",
     "VideoReader",
     "VideoWriter",
+    "audio_plan",
     "choose_output_format",
     "open_video",
     "parse_size",
@@ -51,11 +58,13 @@ _SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 
 @dataclass(frozen=True)
 class OtherStream:
-    """A stream of the source that INVR does not store (audio, subtitles, data, a second video)."""
+    """A stream of the source: one INVR does not store (subtitles, data, a second video, a second audio), or
+    the audio stream it keeps."""
 
     index: int
     kind: str  # "audio", "subtitle", "data", "video", "attachment"
     codec: str
+    why: str = ""  # why an audio stream that could have been kept was not
 
     def describe(self) -> str:
         return f"stream #{self.index} ({self.kind}, {self.codec})"
@@ -197,23 +206,116 @@ def _sniff(source: str | os.PathLike[str] | BinaryIO, fail: Callable[[str], Invr
     return _Sniffed(path)
 
 
+def _codec_name(s: av.stream.Stream) -> str:
+    """FFmpeg's name of a stream's codec (its descriptor's: ``mp3``, not the decoder ``mp3float``)."""
+    if s.codec_context is None:
+        return "unknown"
+    return str(getattr(s.codec_context.codec, "canonical_name", None) or s.codec_context.name)
+
+
+def describe_audio(s: av.stream.Stream) -> AudioStreamInfo:
+    """The AudioStreamInfo of a source's audio stream (:class:`InvrMediaError` when it has no codec)."""
+    cc = s.codec_context
+    if cc is None:
+        raise InvrMediaError("FFmpeg does not know its codec")
+    layout = cc.layout.name if cc.layout is not None else ""
+    return AudioStreamInfo(
+        codec=_codec_name(s),
+        sample_rate=int(cc.sample_rate or 0),
+        channels=int(cc.channels or 0),
+        channel_layout=layout if layout.isascii() else "",
+        time_base=Fraction(s.time_base) if s.time_base else Fraction(1, int(cc.sample_rate or 1)),
+        frame_size=max(0, min(int(cc.frame_size or 0), 0xFFFFFFFF)),
+        bit_rate=max(0, min(int(cc.bit_rate or 0), 0xFFFFFFFF)),
+        extradata=bytes(cc.extradata or b""),
+    )
+
+
 def _video_stream(
-    container: av.container.InputContainer, fail: Callable[[str], InvrMediaError]
-) -> tuple[av.video.stream.VideoStream, list[OtherStream]]:
-    """The first video stream (not a cover picture), and the streams left behind, which are discarded."""
+    container: av.container.InputContainer, fail: Callable[[str], InvrMediaError], audio: bool = False,
+) -> tuple[av.video.stream.VideoStream, tuple[av.stream.Stream, AudioStreamInfo] | None, list[OtherStream]]:
+    """The first video stream (not a cover picture), the audio stream kept (``audio``: the first one that can
+    be stored) with its description, and the streams left behind, which are discarded."""
     videos = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
     if not videos:
         kinds = sorted({s.type for s in container.streams})
         raise fail("no video stream (audio only)" if "audio" in kinds else "no video stream")
     vstream, others = videos[0], []
+    kept: tuple[av.stream.Stream, AudioStreamInfo] | None = None
     for s in container.streams:
         if s is vstream:
             continue
-        codec = s.codec_context.name if s.codec_context is not None else "unknown"
-        others.append(OtherStream(s.index, s.type, codec))
-        s.discard = av.stream.Discard.all  # demux only the video
+        why = ""
+        if audio and s.type == "audio" and kept is None:
+            try:
+                info = describe_audio(s)
+                rules.check_audio_stream(info, "its parameters")
+            except InvrError as exc:
+                why = str(exc)
+            else:
+                kept = (s, info)
+                continue
+        others.append(OtherStream(s.index, s.type, _codec_name(s), why))
+        s.discard = av.stream.Discard.all  # demux only the video (and the audio kept)
     vstream.thread_type = "AUTO"
-    return vstream, others
+    return vstream, kept, others
+
+
+class _AudioTap:
+    """The kept audio stream's packets, demuxed alongside the video: held with the source's timestamps until
+    the first wanted frame's time is known, then handed out timed from it, cut to the encoded frames' time."""
+
+    def __init__(self, stream: av.stream.Stream, info: AudioStreamInfo) -> None:
+        self.stream = stream
+        self.info = info
+        self._raw: list[tuple[bytes, int | None, int | None, int, bool, bool]] = []
+        self.shift: int | None = None  # source ticks of the first wanted frame's time
+        self.lo: Fraction | None = None  # seconds from the first frame: packets ending by then are cut
+        self.hi: Fraction | None = None  # packets starting then or later are cut
+        self._last_dts: int | None = None
+        self._end = 0  # where the previous packet ended (ticks), for a packet without timestamps
+        self.counts = {"made_up": 0, "dts_raised": 0, "cut_before": 0, "cut_after": 0, "kept": 0, "bytes": 0}
+        self.past_end = False  # a packet at or after hi was demuxed: the rest can be left unread
+
+    def add(self, packet: av.Packet) -> None:
+        if packet.size == 0:
+            return  # the demuxer's end-of-stream marker
+        duration = int(packet.duration or 0)
+        self._raw.append((bytes(packet), packet.pts, packet.dts, max(0, min(duration, 0xFFFFFFFF)),
+                          bool(packet.is_keyframe), bool(packet.is_discard)))
+        if self.hi is not None and self.shift is not None and packet.pts is not None and \
+                (packet.pts - self.shift) * self.info.time_base >= self.hi:
+            self.past_end = True
+
+    def take(self) -> list[AudioPacket]:
+        """The packets demuxed so far, timed from the first frame, those outside [lo, hi) cut."""
+        if self.shift is None:
+            return []
+        out = []
+        tb = self.info.time_base
+        for data, pts, dts, duration, key, discard in self._raw:
+            if pts is None and dts is None:
+                self.counts["made_up"] += 1
+                pts = dts = self._end + self.shift
+            pts = dts if pts is None else pts
+            dts = pts if dts is None else dts
+            pts, dts = pts - self.shift, dts - self.shift
+            self._end = pts + duration
+            if self.lo is not None and ((pts + duration) * tb <= self.lo if duration else pts * tb < self.lo):
+                self.counts["cut_before"] += 1
+                continue
+            if self.hi is not None and pts * tb >= self.hi:
+                self.counts["cut_after"] += 1
+                continue
+            if self._last_dts is not None and dts < self._last_dts:
+                self.counts["dts_raised"] += 1
+                dts = self._last_dts
+            self._last_dts = dts
+            self.counts["kept"] += 1
+            self.counts["bytes"] += len(data)
+            out.append(AudioPacket(0, pts, dts, duration, data, keyframe=key, discard=discard))
+        self._raw.clear()
+        return out
 
 
 def _describe(
@@ -307,7 +409,9 @@ class VideoReader:
     ``source`` is a path, ``"-"`` for standard input (Y4M, recognised by its ``YUV4MPEG2`` magic; other
     streamable formats are probed), or a readable binary file object. ``seek`` skips that many frames and
     ``frames`` caps how many are returned. ``crop_square`` centre-crops to a square and ``scale`` resizes
-    with the area filter (libswscale), the INVR paper's 128x128 setting.
+    with the area filter (libswscale), the INVR paper's 128x128 setting. ``audio`` keeps the first audio
+    stream that can be stored (:attr:`audio`, :meth:`take_audio`); the others are listed in
+    :attr:`other_streams`.
 
     Opening decodes the first frame, so :attr:`info` (the stream the encoder sees, after crop and scale)
     and :attr:`source_info` (the source as found) are exact before the first frame is asked for.
@@ -322,6 +426,7 @@ class VideoReader:
         crop_square: bool = False,
         scale: tuple[int, int] | None = None,
         name: str | None = None,
+        audio: bool = False,
     ) -> None:
         if seek < 0:
             raise ValueError("seek must be >= 0")
@@ -340,6 +445,11 @@ class VideoReader:
         self.crop_square = crop_square
         self.scale = scale
         self.other_streams: list[OtherStream] = []
+        self.want_audio = audio
+        self.audio: AudioStreamInfo | None = None  # the audio stream kept (audio=True), as .invr declares it
+        self.audio_source: OtherStream | None = None  # which stream of the source it is
+        self._tap: _AudioTap | None = None
+        self._packets: Iterator[av.Packet] = iter(())
         self.notes: list[str] = []  # conversions applied, worth telling the user once
         self.frames_read = 0
         self._container: av.container.InputContainer | None = None
@@ -369,7 +479,14 @@ class VideoReader:
             raise self._fail(f"cannot read as video: {_av_message(exc)}{hint}") from exc
         except OSError as exc:
             raise self._fail(_av_message(exc)) from exc
-        self._stream, self.other_streams = _video_stream(self._container, self._fail)
+        self._stream, kept, self.other_streams = _video_stream(self._container, self._fail, self.want_audio)
+        if kept is not None:
+            self._tap = _AudioTap(kept[0], kept[1])
+            self.audio = kept[1]
+            self.audio_source = OtherStream(kept[0].index, "audio", kept[1].codec)
+            self._packets = self._container.demux(self._stream, kept[0])
+        else:
+            self._packets = self._container.demux(self._stream)
         self._frames_iter = self._decode(self._stream)
         # Skip to the first wanted frame and keep it: it carries the colour facts.
         for skipped in range(self.seek + 1):
@@ -381,6 +498,8 @@ class VideoReader:
                 raise self._fail(f"--seek {self.seek} is past the last frame (the video has {skipped} frames)")
         self._first = frame
         self.source_info = _describe(self._stream, frame, self.seek, self.max_frames, self.name)
+        if self._tap is not None:
+            self._time_audio(frame)
         self.notes = _conversion_notes(frame)
         self._geometry, self.info = _Geometry.plan(self.source_info, self.crop_square, self.scale)
 
@@ -394,14 +513,57 @@ class VideoReader:
         except OSError:
             return None
 
+    def _time_audio(self, first: av.VideoFrame) -> None:
+        """Time the audio from the first wanted frame, cut to the frames asked for (--seek, --frames)."""
+        tap = self._tap
+        assert tap is not None
+        start = Fraction(0)  # a frame without a time: taken as the audio's time 0
+        if first.pts is not None and first.time_base is not None:
+            start = Fraction(first.pts) * Fraction(first.time_base)
+        tap.shift = round(start / tap.info.time_base)
+        tap.lo = Fraction(0) if self.seek else None
+        if self.max_frames is not None:
+            tap.hi = Fraction(self.max_frames) / self.source_info.frame_rate
+
+    def take_audio(self, final: bool = False) -> list[AudioPacket]:
+        """The kept audio stream's packets demuxed since the last call, timestamps counted from the first
+        frame yielded (in :attr:`audio` 's time base), payloads as the source had them. With ``--seek`` the
+        packets that end before the first frame are cut, with ``--frames`` those that start after the last
+        frame's time. ``final``: after the last frame, read on to the audio's end (or that time) first."""
+        tap = self._tap
+        if tap is None:
+            return []
+        if final and not self._closed:
+            try:
+                for packet in self._packets:
+                    if packet.stream_index == tap.stream.index:
+                        tap.add(packet)
+                        if tap.past_end:
+                            break
+            except (av.FFmpegError, OSError) as exc:  # what was read is kept; the frames are all encoded
+                log.warning("%s: reading the audio after the last frame: %s", self.name, _av_message(exc))
+        return tap.take()
+
+    @property
+    def audio_counts(self) -> dict[str, int]:
+        """What became of the kept audio's packets so far: kept, bytes, cut_before, cut_after, made_up (no
+        timestamps: placed after the packet before), dts_raised (a dts before the previous one's: raised)."""
+        return dict(self._tap.counts) if self._tap is not None else {}
+
     def _decode(self, vstream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]:
         assert self._container is not None
         index = 0
+        audio = self._tap.stream.index if self._tap is not None else -1
         try:
-            for frame in self._container.decode(vstream):
-                index += 1
-                self._decoded = index
-                yield frame
+            for packet in self._packets:
+                if packet.stream_index == audio:
+                    assert self._tap is not None
+                    self._tap.add(packet)
+                    continue
+                for frame in packet.decode():
+                    index += 1
+                    self._decoded = index
+                    yield frame
         except av.FFmpegError as exc:
             raise self._fail(f"decoding frame {index}: {_av_message(exc)}") from exc
         except OSError as exc:
@@ -568,11 +730,179 @@ def default_pix_fmt(fmt: OutputFormat, info: StreamInfo, ext: str = "") -> str:
     return chosen
 
 
+class _AudioCopy:
+    """One audio stream muxed by stream copy: the packets go into the output as they are, only retimed from
+    the output's first frame."""
+
+    def __init__(self, stream: av.stream.Stream, info: AudioStreamInfo, offset: Fraction) -> None:
+        self.stream = stream
+        self.info = info
+        self.shift = round(offset / info.time_base)
+
+    def packets(self, p: AudioPacket) -> list[av.Packet]:
+        out = av.Packet(p.data)
+        out.pts, out.dts, out.duration = p.pts - self.shift, p.dts - self.shift, p.duration
+        out.time_base = self.info.time_base
+        out.is_keyframe = p.keyframe  # (PyAV cannot set the discard flag: such a packet goes out as it is)
+        out.stream = self.stream
+        return [out]
+
+    def flush(self) -> list[av.Packet]:
+        return []
+
+
+class _AudioTranscode:
+    """One audio stream decoded and encoded again with the output's usual audio codec (where the output does
+    not take the source's codec by stream copy)."""
+
+    def __init__(self, container: av.container.OutputContainer, info: AudioStreamInfo, offset: Fraction,
+                 codec: str) -> None:
+        self.info = info
+        self.offset = offset
+        self.decoder = av.CodecContext.create(info.codec, "r")
+        self.decoder.sample_rate = info.sample_rate
+        self.decoder.layout = _layout(info)
+        if info.extradata:
+            self.decoder.extradata = info.extradata
+        rates = av.Codec(codec, "w").audio_rates
+        rate = info.sample_rate
+        if rates and rate not in rates:
+            rate = min((r for r in rates if r >= rate), default=max(rates))
+        self.stream = container.add_stream(codec, rate=rate)
+        try:
+            self.stream.layout = _layout(info)
+        except (ValueError, av.FFmpegError):
+            self.stream.layout = "stereo"
+        self.stream.time_base = Fraction(1, rate)
+        self.rate = rate
+        self.resampler: av.AudioResampler | None = None
+        self.next_pts: int | None = None
+
+    def _encode(self, frames: list[av.AudioFrame]) -> list[av.Packet]:
+        out: list[av.Packet] = []
+        cc = self.stream.codec_context
+        if self.resampler is None:
+            self.resampler = av.AudioResampler(format=cc.format, layout=cc.layout, rate=self.rate,
+                                               frame_size=cc.frame_size or None)
+        for frame in frames:
+            if self.next_pts is None and frame is not None and frame.pts is not None:
+                self.next_pts = round((frame.pts * self.info.time_base - self.offset) * self.rate)
+            for r in self.resampler.resample(frame):
+                r.pts = self.next_pts or 0
+                r.time_base = Fraction(1, self.rate)
+                self.next_pts = r.pts + r.samples
+                out += self.stream.encode(r)
+        return out
+
+    def packets(self, p: AudioPacket) -> list[av.Packet]:
+        packet = av.Packet(p.data)
+        packet.pts, packet.dts, packet.duration = p.pts, p.dts, p.duration
+        packet.time_base = self.info.time_base
+        return self._encode(list(self.decoder.decode(packet)))
+
+    def flush(self) -> list[av.Packet]:
+        frames = list(self.decoder.decode(None))
+        out = self._encode(frames)
+        if self.resampler is not None:
+            out += self._encode([None])  # type: ignore[list-item]  # the resampler's last samples
+        return out + list(self.stream.encode(None))
+
+
+def _layout(info: AudioStreamInfo) -> av.AudioLayout:
+    try:
+        return av.AudioLayout(info.channel_layout) if info.channel_layout else av.AudioLayout(info.channels)
+    except (ValueError, av.FFmpegError):
+        return av.AudioLayout(info.channels)
+
+
+def _copy_stream(container: av.container.OutputContainer, info: AudioStreamInfo) -> av.stream.Stream:
+    """An output stream for ``info`` 's packets by stream copy. PyAV makes a stream's parameters only from a
+    codec context, and a copied stream's from a template stream: the template is a stream of the codec in a
+    scratch container that is never written, its parameters then set from ``info`` (ValueError or
+    FFmpegError when the codec has no encoder here or the output does not take it)."""
+    scratch = av.open(io.BytesIO(), "w", format=container.format.name)
+    try:
+        template = scratch.add_stream(info.codec, rate=info.sample_rate)
+        stream = container.add_stream_from_template(template, opaque=True)
+    finally:
+        scratch.close()
+    cc = stream.codec_context
+    cc.sample_rate = info.sample_rate
+    cc.layout = _layout(info)
+    cc.extradata = info.extradata or None
+    cc.bit_rate = info.bit_rate
+    cc.time_base = info.time_base
+    stream.time_base = info.time_base
+    return stream
+
+
+@dataclass(frozen=True)
+class AudioRoute:
+    """What :class:`VideoWriter` does with one audio stream: ``copy`` it, ``transcode`` it to ``codec``, or
+    leave it out (``none``); ``says`` is the line that tells the user so."""
+
+    kind: str  # "copy", "transcode", "none"
+    says: str
+    codec: str = ""
+
+
+def audio_plan(fmt: OutputFormat, streams: tuple[AudioStreamInfo, ...]) -> list[AudioRoute]:
+    """What :class:`VideoWriter` will do with each audio stream in an output of ``fmt``, found by setting the
+    stream up in a scratch output of that format and writing its header: stream copy where that works, else
+    the format's usual audio codec, else nothing (Y4M and raw video carry no audio)."""
+    if fmt.raw or fmt.format in ("yuv4mpegpipe", "rawvideo"):
+        what = "Y4M" if fmt.format == "yuv4mpegpipe" else "raw video"
+        return [AudioRoute("none", f"left out ({what} carries no audio)") for _ in streams]
+    return [_route(fmt, info) for info in streams]
+
+
+def _route(fmt: OutputFormat, info: AudioStreamInfo) -> AudioRoute:
+    try:
+        return _find_route(fmt, info)
+    except (ValueError, TypeError, RuntimeError, OSError, av.FFmpegError) as exc:  # no scratch output of it
+        return AudioRoute("none", f"left out ({fmt.format}: {_av_message(exc)})")
+
+
+def _find_route(fmt: OutputFormat, info: AudioStreamInfo) -> AudioRoute:
+    def header_fails(make: Callable[[av.container.OutputContainer], object]) -> str | None:
+        try:
+            with av.open(io.BytesIO(), "w", format=fmt.format) as out:
+                make(out)
+                out.start_encoding()
+        except (ValueError, TypeError, RuntimeError, av.FFmpegError, InvrError) as exc:
+            return _av_message(exc)
+        return None
+
+    try:
+        av.Codec(info.codec, "w")
+    except (ValueError, av.FFmpegError):
+        why = (f"PyAV can set up a copied stream only of a codec it can encode, and has no {info.codec} "
+               "encoder")
+    else:
+        failed = header_fails(lambda out: _copy_stream(out, info))
+        if failed is None:
+            return AudioRoute("copy", "stream copy")
+        why = f"{fmt.format} does not take {info.codec}"
+        if "does not support" not in failed:
+            why += f": {failed}"
+    with av.open(io.BytesIO(), "w", format=fmt.format) as probe:
+        target = probe.default_audio_codec
+    if not target or target == "none":
+        return AudioRoute("none", f"left out ({why}, and {fmt.format} has no audio codec of its own)")
+    failed = header_fails(lambda out: _AudioTranscode(out, info, Fraction(0), target))
+    if failed is not None:
+        return AudioRoute("none", f"left out ({why}, and re-encoding it to {target} failed: {failed})")
+    return AudioRoute("transcode", f"re-encoded to {target} ({why})", target)
+
+
 class VideoWriter:
     """Write RGB frames to a file path or a binary file object (a pipe, stdout).
 
     ``fmt`` comes from :func:`choose_output_format`. Frames are converted to ``pix_fmt`` with the matrix
     and range tagged in ``info`` (BT.601 limited range when untagged) and the colour tags are passed on.
+    ``audio`` streams are muxed beside the video (:meth:`write_audio`) as :func:`audio_plan` says
+    (:attr:`audio_plan`, an :class:`AudioRoute` per stream), each packet placed ``audio_offset`` seconds
+    earlier: the time of the first frame written, on the clock of the packets' timestamps.
     """
 
     def __init__(
@@ -584,8 +914,13 @@ class VideoWriter:
         pix_fmt: str | None = None,
         name: str | None = None,
         ext: str = "",
+        audio: tuple[AudioStreamInfo, ...] = (),
+        audio_offset: Fraction = Fraction(0),
     ) -> None:
         self.name = name or (str(target) if isinstance(target, (str, os.PathLike)) else "stdout")
+        self.audio_plan = audio_plan(fmt, audio)
+        self._audio: list[_AudioCopy | _AudioTranscode | None] = []
+        self.audio_packets = 0
         self.info = info
         self.fmt = fmt
         self.pix_fmt = pix_fmt or default_pix_fmt(fmt, info, ext)
@@ -616,6 +951,7 @@ class VideoWriter:
             self._stream.pix_fmt = self.pix_fmt
             self._stream.time_base = 1 / rate
             cc.time_base = 1 / rate
+            self._frame_time_base = Fraction(1) / rate
             if info.sample_aspect_ratio and info.sample_aspect_ratio != 1:
                 cc.sample_aspect_ratio = _av_rational(info.sample_aspect_ratio, "aspect ratio", self.name)
             # Y4M and raw frames carry no matrix tag, so readers assume BT.601: write what they will assume.
@@ -630,6 +966,14 @@ class VideoWriter:
             if info.color_trc not in (0, 2):
                 cc.color_trc = info.color_trc
             self._stream.thread_type = "AUTO"
+            for stream, route in zip(audio, self.audio_plan):
+                if route.kind == "copy":
+                    copied = _copy_stream(self._container, stream)
+                    self._audio.append(_AudioCopy(copied, stream, audio_offset))
+                elif route.kind == "transcode":
+                    self._audio.append(_AudioTranscode(self._container, stream, audio_offset, route.codec))
+                else:
+                    self._audio.append(None)
         except av.FFmpegError as exc:
             self._abort()
             raise InvrMediaError(
@@ -656,7 +1000,9 @@ class VideoWriter:
                 dst_color_range=None if is_rgb else self._range,
             )
         frame.pts = self.frames_written
-        frame.time_base = self._stream.time_base
+        # The encoder's time base, fixed here: the stream's becomes the muxer's once the header is written
+        # (mkv: 1/1000), and frame numbers read in it would all round to the first frames' time.
+        frame.time_base = self._frame_time_base
         try:
             for packet in self._stream.encode(frame):
                 self._container.mux(packet)
@@ -664,14 +1010,35 @@ class VideoWriter:
             raise InvrMediaError(f"{self.name}: writing frame {self.frames_written}: {_av_message(exc)}") from exc
         self.frames_written += 1
 
+    @property
+    def takes_audio(self) -> bool:
+        """Whether any audio stream goes into the output (copied or re-encoded)."""
+        return any(out is not None for out in self._audio)
+
+    def write_audio(self, packet: AudioPacket) -> None:
+        """Mux one audio packet of stream ``packet.stream`` (as :attr:`audio_plan` says: copied, re-encoded,
+        or dropped when the output carries no audio)."""
+        out = self._audio[packet.stream] if 0 <= packet.stream < len(self._audio) else None
+        if out is None:
+            return
+        try:
+            self._container.mux(out.packets(packet))
+        except av.FFmpegError as exc:
+            message = f"{self.name}: writing audio packet at pts {packet.pts}: {_av_message(exc)}"
+            raise InvrMediaError(message) from exc
+        self.audio_packets += 1
+
     def close(self) -> None:
-        """Flush the encoder and finish the file."""
+        """Flush the encoders and finish the file."""
         if self._closed:
             return
         self._closed = True
         try:
             for packet in self._stream.encode(None):
                 self._container.mux(packet)
+            for out in self._audio:
+                if out is not None:
+                    self._container.mux(out.flush())
             self._container.close()
         except av.FFmpegError as exc:
             self._abort()

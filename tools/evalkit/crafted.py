@@ -34,7 +34,9 @@ def _entry_struct(major: int) -> c.Construct:
 
 @dataclasses.dataclass
 class Model:
-    """A parsed .invr file: preamble numbers, header body, chunk bodies, index entries, trailer."""
+    """A parsed .invr file: preamble numbers, header body, chunk bodies, index entries, trailer; with audio
+    (2.1), the AUDS values parsed (under each extension's ``audio`` key), the AUDP bodies with where they sit,
+    and whether there is an audio index."""
 
     major: int
     minor: int
@@ -44,6 +46,11 @@ class Model:
     index_offset: int | None = None  # None: recompute
     index_patches: list[tuple[int, str, Any]] = dataclasses.field(default_factory=list)  # after the rebuild
     tail: bytes = b""  # appended after the trailer
+    # (k: before chunk k, None: after the audio index; the AUDP body)
+    audio: list[tuple[int | None, Any]] = dataclasses.field(default_factory=list)
+    audio_index: bool = False  # write an AIDX record after the last chunk
+    audio_entries: list[Any] = dataclasses.field(default_factory=list)  # as loaded (mutation targets)
+    audio_index_patches: list[tuple[int, str, Any]] = dataclasses.field(default_factory=list)
 
 
 def load(data: bytes) -> Model:
@@ -52,27 +59,88 @@ def load(data: bytes) -> Model:
     pre = fmt.PREAMBLE.parse(data[:16])
     body_end = 16 + pre.header_length
     header = fmt.HEADER_BODY.parse(data[16:body_end])
-    chunks, pos = [], body_end + 4
-    while data[pos : pos + 4] == fmt.TAG_CHUNK:
-        length = int.from_bytes(data[pos + 4 : pos + 8], "little")
-        chunks.append(_struct("ChunkBody", pre.major).parse(data[pos + 8 : pos + 8 + length]))
+    for ext in header.extensions:
+        if ext.tag == fmt.EXT_AUDIO_STREAM:
+            ext["audio"] = fmt.AUDIO_STREAM.parse(ext.value)
+    m = Model(pre.major, pre.minor, header, [], [])
+    pos = body_end + 4
+    while data[pos : pos + 4] != fmt.TAG_INDEX:
+        tag, length = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+        body = data[pos + 8 : pos + 8 + length]
+        if tag == fmt.TAG_CHUNK:
+            m.chunks.append(_struct("ChunkBody", pre.major).parse(body))
+        elif tag == fmt.TAG_AUDIO:
+            m.audio.append((None if m.audio_index else len(m.chunks), fmt.AUDIO_PACKETS_BODY.parse(body)))
+        elif tag == fmt.TAG_AUDIO_INDEX:
+            m.audio_index = True
+            m.audio_entries = list(fmt.AUDIO_INDEX_BODY.parse(body).entries)
+        else:
+            raise ValueError(f"a sample with a record fuzz.py does not know: {tag!r}")
         pos += 12 + length
     length = int.from_bytes(data[pos + 4 : pos + 8], "little")
-    index = _struct("IndexBody", pre.major).parse(data[pos + 8 : pos + 8 + length])
-    return Model(pre.major, pre.minor, header, chunks, list(index.entries))
+    m.entries = list(_struct("IndexBody", pre.major).parse(data[pos + 8 : pos + 8 + length]).entries)
+    return m
+
+
+def _audio_entry(offset: int, rec: bytes, body: Any) -> dict[str, Any]:
+    """The audio index entry of AUDP record ``rec`` as written (zeros where its packets say nothing)."""
+    packets = body.packets
+    return {
+        "offset": offset, "size": len(rec), "crc32": int.from_bytes(rec[-4:], "little"),
+        "stream": body.stream, "packet_count": len(packets),
+        "first_dts": packets[0].dts if packets else 0, "last_dts": packets[-1].dts if packets else 0,
+        "start": min((p.pts for p in packets), default=0),
+        "end": max((p.pts + p.duration for p in packets), default=0),
+    }
 
 
 def dump(m: Model) -> bytes:
-    """The file of ``m``, its index rebuilt from the chunks as written and every CRC recomputed."""
+    """The file of ``m``, its index and audio index rebuilt from the records as written and every CRC
+    recomputed."""
     from invrcodec.format import structs as fmt
 
+    for ext in m.header.extensions:
+        if "audio" in ext:
+            ext.value = fmt.AUDIO_STREAM.build(ext.audio)
     body = fmt.HEADER_BODY.build(m.header)
     out = bytearray(fmt.FILE_HEADER.build({"major": m.major, "minor": m.minor, "body": body}))
     records = []
-    for ch in m.chunks:
+    audio_entries: list[dict[str, Any]] = []
+
+    def audio_records(slot: int | None) -> list[tuple[bytes, Any]]:
+        """The AUDP records that sit before chunk ``slot`` (those meant for a chunk that is gone: before the
+        audio index), or after the audio index (None)."""
+        last = len(m.chunks)
+        return [
+            (fmt.RECORD.build({"tag": fmt.TAG_AUDIO, "body": fmt.AUDIO_PACKETS_BODY.build(body)}), body)
+            for where, body in m.audio
+            if where == slot or (slot == last and where is not None and where > last)
+        ]
+
+    def write_audio(slot: int) -> None:
+        for rec, body in audio_records(slot):
+            audio_entries.append(_audio_entry(len(out), rec, body))
+            out.extend(rec)
+
+    for k, ch in enumerate(m.chunks):
+        write_audio(k)
         rec = fmt.RECORD.build({"tag": fmt.TAG_CHUNK, "body": _struct("ChunkBody", m.major).build(ch)})
         records.append((len(out), rec))
         out += rec
+    write_audio(len(m.chunks))
+    if m.audio_index:
+        tail = audio_records(None)
+        at = len(out) + 12 + 4 + fmt.AUDIO_INDEX_ENTRY.sizeof() * (len(audio_entries) + len(tail))
+        for rec, body in tail:
+            audio_entries.append(_audio_entry(at, rec, body))
+            at += len(rec)
+        for i, key, value in m.audio_index_patches:
+            if i < len(audio_entries):
+                audio_entries[i][key] = value
+        out += fmt.RECORD.build({"tag": fmt.TAG_AUDIO_INDEX,
+                                 "body": fmt.AUDIO_INDEX_BODY.build({"entries": audio_entries})})
+        for rec, _ in tail:
+            out += rec
     entries = []  # rebuilt from the chunks as written, then the index mutations applied
     for ch, (offset, rec) in zip(m.chunks, records):
         e = {k: ch[k] for k in ("first_frame", "frame_count", "train_psnr", "prediction") if k in ch}
@@ -94,7 +162,7 @@ def dump(m: Model) -> bytes:
 # --- mutations ------------------------------------------------------------------------------------------
 
 _INT_RANGES = {"<B": (0, 255), "<H": (0, 65535), "<L": (0, 2**32 - 1), "<Q": (0, 2**64 - 1),
-               "<l": (-(2**31), 2**31 - 1)}
+               "<l": (-(2**31), 2**31 - 1), "<q": (-(2**63), 2**63 - 1)}
 _FLOATS = [0.0, -0.0, 1.0, -1.0, 0.5, 30.0, 1e-300, 5e-324, 1e300, 1e308, -1e308, math.inf, -math.inf,
            math.nan, 2.0**16, 2.0**16 + 1, 2.0**-16, 2.0**-17, 1.4, 0.003, 1e6]
 
@@ -133,7 +201,8 @@ def _set(root: Any, path: tuple[Any, ...], value: Any) -> None:
 def _int_value(rng: random.Random, fmtstr: str, old: int) -> int:
     lo, hi = _INT_RANGES[fmtstr]
     picks = [lo, hi, lo + 1, hi - 1, 0, 1, 2, 3, old + 1, old - 1, old * 2, old // 2, 2**15, 2**16 - 1, 2**16,
-             2**31 - 1, 2**31, -1, -(2**31), rng.randint(lo, hi), rng.randint(0, 64)]
+             2**31 - 1, 2**31, -1, -(2**31), 2**62, 2**62 + 1, -(2**62) - 1, -old, rng.randint(lo, hi),
+             rng.randint(0, 64)]
     return min(hi, max(lo, rng.choice(picks)))
 
 
@@ -183,6 +252,11 @@ def _mutate_field(rng: random.Random, m: Model) -> str:
     entry = _entry_struct(m.major)
     targets += [(f"index{i}", e, entry) for i, e in enumerate(m.entries)]
     weights = [6] + [3] * len(m.chunks) + [1] * len(m.entries)
+    streams = [ext.audio for ext in m.header.extensions if "audio" in ext]
+    targets += [(f"audiostream{i}", a, fmt.AUDIO_STREAM) for i, a in enumerate(streams)]
+    targets += [(f"audio{i}", body, fmt.AUDIO_PACKETS_BODY) for i, (_, body) in enumerate(m.audio)]
+    targets += [(f"aindex{i}", e, fmt.AUDIO_INDEX_ENTRY) for i, e in enumerate(m.audio_entries)]
+    weights += [3] * len(streams) + [3] * len(m.audio) + [1] * len(m.audio_entries)
     name, root, sc = rng.choices(targets, weights)[0]
     leaves = _leaves(sc, root, ())
     if not leaves:
@@ -195,19 +269,59 @@ def _mutate_field(rng: random.Random, m: Model) -> str:
         new = _float_value(rng, float(old))
     elif kind == "bytes":
         others = [bytes(t.data) for ch in m.chunks for t in ch.tensors]
+        others += [bytes(p.data) for _, body in m.audio for p in body.packets]
         new = _bytes_value(rng, bytes(old), others)
     elif kind == "tag":
-        new = rng.choice([b"CHNK", b"INDX", b"TAIL", b"\0\0\0\0", rng.randbytes(4)])
+        tags = [b"CHNK", b"INDX", b"TAIL", b"AUDS", b"AUDP", b"AIDX", b"\0\0\0\0", rng.randbytes(4)]
+        new = rng.choice(tags)
     else:
         new = _str_value(rng)
     if name.startswith("index"):
         m.index_patches.append((int(name[5:]), path[0], new))
+    elif name.startswith("aindex"):
+        m.audio_index_patches.append((int(name[6:]), path[0], new))
     else:
         _set(root, path, new)
+        if name == "header" and path[0] == "extensions" and path[-1] == "value":
+            _get(root, path[:-1]).pop("audio", None)  # the raw value, not the parsed stream, is written
     return f"{name}.{'.'.join(map(str, path))}={new!r}"[:160]
 
 
+def _mutate_audio(rng: random.Random, m: Model) -> str:
+    """One change to the audio records of a file with audio: records or packets dropped, repeated, swapped,
+    reversed or moved, or the audio index dropped."""
+    choice = rng.randrange(8)
+    if choice == 0:
+        del m.audio[rng.randrange(len(m.audio))]
+        return "drop an audio record"
+    if choice == 1:
+        m.audio.insert(rng.randrange(len(m.audio) + 1), rng.choice(m.audio))
+        return "repeat an audio record"
+    if choice == 2 and len(m.audio) > 1:
+        m.audio.reverse()
+        return "reverse the audio records"
+    if choice == 3:
+        i = rng.randrange(len(m.audio))
+        where = rng.choice([None, *range(len(m.chunks) + 1)])
+        m.audio[i] = (where, m.audio[i][1])
+        return f"move audio record {i} to {where}"
+    body = rng.choice(m.audio)[1]
+    if choice == 4 and body.packets:
+        del body.packets[rng.randrange(len(body.packets))]
+        return "drop an audio packet"
+    if choice == 5 and body.packets:
+        body.packets.insert(rng.randrange(len(body.packets) + 1), rng.choice(body.packets))
+        return "repeat an audio packet"
+    if choice == 6:
+        body.packets.reverse()
+        return "reverse an audio record's packets"
+    m.audio_index = False
+    return "drop the audio index"
+
+
 def _mutate_structure(rng: random.Random, m: Model) -> str:
+    if m.audio and rng.random() < 0.3:
+        return _mutate_audio(rng, m)
     choice = rng.randrange(9)
     if choice == 0 and m.chunks:
         ch = rng.choice(m.chunks)
