@@ -525,7 +525,7 @@ class _Run:
         self.checked = [math.nan] * len(chunks)  # each row's last full-chunk PSNR
         # The collapse guard (COLLAPSE_MARGIN_DB): each chunk's flat-picture PSNR, its best accepted check and
         # the state there.
-        self.floor = [flat_psnr(c) + COLLAPSE_MARGIN_DB for c in chunks]
+        self._floor: list[float | None] = [None] * len(chunks)  # computed once judged (_floor_of)
         self.watch_from = watch_from(recipe)
         self.best: list[FitResult | None] = [None] * len(chunks)
         self.est_mse: torch.Tensor | None = None
@@ -627,7 +627,7 @@ class _Run:
         for row in rows:
             if self.live[row] and not math.isfinite(mse_now[row]):
                 leaving[row] = _Diverged(step, f"loss {mse_now[row]}")
-            elif self.live[row] and watched and est_psnr[row] < self.floor[row]:
+            elif self.live[row] and watched and est_psnr[row] < self._floor_of(row):
                 leaving[row] = self._collapsed(row, step, f"estimated {est_psnr[row]:.2f} dB, {self._flat(row)}")
         scheduled = recipe.eval_every > 0 and (step % recipe.eval_every == 0 or step == recipe.steps)
         to_check = [row for row in rows if self.live[row] and row not in leaving and (
@@ -642,7 +642,7 @@ class _Run:
                 log.debug("step %d: chunk %d at %.2f dB (estimated %.2f dB)", step, self.positions[row],
                           psnr, est_psnr[row])
                 best = self.best[row]
-                if watched and psnr < self.floor[row]:
+                if watched and psnr < self._floor_of(row):
                     leaving[row] = self._collapsed(row, step, f"checked {psnr:.2f} dB, {self._flat(row)}")
                 elif best is not None and psnr < best.psnr - COLLAPSE_DROP_DB:
                     leaving[row] = self._collapsed(row, step, f"fell from {best.psnr:.2f} dB at step {best.steps} "
@@ -661,7 +661,15 @@ class _Run:
         return _Diverged(step, f"chunk {self.positions[row]}: {why}", "collapsed", self.best[row])
 
     def _flat(self, row: int) -> str:
-        return f"a flat picture is {self.floor[row] - COLLAPSE_MARGIN_DB:.2f} dB"
+        return f"a flat picture is {self._floor_of(row) - COLLAPSE_MARGIN_DB:.2f} dB"
+
+    def _floor_of(self, row: int) -> float:
+        """The row's flat-picture PSNR plus the margin, computed when the guard first judges it: a fit shorter
+        than its watch (refinement, a short --steps) never pays for a pass over the chunk's frames."""
+        floor = self._floor[row]
+        if floor is None:
+            floor = self._floor[row] = flat_psnr(self.target_u8[row].cpu().numpy()) + COLLAPSE_MARGIN_DB
+        return floor
 
     def _retire(self, leaving: dict[int, _Diverged | None], step: int) -> None:
         if self.held is None:
@@ -701,7 +709,7 @@ class _Run:
         self.noise_gens = [self.noise_gens[row] for row in keep]
         self.positions = [self.positions[row] for row in keep]
         self.checked = [self.checked[row] for row in keep]
-        self.floor = [self.floor[row] for row in keep]
+        self._floor = [self._floor[row] for row in keep]
         self.best = [self.best[row] for row in keep]
         self.live, self.retired, self.held = [True] * len(keep), None, None
         self.live_mask = torch.ones(len(keep), device=self.device)
