@@ -324,6 +324,19 @@ def _value(v: Any) -> str:
     return str(v)
 
 
+def _stream_block(stream: dict[str, Any]) -> list[str]:
+    """One stream's ``[STREAM]`` block: key=value lines, tags as ``TAG:key``, INVR facts as ``INVR:key``."""
+    lines = ["[STREAM]"]
+    for key, value in stream.items():
+        if key == "tags":
+            lines += [f"TAG:{k}={_value(v)}" for k, v in value.items()]
+        elif key == "invr":
+            lines += [f"INVR:{k}={_value(v)}" for k, v in _flatten("", value)]
+        else:
+            lines.append(f"{key}={_value(value)}")
+    return lines + ["[/STREAM]"]
+
+
 def render_default(stream: dict[str, Any] | None, fmt: dict[str, Any] | None,
                    audio: list[dict[str, Any]] | None = None) -> str:
     """ffprobe's ``-of default``: ``[SECTION]`` blocks of key=value lines; tags as ``TAG:key``."""
@@ -334,25 +347,9 @@ def render_default(stream: dict[str, Any] | None, fmt: dict[str, Any] | None,
             lines.append("[CHUNK]")
             lines += [f"{k}={_value(v)}" for k, v in chunk.items()]
             lines.append("[/CHUNK]")
-        lines.append("[STREAM]")
-        for key, value in stream.items():
-            if key == "tags":
-                lines += [f"TAG:{k}={_value(v)}" for k, v in value.items()]
-            elif key == "invr":
-                lines += [f"INVR:{k}={_value(v)}" for k, v in _flatten("", value)]
-            else:
-                lines.append(f"{key}={_value(value)}")
-        lines.append("[/STREAM]")
+        lines += _stream_block(stream)
     for a in audio:
-        lines.append("[STREAM]")
-        for key, value in a.items():
-            if key == "tags":
-                lines += [f"TAG:{k}={_value(v)}" for k, v in value.items()]
-            elif key == "invr":
-                lines += [f"INVR:{k}={_value(v)}" for k, v in _flatten("", value)]
-            else:
-                lines.append(f"{key}={_value(value)}")
-        lines.append("[/STREAM]")
+        lines += _stream_block(a)
     if fmt is not None:
         lines.append("[FORMAT]")
         for key, value in fmt.items():
