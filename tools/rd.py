@@ -1,23 +1,28 @@
 """Rate-distortion evaluation of invrcodec against MPEG-1, MPEG-2, H.264 and H.265 (INVR paper, Table 1, Fig. 2b-c).
 
-For every clip: INVR-C (DeepCABAC) curves at several QPs, INVR-U (raw float32 weights) for the first curve, and
-the baselines through PyAV at bitrates spanning INVR-C's. INVR codes RGB, so H.264 and H.265 run in 4:4:4
-(``h264-444``: x264 High 4:4:4 Predictive; ``h265-444``: x265 Main 4:4:4) as the headline for RGB PSNR, with
-the usual 4:2:0 beside them (MPEG-1 and MPEG-2 have no 4:4:4). Every point is a real file: ``.invr`` for INVR,
-a raw elementary stream (``.m1v``, ``.m2v``, ``.264``, ``.265``: the packets plus the stream's own headers, no
-container) for the baselines, whose decoded pixel format is checked against the one asked for. Each file is
-decoded back to RGB and scored per frame with :func:`invrcodec.net.fit.rgb_psnr`.
+For every clip: INVR-C (DeepCABAC) curves at several QPs, INVR-U (raw float32 weights) for the first curve,
+and the baselines through PyAV at bitrates spanning INVR-C's, H.264/H.265 also at constant qualities down to
+crf 2 (``--crfs``) so that their curves reach INVR's highest rates and 45-55 dB. INVR codes RGB, so H.264 and
+H.265 run in 4:4:4 (``h264-444``: x264 High 4:4:4 Predictive; ``h265-444``: x265 Main 4:4:4) as the headline
+for RGB PSNR, with the usual 4:2:0 beside them (MPEG-1 and MPEG-2 have no 4:4:4). Every point is a real file:
+``.invr`` for INVR, a raw elementary stream (``.m1v``, ``.m2v``, ``.264``, ``.265``: the packets plus the
+stream's own headers, no container) for the baselines, whose decoded pixel format is checked against the one
+asked for. Each file is decoded back to RGB and scored per frame with :func:`invrcodec.net.fit.rgb_psnr`.
 
 INVR curves come by name (``--invr default,v1``: see ``NAMED_CURVES``) and from a grid of model sizes
-(``--hidden``, ``--chunk-frames``, ``--keyint``). A curve whose chunks are all key chunks trains each chunk once
-and codes it at every QP (:func:`evalkit.invr.encode_invr_points`, the same bytes as the encoder); a curve with
-P-chunks is encoded end to end with :class:`invrcodec.codec.encoder.Encoder` at each QP, as a P-chunk trains from the
-previous chunk's decoded weights. The BD table has every INVR-C curve against every later one (the first named
-curve is the test, e.g. ``default`` against ``v1``) and against every baseline.
+(``--hidden``, ``--chunk-frames``, ``--keyint``). A curve whose chunks are all key chunks trains each chunk
+once and codes it at every QP (:func:`evalkit.invr.encode_invr_points`, the same bytes as the encoder); a
+curve with P-chunks is encoded end to end with :class:`invrcodec.codec.encoder.Encoder` at each QP, as a
+P-chunk trains from the previous chunk's decoded weights. The BD table has every INVR-C curve against every
+later one (the first named curve is the test, e.g. ``default`` against ``v1``) and against every baseline.
+Against each baseline, the whole range as well: BD-rate over a fixed PSNR range (``--fixed-range``, 30-42 dB),
+dB behind the baseline at equal rate at each INVR-C point and its mean over ``--behind-bpp`` (0.1-0.5 bpp),
+and the top PSNR of each curve.
 
 Writes to ``--out``: ``results.json`` (everything, per-frame PSNR included), ``results.csv`` (one row per
-point), ``table.md`` (Table 1 layout, BD-rates, all points) and PNG plots (R-D curves, per-frame PSNR,
-PSNR density).
+point), ``range.csv`` (the whole-range figures per INVR-C curve and baseline), ``behind.csv`` (dB behind per
+INVR-C point and baseline), ``table.md`` (Table 1 layout, BD-rates, the whole range, all points) and PNG
+plots (R-D curves, per-frame PSNR, PSNR density).
 
     python tools/rd.py ../shared/media/carphone_pristine.mp4 --size 128 --frames 90 --invr default,v1 \
         --qp 30,34,38,42,46 --out out/rd128
@@ -36,10 +41,11 @@ import av
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evalkit.baselines import BASELINES, DEFAULT_BASELINES, baseline_targets, encode_baseline, roundtrip_psnr
+from evalkit.baselines import (BASELINES, CRF_SWEEP, DEFAULT_BASELINES, baseline_sweep, baseline_targets,
+                                encode_baseline, roundtrip_psnr)
 from evalkit.clips import Clip, load_clip, parse_size
 from evalkit.invr import decode_invr_psnr, encode_invr_points, encode_with_encoder, resolved_config
-from evalkit.rdpoints import Point, point_from_row
+from evalkit.rdpoints import BEHIND_BPP, FIXED_PSNR_DB, Point, point_from_row
 from evalkit.rdreport import write_outputs
 from evalkit.report import command_line, report_head, run_tool
 
@@ -164,12 +170,25 @@ def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v.strip()]
 
 
+def _range(text: str) -> tuple[float, float]:
+    """``LO,HI`` with LO < HI."""
+    values = _floats(text)
+    if len(values) != 2 or values[0] >= values[1]:
+        raise argparse.ArgumentTypeError(f"expected LO,HI with LO < HI, got {text!r}")
+    return values[0], values[1]
+
+
+def _range_default(r: tuple[float, float]) -> str:
+    return f"{r[0]:g},{r[1]:g}"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("clips", nargs="*", help="video files")
     ap.add_argument("--replot", default=None, metavar="RESULTS_JSON",
-                    help="only recompute BD-rates, tables and plots from an earlier results.json")
+                    help="only recompute BD-rates, tables and plots from an earlier results.json (or its "
+                    "folder)")
     ap.add_argument("--size", default="128", help="N: centre square crop, area-scaled to NxN; or 'native'")
     ap.add_argument("--frames", type=int, default=90,
                     help="frames per clip (90 at 15 frames a chunk: six chunks, so prediction across chunks counts)")
@@ -197,6 +216,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--baseline-points", type=int, default=6, help="log-spaced baseline targets (auto mode)")
     ap.add_argument("--low-factor", type=float, default=16.0,
                     help="auto mode reaches down to INVR-C's lowest rate divided by this")
+    ap.add_argument("--crfs", type=_ints, default=list(CRF_SWEEP),
+                    help="H.264/H.265 constant-quality (CRF) points besides the bitrates, comma-separated; "
+                    "empty for none")
+    ap.add_argument("--fixed-range", type=_range, default=_range_default(FIXED_PSNR_DB), metavar="LO,HI",
+                    help="PSNR range (dB) of the fixed-range BD-rate against the baselines")
+    ap.add_argument("--behind-bpp", type=_range, default=_range_default(BEHIND_BPP), metavar="LO,HI",
+                    help="INVR-C points (bpp) over which 'dB behind at equal rate' is averaged")
     ap.add_argument("--ref-qp", type=int, default=DEFAULT_QP, help="INVR-C QP shown in the Table 1 layout")
     ap.add_argument("--retrain", action="store_true",
                     help="encode every point with invrcodec.Encoder from scratch, also where the chunks are all "
@@ -232,17 +258,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def replot(args: argparse.Namespace) -> int:
     """Recompute BD-rates, tables and plots from an earlier results.json (no encoding)."""
-    report = json.loads(Path(args.replot).read_text())
+    source = Path(args.replot)
+    if source.is_dir():
+        source = source / "results.json"
+    report = json.loads(source.read_text())
     measured = []
     for c in report.pop("clips"):
-        meta = {k: v for k, v in c.items() if k not in ("points", "bd", "table1")}
+        meta = {k: v for k, v in c.items() if k not in ("points", "bd", "table1", "whole_range", "top_psnr")}
         seconds = float(c["frames"]) / float(c["fps"])
         measured.append((meta, [point_from_row(r, seconds) for r in c["points"]]))
     settings = report["settings"]
     report["replotted_with"] = command_line()
-    out = args.out if args.out_given else Path(args.replot).parent
+    out = args.out if args.out_given else source.parent
     tag = args.tag or ("native" if settings["size"] == "native" else str(settings["size"]))
-    written = write_outputs(out, report, measured, settings.get("ref_qp", DEFAULT_QP), tag, args.dpi)
+    written = write_outputs(out, report, measured, settings.get("ref_qp", DEFAULT_QP), tag, args.dpi,
+                            args.fixed_range, args.behind_bpp)
     print("wrote " + ", ".join(str(w) for w in written))
     return 0
 
@@ -266,16 +296,17 @@ def main(argv: list[str] | None = None) -> int:
               f"(source {clip.source_size[0]}x{clip.source_size[1]}), {clip.fps:.3f} fps", flush=True)
         points, invr_settings = run_invr(clip, args, outdir)
         invr_kbps = [p.kbps for p in points if p.codec == "INVR-C"]
+        kbps_targets = baseline_targets(invr_kbps, args.bitrates, args.baseline_points, args.low_factor)
         for key in args.baselines:
             base = BASELINES[key]
-            for kbps in baseline_targets(invr_kbps, args.bitrates, args.baseline_points, args.low_factor):
-                path_b = outdir / f"{key}_{kbps:08.1f}k.{base.ext}"
+            for target in baseline_sweep(base, kbps_targets, args.crfs):
+                path_b = outdir / f"{key}_{target.stem}.{base.ext}"
                 try:
-                    p = encode_baseline(clip, base, kbps, path_b)
+                    p = encode_baseline(clip, base, target, path_b)
                 except (av.FFmpegError, RuntimeError) as exc:
-                    print(f"  {base.label} at {kbps:.1f} kbit/s failed: {exc}", file=sys.stderr)
+                    print(f"  {base.label} at {target.setting} failed: {exc}", file=sys.stderr)
                     continue
-                print(f"  {base.label} target {kbps:.1f}: {p.bytes} B, {p.kbps:.1f} kbit/s, "
+                print(f"  {base.label} {target.setting}: {p.bytes} B, {p.kbps:.1f} kbit/s, "
                       f"{p.psnr_mean:.2f} ± {p.psnr_std:.2f} dB", flush=True)
                 points.append(p)
         meta: dict[str, object] = {
@@ -291,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         **report_head("rd", args),
         "wall_s": round(time.perf_counter() - t_start, 1),
     }
-    written = write_outputs(args.out, report, measured, args.ref_qp, tag, args.dpi)
+    written = write_outputs(args.out, report, measured, args.ref_qp, tag, args.dpi, args.fixed_range,
+                            args.behind_bpp)
     print(f"wrote {', '.join(str(w) for w in written)} in {time.perf_counter() - t_start:.0f} s")
     return 0
 

@@ -1,5 +1,7 @@
 """R-D points and curves (tools/rd.py): one operating point of one codec on one clip, its curve, and what the
-curves give: BD-rates of every INVR-C curve against the others and the baselines, and Table 1's choice."""
+curves give: BD-rates of every INVR-C curve against the others and the baselines, the whole-range figures
+against the baselines (BD-rate over a fixed PSNR range, dB behind at equal rate, each curve's top PSNR), and
+Table 1's choice."""
 
 from __future__ import annotations
 
@@ -8,7 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evalkit.bd import bd_psnr, bd_rate, overlap, pareto
+from evalkit.bd import bd_psnr, bd_rate, bd_rate_fixed, db_behind, overlap, pareto
+
+FIXED_PSNR_DB = (30.0, 42.0)  # the fixed range of the whole-range BD-rate
+BEHIND_BPP = (0.1, 0.5)  # the INVR points whose mean "dB behind at equal rate" is the figure of merit
 
 
 @dataclass
@@ -111,6 +116,62 @@ def bd_table(points: list[Point]) -> list[dict[str, object]]:
     rows += [bd_row(test, cs[test], anchor, cs[anchor], "baseline")
              for test in invr for anchor in baseline_curves(cs)]
     return rows
+
+
+def top_psnr(points: list[Point]) -> dict[str, dict[str, object]]:
+    """Each curve's highest mean PSNR and the point that reaches it: how far up each curve goes."""
+    tops = {}
+    for name, pts in curves(points).items():
+        best = max(pts, key=lambda p: p.psnr_mean)
+        tops[name] = {"psnr": round(best.psnr_mean, 4), "kbps": round(best.kbps, 3),
+                      "bpp": round(best.bpp, 5), "setting": best.setting}
+    return tops
+
+
+def behind_rows(test: list[Point], anchor: list[Point]) -> list[dict[str, object]]:
+    """One row per test point: its rate and PSNR, the anchor's PSNR at that rate (None outside the anchor's
+    rates) and how many dB the test is behind it there (positive: the anchor is better)."""
+    ar, ap = [p.kbps for p in anchor], [p.psnr_mean for p in anchor]
+    rows = []
+    for p in test:
+        at = db_behind(ar, ap, p.kbps)
+        rows.append({"setting": p.setting, "bpp": round(p.bpp, 5), "kbps": round(p.kbps, 3),
+                     "psnr": round(p.psnr_mean, 4), "anchor_psnr": None if at is None else round(at, 4),
+                     "db_behind": None if at is None else round(at - p.psnr_mean, 4)})
+    return rows
+
+
+def mean_behind(rows: list[dict[str, object]], bpp: tuple[float, float]) -> float | None:
+    """Mean dB behind over the rows whose bpp lies in [lo, hi] and that the anchor's rates cover; None if
+    none does (issue 24's figure of merit over 0.1-0.5 bpp)."""
+    diffs = [float(r["db_behind"]) for r in rows  # type: ignore[arg-type]
+             if r["db_behind"] is not None and bpp[0] <= float(r["bpp"]) <= bpp[1]]  # type: ignore[arg-type]
+    return round(float(np.mean(diffs)), 4) if diffs else None
+
+
+def range_row(test_name: str, test: list[Point], anchor_name: str, anchor: list[Point],
+              psnr_db: tuple[float, float], bpp: tuple[float, float]) -> dict[str, object]:
+    """The whole-range figures of one test curve against one anchor: BD-rate (PCHIP) over the fixed PSNR
+    range (None: a curve does not reach it), dB behind at each test point's rate, and their mean over the
+    bpp range."""
+    behind = behind_rows(test, anchor)
+    return {
+        "test": test_name, "anchor": anchor_name,
+        "bd_rate_fixed_pchip": bd_rate_fixed([p.kbps for p in anchor], [p.psnr_mean for p in anchor],
+                                             [p.kbps for p in test], [p.psnr_mean for p in test], *psnr_db),
+        "mean_db_behind": mean_behind(behind, bpp),
+        "behind": behind,
+    }
+
+
+def range_table(points: list[Point], psnr_db: tuple[float, float] = FIXED_PSNR_DB,
+                bpp: tuple[float, float] = BEHIND_BPP) -> dict[str, object]:
+    """The whole-range figures of every INVR-C curve against every baseline (4:4:4 first), with the ranges
+    they cover: the common-range BD-rate hides a curve that stops far below the baseline's top."""
+    cs = curves(points)
+    rows = [range_row(test, cs[test], anchor, cs[anchor], psnr_db, bpp)
+            for test in invr_c_curves(cs) for anchor in baseline_curves(cs)]
+    return {"psnr_range_db": list(psnr_db), "bpp_range": list(bpp), "rows": rows}
 
 
 def table1_points(points: list[Point], qp: int) -> dict[str, Point]:
