@@ -59,9 +59,10 @@ class Point:
     seconds: float = 0.0
     flags: str = ""
     error: str = ""
+    chunk_frames: int | None = None  # invr-enc --chunk-frames (None: the preset's, by the QP)
 
     def key(self) -> tuple[object, ...]:
-        return (self.clip, self.preset, self.qp, self.size, self.frames, self.steps)
+        return (self.clip, self.preset, self.qp, self.size, self.frames, self.steps, self.chunk_frames)
 
 
 def shared_clips() -> list[Path]:
@@ -85,6 +86,8 @@ def encode_decode(path: Path, point: Point, ref: np.ndarray, workdir: Path) -> N
            "--frames", str(point.frames), "--preset", point.preset, "--qp", str(point.qp)]
     if point.steps:
         enc += ["--steps", str(point.steps)]
+    if point.chunk_frames:
+        enc += ["--chunk-frames", str(point.chunk_frames)]
     t0 = time.perf_counter()
     run = subprocess.run([*enc, str(path), str(out)], capture_output=True, text=True)
     point.seconds = round(time.perf_counter() - t0, 1)
@@ -106,10 +109,10 @@ def encode_decode(path: Path, point: Point, ref: np.ndarray, workdir: Path) -> N
 
 def flag_inversions(points: list[Point]) -> None:
     """Flag points with fewer bytes and more PSNR than a finer QP's point of the same clip and preset."""
-    groups: dict[tuple[str, str], list[Point]] = {}
+    groups: dict[tuple[object, ...], list[Point]] = {}
     for p in points:
         if not p.error:
-            groups.setdefault((p.clip, p.preset), []).append(p)
+            groups.setdefault((p.clip, p.preset, p.chunk_frames), []).append(p)
     for group in groups.values():
         group.sort(key=lambda p: p.qp)
         for i, p in enumerate(group):
@@ -137,6 +140,7 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=128, help="square crop scaled to SIZExSIZE (default 128)")
     ap.add_argument("--frames", type=int, default=90)
     ap.add_argument("--steps", type=int, default=None, help="invr-enc --steps (default: the preset's)")
+    ap.add_argument("--chunk-frames", type=int, default=None, help="invr-enc --chunk-frames (default: the preset's)")
     ap.add_argument("--json", type=Path, default=None, help="append each point as a JSON line; skip points in it")
     args = ap.parse_args()
 
@@ -162,7 +166,8 @@ def main() -> int:
             flat = round(flat_psnr(ref), 3)
             for preset in args.presets.split(","):
                 for qp in (int(q) for q in args.qps.split(",")):
-                    point = Point(path.stem, preset, qp, args.size, len(ref), args.steps, flat=flat)
+                    point = Point(path.stem, preset, qp, args.size, len(ref), args.steps, flat=flat,
+                                  chunk_frames=args.chunk_frames)
                     if point.key() in done:
                         points.append(done[point.key()])
                         continue
