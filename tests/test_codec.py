@@ -166,34 +166,52 @@ def test_paper_preset_is_the_papers_recipe() -> None:
     assert paper.arithmetic == "reference"
 
 
-def test_the_default_width_follows_the_qp_and_an_explicit_one_wins() -> None:
-    from invrcodec.codec.presets import WIDTH_BY_QP, width_for_qp
+def test_the_default_network_follows_the_qp_and_an_explicit_one_wins() -> None:
+    from invrcodec.codec.presets import BANDS_BY_QP, band_for_qp
 
-    def hidden(**kw: object) -> int:
-        return EncoderConfig.from_preset(device="cpu", **kw).representation.hidden  # type: ignore[arg-type]
+    def network(**kw: object) -> tuple[int, int, int]:
+        cfg = EncoderConfig.from_preset(device="cpu", **kw)  # type: ignore[arg-type]
+        return cfg.representation.hidden, cfg.representation.chunk_frames, cfg.recipe.steps
 
-    assert [hidden(qp=q) for q in (20, 30, 31, 34, 35, 38, 39, 42, 43, 46, 60)] == [
-        192, 192, 160, 160, 128, 128, 96, 96, 64, 64, 64]
-    assert hidden() == 128  # the default QP
-    assert hidden(qp=46, hidden=128) == 128
-    assert hidden(qp=46, bitrate=100.0) == 128  # the QP varies by chunk: chosen per stream (below)
-    assert hidden(preset="medium", qp=46) == hidden(preset="paper", qp=46) == 128  # not measured: unchanged
-    assert hidden(qp=46, variant="even") == 128
-    assert [hidden(preset="ultrafast", qp=q) for q in (30, 34, 38, 42, 46)] == [160, 160, 128, 96, 64]
-    assert width_for_qp("slow", 46) is None
-    widths = [band.hidden for band in WIDTH_BY_QP["fast"]]
-    assert widths == sorted(widths, reverse=True)  # coarser QPs, narrower networks: rate falls with the QP
+    fast = PRESETS["fast"].steps
+    assert [network(qp=q)[:2] for q in (20, 22, 23, 26, 27, 30, 31, 34, 35, 38, 39, 42, 43, 46, 60)] == [
+        (192, 15), (192, 15), (192, 30), (192, 30), (192, 45), (192, 45), (160, 90), (160, 90), (128, 90),
+        (128, 90), (96, 90), (96, 90), (64, 90), (64, 90), (64, 90)]
+    # A shorter chunk trains as much per frame (Recipe.for_frames), so the encode takes about as long.
+    assert [network(qp=q)[2] for q in (22, 26, 30, 34)] == [fast // 4, 1239, fast // 2, fast]
+    assert network() == (128, 90, fast)  # the default QP
+    assert network(qp=46, hidden=128)[:2] == (128, 90)
+    assert network(qp=22, chunk_frames=90) == (192, 90, fast)  # a given chunk length is kept
+    assert network(qp=46, chunk_frames=45) == (64, 45, fast // 2)  # and trains as much per frame
+    assert network(qp=46, bitrate=100.0)[:2] == (128, 90)  # the QP varies by chunk: chosen per stream (below)
+    assert network(preset="medium", qp=22)[:2] == (128, 90)  # not measured: unchanged
+    assert network(preset="paper", qp=22)[:2] == (128, 15)
+    assert network(qp=22, variant="even")[:2] == (128, 90)
+    assert [network(preset="ultrafast", qp=q)[:2] for q in (22, 30, 34, 38, 42, 46)] == [
+        (160, 30), (160, 45), (160, 90), (128, 90), (96, 90), (64, 90)]
+    assert band_for_qp("slow", 46) is None
+    for bands in BANDS_BY_QP.values():  # finer QPs, never a smaller network per frame: rate rises as QP falls
+        per_frame = [b.hidden ** 2 / b.chunk_frames for b in bands]
+        assert per_frame == sorted(per_frame, reverse=True)
 
 
-@pytest.mark.parametrize(("kbps", "hidden"), [(600.0, 192), (200.0, 160), (120.0, 128), (60.0, 96),
-                                              (30.0, 64)])
-def test_under_a_bitrate_the_width_is_the_widest_that_fits_a_chunks_share(kbps: float, hidden: int) -> None:
+@pytest.mark.parametrize(("kbps", "hidden", "chunk_frames"), [
+    (3000.0, 192, 15), (1500.0, 192, 30), (700.0, 192, 45), (200.0, 160, 90), (120.0, 128, 90),
+    (60.0, 96, 90), (30.0, 64, 90)])
+def test_under_a_bitrate_the_network_is_the_largest_a_seconds_share_affords(kbps: float, hidden: int,
+                                                                           chunk_frames: int) -> None:
     stream = StreamInfo(128, 128, 90, frame_rate=Fraction(30))
     enc = Encoder(stream, EncoderConfig.from_preset("fast", bitrate=kbps, device="cpu"))
-    assert enc.config.representation.hidden == hidden
-    assert enc.header.representation.hidden == hidden  # what the file says
+    rep = enc.config.representation
+    assert (rep.hidden, rep.chunk_frames) == (hidden, chunk_frames)
+    assert enc.header.representation == rep  # what the file says
+    assert enc.config.recipe == PRESETS["fast"].for_frames(chunk_frames, 90)  # the same training per frame
     given = Encoder(stream, EncoderConfig.from_preset("fast", bitrate=kbps, hidden=80, device="cpu"))
     assert given.config.representation.hidden == 80
+    assert given.config.representation.chunk_frames <= chunk_frames  # a narrower network: as long or shorter
+    fixed = Encoder(stream, EncoderConfig.from_preset("fast", bitrate=kbps, chunk_frames=90, steps=500,
+                                                      device="cpu"))
+    assert (fixed.config.representation.chunk_frames, fixed.config.recipe.steps) == (90, 500)
 
 
 def test_real_clip_round_trip(shared_media: Path, tmp_path: Path) -> None:

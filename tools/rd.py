@@ -67,7 +67,9 @@ NAMED_CURVES: dict[str, tuple[dict[str, object], str]] = {
              "frames")),
     "intra": ({"keyint": 1}, "the defaults with every chunk a key chunk (no inter-chunk prediction)"),
     "h128": ({"hidden": 128}, ("the defaults at hidden 128 for every QP (the default before the width followed "
-                               "the QP, presets.WIDTH_BY_QP)")),
+                               "the QP, presets.BANDS_BY_QP)")),
+    "c90": ({"chunk_frames": 90}, ("the default before the chunk length followed the QP (issue 24): one 90-frame "
+                                   "network at every QP, the width still by the QP")),
 }
 
 

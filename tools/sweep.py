@@ -40,7 +40,7 @@ from invrcodec.metrics import flat_psnr, rgb_psnr
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA = ROOT.parent / "shared" / "media"
-PRESETS_WITH_BANDS = ("fast", "ultrafast")  # the presets whose width follows the QP (presets.WIDTH_BY_QP)
+PRESETS_WITH_BANDS = ("fast", "ultrafast")  # the presets whose network follows the QP (presets.BANDS_BY_QP)
 COLLAPSE_MARGIN_DB = 1.0  # the encoder's guard (invrcodec.net.fit.COLLAPSE_MARGIN_DB; not imported: no torch)
 
 

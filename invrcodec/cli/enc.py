@@ -84,13 +84,15 @@ def _size(value: str) -> tuple[int, int]:
               help="Target PSNR: train each chunk until it reaches this, refinement's gain included "
               "(or the step cap).")
 @click.option("--qp", type=int, default=None, metavar="N",
-              help="Weight quantiser (larger = smaller, worse); in fast and ultrafast it also sets the width "
-              "(wider below 35, narrower above 38) unless --hidden is given.")
+              help="Weight quantiser (larger = smaller, worse); in fast and ultrafast it also sets the network "
+              "unless --hidden / --chunk-frames are given: wider below 35, narrower above 38, and below 31 "
+              "shorter chunks (45 frames at 27-30, 30 at 23-26, 15 at 22 and below).")
 @click.option("--bitrate", "-b", callback=common.parsed(_bitrate), default=None, metavar="KBPS",
               help="Average bitrate over the clip in kbit/s (x264's --bitrate; 500k and 1.5M also read); "
               "chooses a QP per chunk instead of --qp.")
 @click.option("--chunk-frames", type=click.IntRange(min=1), default=None, metavar="N",
-              help=f"Frames per network (default {DEFAULT_CHUNK_FRAMES}; paper: 15).")
+              help=f"Frames per network (default {DEFAULT_CHUNK_FRAMES}, shorter at fine QPs in fast and "
+              "ultrafast; paper: 15). The preset's training per frame stays the same.")
 @click.option("--keyint", type=click.IntRange(min=0), default=None, metavar="N",
               help="A key chunk every N chunks, P-chunks between (0: only the first; 1: all key). "
               f"Default {DEFAULT_KEYINT}; paper: 1.")

@@ -33,11 +33,11 @@ from invrcodec.codec.presets import (
     DEFAULT_PRESET,
     PRESETS,
     VARIANTS,
-    WIDTH_BY_QP,
+    QpBand,
+    band_for_qp,
+    band_for_rate,
     band_limited_dims,
     make_variant,
-    width_for_budget,
-    width_for_qp,
 )
 from invrcodec.coding.ratecontrol import RateControl, choose_qp
 from invrcodec.coding.ratemodel import RateTarget, rate_target
@@ -99,9 +99,10 @@ class EncoderConfig:
     # Encoding frequencies chosen per stream: each axis up to its Nyquist rate (presets.band_limited_dims),
     # replacing representation.enc_dims once the frame size is known.
     band_limit: bool = True
-    # Under --bitrate, the hidden width chosen per stream from a chunk's share of the bitrate
-    # (presets.width_for_budget), replacing representation.hidden once the frame rate is known.
-    width_by_rate: bool = False
+    # Under --bitrate, the network (width and chunk length) chosen per stream from a second's share of the
+    # bitrate (presets.band_for_rate), replacing representation.hidden and chunk_frames once the frame rate is
+    # known: "hidden", "chunk_frames", both, or neither (the ones the user gave are kept).
+    band_by_rate: frozenset[str] = frozenset()
 
     @classmethod
     def from_preset(cls, preset: str = DEFAULT_PRESET, *, variant: str = "invr", psnr: float | None = None,
@@ -124,14 +125,21 @@ class EncoderConfig:
         if coder not in CODERS:
             raise InvrConfigError(f"unknown coder {coder!r} (choose from {', '.join(CODERS)})")
         paper = preset == "paper"
+        # The network follows the QP where the preset measured it (presets.BANDS_BY_QP): what the user left
+        # unset of the width and the chunk length; under --bitrate, per stream (Encoder).
+        band = band_for_qp(preset, DEFAULT_QP if qp is None else qp) if variant == "invr" else None
+        by_band = {name for name, given in (("hidden", hidden), ("chunk_frames", chunk_frames))
+                   if given is None and band is not None}
+        if band is not None and bitrate is None:
+            hidden = band.hidden if "hidden" in by_band else hidden
+            chunk_frames = band.chunk_frames if "chunk_frames" in by_band else chunk_frames
         if chunk_frames is None and not paper:
             chunk_frames = DEFAULT_CHUNK_FRAMES
-        auto_width = hidden is None and variant == "invr"
-        if auto_width and bitrate is None:
-            hidden = width_for_qp(preset, DEFAULT_QP if qp is None else qp)
         rep = make_variant(variant, chunk_frames=chunk_frames, enc_dims=enc_dims, hidden=hidden,
                                    layers=layers)
-        recipe = PRESETS[preset]
+        # A preset's steps are a DEFAULT_CHUNK_FRAMES network's; a shorter chunk gets the same training per
+        # frame (Recipe.for_frames; the paper's recipe is per chunk of any length).
+        recipe = PRESETS[preset].for_frames(rep.chunk_frames, DEFAULT_CHUNK_FRAMES)
         if steps is not None:  # taken as given, for chunks of any length
             recipe = replace(recipe, steps=steps, frames_exponent=0.0)
         if lr is not None:
@@ -143,7 +151,7 @@ class EncoderConfig:
                   psnr=psnr, bitrate=bitrate, device=device, seed=seed, parallel_chunks=parallel_chunks,
                   keyint=keyint,
                   band_limit=not paper and variant == "invr" and enc_dims is None,
-                  width_by_rate=auto_width and bitrate is not None and preset in WIDTH_BY_QP)
+                  band_by_rate=frozenset(by_band if bitrate is not None else ()))
         cfg.validate()
         return cfg
 
@@ -211,16 +219,11 @@ class Encoder:
         if stream.width > side or stream.height > side:
             raise InvrMediaError(f"frame size {stream.width}x{stream.height} exceeds {side}x{side}")
         self.stream = stream
+        if self.config.band_by_rate and self.config.bitrate is not None:
+            self.config = self._network_for_rate(self.config)
         if self.config.band_limit:
-            rep = self.config.representation
-            dims = band_limited_dims(stream.width, stream.height, rep.chunk_frames, rep.sigma)
-            self.config = replace(self.config, representation=replace(rep, enc_dims=dims), band_limit=False)
-        if self.config.width_by_rate and self.config.bitrate is not None:
-            rep = self.config.representation
-            chunk_bytes = self.config.bitrate * 1000 / 8 / float(stream.frame_rate) * rep.chunk_frames
-            hidden = width_for_budget(self.config.preset, chunk_bytes,
-                                      lambda h: replace(rep, hidden=h).parameter_count) or rep.hidden
-            self.config = replace(self.config, representation=replace(rep, hidden=hidden), width_by_rate=False)
+            self.config = replace(self.config, representation=self._band_limited(self.config.representation),
+                                  band_limit=False)
         self.device = resolve_device(self.config.device)
         self.parallel = self.config.parallel_chunks or auto_parallel_chunks(self.config, stream, self.device)
         self.progress = progress
@@ -237,6 +240,32 @@ class Encoder:
         self.executor = executor  # where the chunks train (invrcodec.codec.executors)
         self.clock = PhaseClock()  # where this process's encoding time went (chunks trained elsewhere: not here)
         executor.bind(self, job_runner)
+
+    def _band_limited(self, rep: Representation) -> Representation:
+        """``rep`` with each axis' encoding up to its Nyquist rate (presets.band_limited_dims)."""
+        s = self.stream
+        return replace(rep, enc_dims=band_limited_dims(s.width, s.height, rep.chunk_frames, rep.sigma))
+
+    def _network_for_rate(self, cfg: EncoderConfig) -> EncoderConfig:
+        """``cfg`` with the width and chunk length the bitrate affords (presets.band_for_rate), where unset."""
+        assert cfg.bitrate is not None
+        rep = cfg.representation
+
+        def network(band: QpBand) -> Representation:
+            return replace(rep, **{name: getattr(band, name) for name in cfg.band_by_rate})
+
+        def coded(band: QpBand) -> Representation:  # as the encoder will code it
+            return self._band_limited(network(band)) if cfg.band_limit else network(band)
+
+        band = band_for_rate(cfg.preset, cfg.bitrate * 1000 / 8, float(self.stream.frame_rate),
+                             lambda b: coded(b).parameter_count)
+        if band is None:
+            return replace(cfg, band_by_rate=frozenset())
+        chosen = network(band)
+        # The recipe is still the DEFAULT_CHUNK_FRAMES network's (from_preset): the same training per frame.
+        return replace(cfg, representation=chosen, recipe=cfg.recipe.for_frames(chosen.chunk_frames,
+                                                                                 rep.chunk_frames),
+                       band_by_rate=frozenset())
 
     @property
     def frames_encoded(self) -> int:

@@ -10,8 +10,8 @@ from invrcodec.choices import DEFAULT_CHUNK_FRAMES, DEFAULT_KEYINT, DEFAULT_PRES
 from invrcodec.net.fit import Recipe
 from invrcodec.types import EncodingKind, NetworkKind, Representation
 
-__all__ = ["DEFAULT_CHUNK_FRAMES", "DEFAULT_KEYINT", "DEFAULT_PRESET", "PRESETS", "VARIANTS", "WIDTH_BY_QP",
-           "WidthBand", "band_limited_dims", "make_variant", "width_for_budget", "width_for_qp"]
+__all__ = ["BANDS_BY_QP", "DEFAULT_CHUNK_FRAMES", "DEFAULT_KEYINT", "DEFAULT_PRESET", "PRESETS", "VARIANTS",
+           "QpBand", "band_for_qp", "band_for_rate", "band_limited_dims", "make_variant"]
 
 # Our recipe: random k x m x n pixel grids from the whole chunk, per-axis first-layer tables, Adam with
 # cosine decay. Measured against the paper's recipe in tools/bench.py (docs/results.md).
@@ -73,53 +73,65 @@ def band_limited_dims(width: int, height: int, frames: int, sigma: float) -> tup
     return length(width), length(height), length(frames)
 
 
-# The network's width follows the QP (issue 11, item 3: the model chosen by R-D). At the same bytes, a wide
-# network quantised coarsely loses more than a narrower one quantised finely lacks in capacity, and a narrow
-# one quantised finely gains less than a wider one quantised coarsely holds. Measured with the encoder itself
-# (tools/probe_rd.py --encoder: fast, first 45 frames of each shared clip at 128x128, widths 64-192 at QP
-# 30-46; docs/results.md, "The width by the QP"): on both clips each width is on the R-D frontier over about
-# four QPs, and outside them below it (hidden 128 at QP 30 under 160 at QP 38: 0.3 dB better for 9% / 5% fewer
-# bytes; 128 at QP 46 under 64 at QP 34: 3.1 / 1.3 dB better for 4% / 3% more). A preset listed here takes,
-# for an unset --hidden, the width of the first band whose top QP is at or above its QP (None: no top); not in
-# the presets not measured.
+# The network follows the QP (issue 11, item 3; issue 24): its width, and below QP 31 its chunk length. At the
+# same bytes, a wide network quantised coarsely loses more than a narrower one quantised finely lacks in
+# capacity, and a narrow one quantised finely gains less than a wider one quantised coarsely holds. Measured
+# with the encoder itself (tools/probe_rd.py --encoder: fast, first 45 frames of each shared clip at 128x128,
+# widths 64-192 at QP 30-46; docs/results.md, "The width by the QP"): on both clips each width is on the R-D
+# frontier over about four QPs, and outside them below it (hidden 128 at QP 30 under 160 at QP 38: 0.3 dB
+# better for 9% / 5% fewer bytes; 128 at QP 46 under 64 at QP 34: 3.1 / 1.3 dB better for 4% / 3% more).
 #
-# Under --bitrate the QP varies by chunk and the width is the file's, so the encoder takes the widest band
-# whose network fits a chunk's share of the bitrate at the band's top QP: its parameters times the bytes a
-# parameter cost there (the larger of the two clips' in the grid: 0.72 at QP 30 for hidden 192, 0.61 at 34
-# for 160, 0.50 at 38 for 128, 0.41 at 42 for 96).
+# At the widest band the width stops and so would the curve: a finer QP on the same network codes the same
+# picture more exactly, but the network's own error, not the quantiser's, bounds it (15-frame chunks at QP 22
+# and 30: within 0.3 dB of each other for 36% more bytes, docs/results.md, "Quality that rises with bits"). So
+# below that band the chunk shortens instead: more networks per second, each holding fewer frames, and the same
+# training per frame (Recipe.for_frames of the band's chunk in a DEFAULT_CHUNK_FRAMES one), so the encode takes
+# about as long at every QP.
+#
+# A preset listed here takes, for an unset --hidden, the width of the first band whose top QP is at or above its
+# QP (None: no top), and for an unset --chunk-frames that band's chunk length; not in the presets not measured.
+#
+# Under --bitrate the QP varies by chunk and the network is the file's, so the encoder takes the first band whose
+# network fits a second's share of the bitrate at the band's top QP: its parameters times the bytes a parameter
+# cost there, times the chunks per second (the larger of the two clips' in the grid: 0.72 at QP 30 for hidden
+# 192, 0.61 at 34 for 160, 0.50 at 38 for 128, 0.41 at 42 for 96).
 @dataclass(frozen=True)
-class WidthBand:
+class QpBand:
     top_qp: int | None  # the coarsest QP of the band (None: no limit)
     hidden: int
     bytes_per_parameter: float = 0.0  # a coded parameter's bytes at top_qp
+    chunk_frames: int = DEFAULT_CHUNK_FRAMES
 
 
-WIDTH_BY_QP: dict[str, tuple[WidthBand, ...]] = {
-    "fast": (WidthBand(30, 192, 0.72), WidthBand(34, 160, 0.61), WidthBand(38, 128, 0.50),
-             WidthBand(42, 96, 0.41), WidthBand(None, 64)),
+BANDS_BY_QP: dict[str, tuple[QpBand, ...]] = {
+    "fast": (QpBand(22, 192, 0.95, 15), QpBand(26, 192, 0.85, 30), QpBand(30, 192, 0.72, 45),
+             QpBand(34, 160, 0.61), QpBand(38, 128, 0.50), QpBand(42, 96, 0.41), QpBand(None, 64)),
     # ultrafast (1,000 steps, no rate term): the same grid at QP 34-46 for widths 64-160
     # (docs/width_by_qp_ultrafast.jsonl) has the same frontier on both clips (128 at QP 42 under 96 at QP 38:
     # 0.9 / 0.0 dB better for 17% fewer bytes); 192 was not measured, so 160 is its widest. Its bytes per
     # parameter are a little higher without the rate term.
-    "ultrafast": (WidthBand(34, 160, 0.61), WidthBand(38, 128, 0.51), WidthBand(42, 96, 0.42),
-                  WidthBand(None, 64)),
+    "ultrafast": (QpBand(26, 160, 0.85, 30), QpBand(30, 160, 0.72, 45), QpBand(34, 160, 0.61),
+                  QpBand(38, 128, 0.51), QpBand(42, 96, 0.42), QpBand(None, 64)),
 }
 
 
-def width_for_qp(preset: str, qp: int) -> int | None:
-    """The hidden width ``preset`` gives QP ``qp`` (WIDTH_BY_QP), or None where its width does not follow it."""
-    for band in WIDTH_BY_QP.get(preset, ()):
+def band_for_qp(preset: str, qp: int) -> QpBand | None:
+    """The band ``preset`` gives QP ``qp`` (BANDS_BY_QP), or None where its network does not follow the QP."""
+    for band in BANDS_BY_QP.get(preset, ()):
         if band.top_qp is None or qp <= band.top_qp:
-            return band.hidden
+            return band
     return None
 
 
-def width_for_budget(preset: str, chunk_bytes: float, parameters: Callable[[int], int]) -> int | None:
-    """The widest width of ``preset``'s bands whose network (``parameters(hidden)``) fits ``chunk_bytes`` at
-    its band's top QP; None where its width does not follow the rate."""
-    for band in WIDTH_BY_QP.get(preset, ()):
-        if band.top_qp is None or parameters(band.hidden) * band.bytes_per_parameter <= chunk_bytes:
-            return band.hidden
+def band_for_rate(preset: str, bytes_per_second: float, frame_rate: float,
+                  parameters: Callable[[QpBand], int]) -> QpBand | None:
+    """The first of ``preset``'s bands whose networks (``parameters(band)`` each, one per band.chunk_frames
+    frames) fit ``bytes_per_second`` at the band's top QP; None where its network does not follow the rate."""
+    for band in BANDS_BY_QP.get(preset, ()):
+        chunks_per_second = frame_rate / band.chunk_frames
+        if band.top_qp is None or parameters(band) * band.bytes_per_parameter * chunks_per_second \
+                <= bytes_per_second:
+            return band
     return None
 
 

@@ -77,7 +77,7 @@ def encode_invr_points(frames: np.ndarray, info: StreamInfo, points: Sequence[tu
     """Every point, the points of each representation from one training through
     :func:`invrcodec.codec.ladder.encode_ladder` (key chunks trained once, P-chunks per point; byte for byte the
     :class:`Encoder`'s files), each muxed into its own .invr file. A curve whose width follows the QP
-    (presets.WIDTH_BY_QP) has one training per width.
+    (presets.BANDS_BY_QP) has one training per band.
 
     Returns the points (with the configs the encoder resolved), the training wall time of the key chunks
     (all representations) and the key chunks' fit results.
