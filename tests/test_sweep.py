@@ -17,12 +17,23 @@ def test_a_slice_of_the_sweep_has_no_collapse(shared_media: Path, tmp_path: Path
             "--qps", "30,46", "--size", "32", "--frames", "4", "--steps", "250", "--json", out]
     first = run(args, timeout=600)
     assert first.returncode == 0, first.stderr.decode() + first.stdout.decode()
-    points = [json.loads(line) for line in out.read_text().splitlines()]
+    every = [json.loads(line) for line in out.read_text().splitlines()]
+    points = [p for p in every if p["preset"] == "fast"]
     assert [(p["clip"], p["qp"]) for p in points] == [("carphone_pristine", 30), ("carphone_pristine", 46)]
     for p in points:
         assert p["bytes"] > 0 and p["psnr"] > p["flat"] + 1.0 and "collapsed" not in p["flags"]
     assert points[0]["bytes"] > points[1]["bytes"]
-    assert b"2 points: 0 collapsed or refused" in first.stdout
+    # x264 4:4:4 on the same frames at every crf: finer crf, more bytes and more PSNR
+    x264 = sorted((p for p in every if p["preset"] == "h264-444"), key=lambda p: p["qp"])
+    assert [p["qp"] for p in x264] == [2, 6, 10, 14, 18, 22, 26, 30, 34, 38, 42, 46, 51]
+    assert x264[0]["bytes"] > x264[-1]["bytes"] and x264[0]["psnr"] > x264[-1]["psnr"] + 10
+    text = first.stdout.decode()
+    assert "15 points: 0 collapsed or refused" in text
+    crf18 = next(p["psnr"] for p in x264 if p["qp"] == 18)
+    summary = [line for line in text.splitlines() if line.startswith("| carphone_pristine | fast | ")][-1]
+    top = max(p["psnr"] for p in points)
+    assert f"| {top:.2f} | {crf18:.2f} | {min(40.0, crf18):.2f} | {'yes' if top >= min(40.0, crf18) else 'no'} |" \
+        in summary
     again = run(args, timeout=600)  # every point is in the JSON file: nothing is encoded again
-    assert again.returncode == 0 and out.read_text().count("\n") == 2
-    assert b"fast qp 30:" not in again.stdout  # the line each encode prints
+    assert again.returncode == 0 and out.read_text().count("\n") == 15
+    assert b"fast qp 30:" not in again.stdout and b"h264-444 qp 18:" not in again.stdout  # lines of encodes

@@ -13,9 +13,16 @@ PyAV reader). Per point: bytes, bits per pixel, RGB PSNR (the chunks pooled), th
 - ``inverted``: this point has fewer bytes and more PSNR than a point of a lower (finer) QP of the same
   clip and preset: the QP ladder is not monotonic there.
 
+Beside INVR, each clip's same frames through a baseline (``--baselines``, default x264 medium 4:4:4) at every
+crf of evalkit.baselines.CRF_SWEEP (its points have the baseline's name as preset and the crf as QP). Per
+INVR point the table adds the baseline's PSNR at the same rate (PCHIP in log-rate, evalkit.bd.db_behind), and
+per clip and preset a summary: the top PSNR, whether it reaches 40 dB or the baseline's crf-18 PSNR
+(whichever is lower; issue 24), and the mean dB behind the baseline over the points from 0.1 to 0.5 bpp.
+
     tools/sweep.py                                    # every shared clip, fast and ultrafast, QP 22..50 by 4
     tools/sweep.py --clips carphone_pristine --presets fast --qps 30,38,46 --frames 15
     tools/sweep.py --json docs/sweep.json             # also each point as a JSON line (appended: resumable)
+    tools/sweep.py --baselines ''                     # INVR only
 
 Points already in the JSON file (same clip, preset, QP, size, frames, steps) are not encoded again, so an
 interrupted sweep continues where it stopped. Exit status 1 if any point collapsed or was refused.
@@ -34,14 +41,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from evalkit.baselines import BASELINES, CRF_SWEEP, Target, encode_baseline
+from evalkit.bd import db_behind
+from evalkit.clips import load_clip
 
-from invrcodec.media.pyav import VideoReader
 from invrcodec.metrics import flat_psnr, rgb_psnr
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA = ROOT.parent / "shared" / "media"
 PRESETS_WITH_BANDS = ("fast", "ultrafast")  # the presets whose network follows the QP (presets.BANDS_BY_QP)
 COLLAPSE_MARGIN_DB = 1.0  # the encoder's guard (invrcodec.net.fit.COLLAPSE_MARGIN_DB; not imported: no torch)
+GOAL_DB, GOAL_CRF = 40.0, 18  # issue 24: some QP reaches 40 dB, or the baseline's crf-18 PSNR if lower
+BEHIND_BPP = (0.1, 0.5)  # issue 24's range for the mean dB behind the baseline at equal rate
 
 
 @dataclass
@@ -74,10 +85,20 @@ def tool(name: str) -> str:
     return str(here) if here.exists() else name
 
 
-def reference(path: Path, size: int, frames: int) -> np.ndarray:
-    """The frames invr-enc reads with --crop-square --scale SxS --frames N."""
-    with VideoReader(path, frames=frames, crop_square=True, scale=(size, size)) as reader:
-        return np.stack(list(reader))
+def pooled_psnr(per_frame: list[float]) -> float:
+    """The PSNR of the frames' mean squared error from per-frame PSNRs (as rgb_psnr scores a whole clip)."""
+    return float(-10 * np.log10(np.mean(10 ** (-np.asarray(per_frame) / 10))))
+
+
+def encode_baseline_point(clip: object, point: Point, workdir: Path) -> None:
+    """One baseline point: the clip's frames at crf ``point.qp``, decoded and scored as INVR's are."""
+    base = BASELINES[point.preset]
+    t0 = time.perf_counter()
+    scored = encode_baseline(clip, base, Target(crf=point.qp), workdir / f"{point.clip}.{base.ext}")  # type: ignore[arg-type]
+    point.seconds = round(time.perf_counter() - t0, 1)
+    point.bytes = scored.bytes
+    point.bpp = round(point.bytes * 8 / (scored.width * scored.height * scored.frames), 5)
+    point.psnr = round(pooled_psnr(scored.psnr), 3)
 
 
 def encode_decode(path: Path, point: Point, ref: np.ndarray, workdir: Path) -> None:
@@ -120,14 +141,54 @@ def flag_inversions(points: list[Point]) -> None:
                 p.flags = ",".join(f for f in (p.flags, "inverted") if f)
 
 
-def table(points: list[Point]) -> str:
-    lines = ["| clip | preset | QP | bytes | bpp | PSNR dB | flat dB | s | flags |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for p in points:
+def baseline_psnr_at(points: list[Point], clip: str, baseline: str, bpp: float) -> float | None:
+    """The baseline's PSNR on ``clip`` at ``bpp`` (log-rate PCHIP), or None outside its rates."""
+    curve = [p for p in points if p.clip == clip and p.preset == baseline and not p.error]
+    return db_behind([p.bpp for p in curve], [p.psnr for p in curve], bpp) if curve else None
+
+
+def table(points: list[Point], baseline: str | None) -> str:
+    invr = [p for p in points if p.preset not in BASELINES]
+    head = f" {BASELINES[baseline].label} at that rate |" if baseline else ""
+    lines = [f"| clip | preset | QP | chunk frames | bytes | bpp | PSNR dB | flat dB |{head} s | flags |",
+             "|---|---|---|---|---|---|---|---|" + ("---|" if baseline else "") + "---|---|"]
+    for p in invr:
         psnr = "-" if p.error else f"{p.psnr:.2f}"
         flags = p.flags + (f" ({p.error})" if p.error else "")
-        lines.append(f"| {p.clip} | {p.preset} | {p.qp} | {p.bytes:,} | {p.bpp:.4f} | {psnr} | {p.flat:.2f} | "
-                     f"{p.seconds:.0f} | {flags} |")
+        other = ""
+        if baseline:
+            at = None if p.error else baseline_psnr_at(points, p.clip, baseline, p.bpp)
+            other = " outside its rates |" if at is None else f" {at:.2f} ({at - p.psnr:+.2f}) |"
+        lines.append(f"| {p.clip} | {p.preset} | {p.qp} | {p.chunk_frames or 'by QP'} | {p.bytes:,} | "
+                     f"{p.bpp:.4f} | {psnr} | {p.flat:.2f} |{other} {p.seconds:.0f} | {flags} |")
+    return "\n".join(lines)
+
+
+def summary(points: list[Point], baseline: str) -> str:
+    """Per clip and INVR preset: the top PSNR against issue 24's goal, and the mean dB behind the baseline
+    at equal rate over the points from 0.1 to 0.5 bpp."""
+    label = BASELINES[baseline].label
+    lines = [f"| clip | preset | top PSNR dB | {label} crf {GOAL_CRF} dB | goal dB | reached | monotonic | "
+             f"mean dB behind {label}, {BEHIND_BPP[0]}-{BEHIND_BPP[1]} bpp (points) |",
+             "|---|---|---|---|---|---|---|---|"]
+    groups: dict[tuple[str, str, int | None], list[Point]] = {}
+    for p in points:
+        if p.preset not in BASELINES and not p.error:
+            groups.setdefault((p.clip, p.preset, p.chunk_frames), []).append(p)
+    behind_all: list[float] = []
+    for (clip, preset, _), group in groups.items():
+        crf = next((p.psnr for p in points if p.clip == clip and p.preset == baseline and p.qp == GOAL_CRF), None)
+        goal = min(GOAL_DB, crf) if crf is not None else GOAL_DB
+        top = max(p.psnr for p in group)
+        behind = [at - p.psnr for p in group if BEHIND_BPP[0] <= p.bpp <= BEHIND_BPP[1]
+                  and (at := baseline_psnr_at(points, clip, baseline, p.bpp)) is not None]
+        behind_all += behind
+        mean = f"{np.mean(behind):+.2f} ({len(behind)})" if behind else "no point"
+        lines.append(f"| {clip} | {preset} | {top:.2f} | {'-' if crf is None else f'{crf:.2f}'} | {goal:.2f} | "
+                     f"{'yes' if top >= goal else 'no'} | {'no' if any('inverted' in p.flags for p in group) else 'yes'}"
+                     f" | {mean} |")
+    if behind_all:
+        lines.append(f"| all | | | | | | | {np.mean(behind_all):+.2f} ({len(behind_all)}) |")
     return "\n".join(lines)
 
 
@@ -141,6 +202,8 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=90)
     ap.add_argument("--steps", type=int, default=None, help="invr-enc --steps (default: the preset's)")
     ap.add_argument("--chunk-frames", type=int, default=None, help="invr-enc --chunk-frames (default: the preset's)")
+    ap.add_argument("--baselines", default="h264-444",
+                    help=f"comma-separated baselines swept by crf beside INVR ({', '.join(k for k, b in BASELINES.items() if b.crf)}; '' for none)")
     ap.add_argument("--json", type=Path, default=None, help="append each point as a JSON line; skip points in it")
     args = ap.parse_args()
 
@@ -159,11 +222,34 @@ def main() -> int:
         for line in args.json.read_text().splitlines():
             p = Point(**json.loads(line))
             done[p.key()] = p
+    baselines = [b for b in args.baselines.split(",") if b]
+    unknown = [b for b in baselines if b not in BASELINES or not BASELINES[b].crf]
+    if unknown:
+        print(f"sweep.py: error: no crf baseline {', '.join(unknown)}", file=sys.stderr)
+        return 2
     points: list[Point] = []
+
+    def record(point: Point) -> None:
+        points.append(point)
+        print(f"{point.clip} {point.preset} qp {point.qp}: {point.bytes} B, {point.psnr:.2f} dB "
+              f"(flat {point.flat:.2f}), {point.seconds:.0f} s {point.flags} {point.error}".rstrip(), flush=True)
+        if args.json:
+            with args.json.open("a") as f:
+                f.write(json.dumps(asdict(point)) + "\n")
+
     with tempfile.TemporaryDirectory(prefix="invr-sweep-") as tmp:
         for path in clips:
-            ref = reference(path, args.size, args.frames)
+            clip = load_clip(path, args.size, args.frames)  # the frames invr-enc reads with these options
+            ref = clip.frames
             flat = round(flat_psnr(ref), 3)
+            for name in baselines:
+                for crf in CRF_SWEEP:
+                    point = Point(path.stem, name, crf, args.size, len(ref), None, flat=flat)
+                    if point.key() in done:
+                        points.append(done[point.key()])
+                    else:
+                        encode_baseline_point(clip, point, Path(tmp))
+                        record(point)
             for preset in args.presets.split(","):
                 for qp in (int(q) for q in args.qps.split(",")):
                     point = Point(path.stem, preset, qp, args.size, len(ref), args.steps, flat=flat,
@@ -172,15 +258,12 @@ def main() -> int:
                         points.append(done[point.key()])
                         continue
                     encode_decode(path, point, ref, Path(tmp))
-                    points.append(point)
-                    print(f"{point.clip} {preset} qp {qp}: {point.bytes} B, {point.psnr:.2f} dB "
-                          f"(flat {flat:.2f}), {point.seconds:.0f} s {point.flags} {point.error}".rstrip(),
-                          flush=True)
-                    if args.json:
-                        with args.json.open("a") as f:
-                            f.write(json.dumps(asdict(point)) + "\n")
+                    record(point)
     flag_inversions(points)
-    print(table(points))
+    print(table(points, baselines[0] if baselines else None))
+    if baselines:
+        print()
+        print(summary(points, baselines[0]))
     bad = [p for p in points if p.flags.startswith(("collapsed", "refused"))]
     inverted = [p for p in points if "inverted" in p.flags]
     print(f"{len(points)} points: {len(bad)} collapsed or refused, {len(inverted)} inverted")
