@@ -103,8 +103,9 @@ def encode_baseline_point(clip: object, point: Point, workdir: Path) -> None:
 
 def encode_decode(path: Path, point: Point, ref: np.ndarray, workdir: Path) -> None:
     out = workdir / f"{point.clip}-{point.preset}-qp{point.qp}.invr"
-    enc = [tool("invr-enc"), "-y", "-q", "--no-progress", "--crop-square", "--scale", f"{point.size}x{point.size}",
-           "--frames", str(point.frames), "--preset", point.preset, "--qp", str(point.qp)]
+    # -an: the picture's bytes only (invr-enc copies the source's audio by default)
+    enc = [tool("invr-enc"), "-y", "-q", "-an", "--no-progress", "--crop-square", "--scale",
+           f"{point.size}x{point.size}", "--frames", str(point.frames), "--preset", point.preset, "--qp", str(point.qp)]
     if point.steps:
         enc += ["--steps", str(point.steps)]
     if point.chunk_frames:
