@@ -159,7 +159,14 @@ def table(points: list[Point], baseline: str | None) -> str:
         other = ""
         if baseline:
             at = None if p.error else baseline_psnr_at(points, p.clip, baseline, p.bpp)
-            other = " outside its rates |" if at is None else f" {at:.2f} ({at - p.psnr:+.2f}) |"
+            curve = [q for q in points if q.clip == p.clip and q.preset == baseline and not q.error]
+            top = max(curve, key=lambda q: q.bpp, default=None)
+            if at is not None:
+                other = f" {at:.2f} ({at - p.psnr:+.2f}) |"
+            elif top is not None and p.bpp > top.bpp:  # past crf 2: say where the baseline stops
+                other = f" above its rates (crf {top.qp}: {top.psnr:.2f} dB at {top.bpp:.2f} bpp) |"
+            else:
+                other = " outside its rates |"
         lines.append(f"| {p.clip} | {p.preset} | {p.qp} | {p.chunk_frames or 'by QP'} | {p.bytes:,} | "
                      f"{p.bpp:.4f} | {psnr} | {p.flat:.2f} |{other} {p.seconds:.0f} | {flags} |")
     return "\n".join(lines)
@@ -206,6 +213,7 @@ def main() -> int:
     ap.add_argument("--baselines", default="h264-444",
                     help=f"comma-separated baselines swept by crf beside INVR ({', '.join(k for k, b in BASELINES.items() if b.crf)}; '' for none)")
     ap.add_argument("--json", type=Path, default=None, help="append each point as a JSON line; skip points in it")
+    ap.add_argument("--report", action="store_true", help="encode nothing: report the points in --json")
     args = ap.parse_args()
 
     clips = shared_clips()
@@ -238,6 +246,9 @@ def main() -> int:
             with args.json.open("a") as f:
                 f.write(json.dumps(asdict(point)) + "\n")
 
+    if args.report:
+        points = [p for p in done.values() if p.clip in {c.stem for c in clips}]
+        clips = []
     with tempfile.TemporaryDirectory(prefix="invr-sweep-") as tmp:
         for path in clips:
             clip = load_clip(path, args.size, args.frames)  # the frames invr-enc reads with these options
