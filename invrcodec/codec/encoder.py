@@ -192,7 +192,7 @@ class EncoderConfig:
             "preset": self.preset, "network": rep.network.name.lower(), "hidden": rep.hidden,
             "layers": rep.layers, "w0": rep.w0, "encoding": rep.encoding.name.lower(),
             "enc_dims": ",".join(map(str, rep.enc_dims)), "sigma": rep.sigma, "chunk_frames": rep.chunk_frames,
-            "steps": r.steps, "lr": r.lr, "warmup": r.warmup_steps, "schedule": r.schedule,
+            "steps": r.steps, "lr": r.lr, "lr_width": r.lr_width, "warmup": r.warmup_steps, "schedule": r.schedule,
             "batch": r.batch, "l1": r.l1,
             "arithmetic": r.arithmetic, "cpu_bf16": int(r.cpu_bf16), "refine": r.refine,
             "coder": self.coder.name.lower(), "qp": self.qp if self.bitrate is None else "auto",

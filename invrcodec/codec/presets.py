@@ -54,7 +54,7 @@ PRESETS: dict[str, Recipe] = {
     # The paper (sec. 3.1.2, 3.3): one whole random frame per step, Adam at 2e-5, 25,000 steps per chunk,
     # the textbook forward pass on memoised encodings.
     "paper": Recipe(steps=25000, lr=2e-5, schedule="constant", batch=0, arithmetic="reference",
-                    eval_every=1000, frames_exponent=0.0),
+                    eval_every=1000, frames_exponent=0.0, lr_width=0),
 }
 
 

@@ -74,6 +74,12 @@ class Recipe:
     # error summed over the chunk's samples, at the encoder's QP (fit_chunks(rate=...)). 0 = off.
     rate: float = 0.0
     rate_span: float = 0.3
+    # The width lr (and p_lr) were chosen at: a wider network's hidden layers sum more inputs, so one Adam step
+    # (about lr per weight) moves each pre-activation by about lr x width, and the rates take lr_width / hidden
+    # of themselves; a narrower network keeps them. Measured on the 45-frame chunks of hidden 192 (docs/results.md,
+    # "Quality that rises with bits"): tears_of_steel's first chunk trained to 17.37 dB at 1.5e-3 and 29.21 dB at
+    # 1e-3; sintel's and carphone's within 0.02 dB at either. 0 = the rates as given (the paper's recipe).
+    lr_width: int = 128
 
     # P-chunks (invrcodec.codec.encoder): trained from the reference chunk's decoded weights for p_steps * steps
     # steps at p_lr (cosine-decayed after p_warmup steps of linear warm-up), with the L1 term of eq. 5 at p_l1
@@ -105,6 +111,10 @@ class Recipe:
         scale = share if share >= knee else knee * (share / knee) ** self.frames_exponent
         return dataclasses.replace(self, steps=max(1, round(self.steps * scale)),
                                    eval_every=max(1, round(self.eval_every * scale)) if self.eval_every else 0)
+
+    def lr_scale(self, hidden: int) -> float:
+        """The factor on lr (and p_lr) for a network of ``hidden`` (see lr_width)."""
+        return min(1.0, self.lr_width / hidden) if self.lr_width else 1.0
 
     def for_p_chunk(self) -> Recipe:
         """The recipe of a P-chunk (see p_steps)."""
@@ -256,7 +266,7 @@ def fit_chunks(chunks: Sequence[np.ndarray], rep: Representation, recipe: Recipe
     results: list[FitResult | None] = [None] * n
     kept: list[FitResult | None] = [None] * n  # each chunk's best checked state over its failed tries
     pending = list(range(n))
-    lr_scale = 1.0
+    lr_scale = recipe.lr_scale(rep.hidden)
     for attempt in range(max_retries + 1):
         starts = [_Start(seeds[i] + 7919 * attempt, inits[i], frozen[i], anchors[i]) for i in pending]
         how = _Attempt(rep, recipe, device, psnr_target, amp, lr_scale, rate, clock)
@@ -297,7 +307,7 @@ class _Attempt:
     device: torch.device
     psnr_target: float | None = None
     amp: bool | None = None
-    lr_scale: float = 1.0  # halved for each retry after a divergence
+    lr_scale: float = 1.0  # the width's (Recipe.lr_scale), halved for each retry after a divergence
     rate: RateTarget | None = None
     clock: PhaseClock = dataclasses.field(default_factory=PhaseClock)
 
