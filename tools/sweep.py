@@ -43,9 +43,9 @@ from pathlib import Path
 import numpy as np
 from evalkit.baselines import BASELINES, CRF_SWEEP, Target, encode_baseline
 from evalkit.bd import db_behind
-from evalkit.clips import load_clip
+from evalkit.clips import Clip, load_clip
 
-from invrcodec.metrics import flat_psnr, rgb_psnr
+from invrcodec.metrics import flat_psnr, pooled_psnr, rgb_psnr
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA = ROOT.parent / "shared" / "media"
@@ -85,20 +85,15 @@ def tool(name: str) -> str:
     return str(here) if here.exists() else name
 
 
-def pooled_psnr(per_frame: list[float]) -> float:
-    """The PSNR of the frames' mean squared error from per-frame PSNRs (as rgb_psnr scores a whole clip)."""
-    return float(-10 * np.log10(np.mean(10 ** (-np.asarray(per_frame) / 10))))
-
-
-def encode_baseline_point(clip: object, point: Point, workdir: Path) -> None:
+def encode_baseline_point(clip: Clip, point: Point, workdir: Path) -> None:
     """One baseline point: the clip's frames at crf ``point.qp``, decoded and scored as INVR's are."""
     base = BASELINES[point.preset]
     t0 = time.perf_counter()
-    scored = encode_baseline(clip, base, Target(crf=point.qp), workdir / f"{point.clip}.{base.ext}")  # type: ignore[arg-type]
+    scored = encode_baseline(clip, base, Target(crf=point.qp), workdir / f"{point.clip}.{base.ext}")
     point.seconds = round(time.perf_counter() - t0, 1)
     point.bytes = scored.bytes
     point.bpp = round(point.bytes * 8 / (scored.width * scored.height * scored.frames), 5)
-    point.psnr = round(pooled_psnr(scored.psnr), 3)
+    point.psnr = round(pooled_psnr(scored.psnr), 3)  # the frames pooled, as rgb_psnr scores INVR's
 
 
 def encode_decode(path: Path, point: Point, ref: np.ndarray, workdir: Path) -> None:
@@ -142,9 +137,17 @@ def flag_inversions(points: list[Point]) -> None:
                 p.flags = ",".join(f for f in (p.flags, "inverted") if f)
 
 
-def baseline_psnr_at(points: list[Point], clip: str, baseline: str, bpp: float) -> float | None:
-    """The baseline's PSNR on ``clip`` at ``bpp`` (log-rate PCHIP), or None outside its rates."""
-    curve = [p for p in points if p.clip == clip and p.preset == baseline and not p.error]
+def baseline_curves(points: list[Point], baseline: str) -> dict[str, list[Point]]:
+    """Each clip's baseline points, by increasing rate."""
+    curves: dict[str, list[Point]] = {}
+    for p in sorted(points, key=lambda p: p.bpp):
+        if p.preset == baseline and not p.error:
+            curves.setdefault(p.clip, []).append(p)
+    return curves
+
+
+def psnr_at(curve: list[Point], bpp: float) -> float | None:
+    """The curve's PSNR at ``bpp`` (log-rate PCHIP), or None outside its rates."""
     return db_behind([p.bpp for p in curve], [p.psnr for p in curve], bpp) if curve else None
 
 
@@ -153,14 +156,15 @@ def table(points: list[Point], baseline: str | None) -> str:
     head = f" {BASELINES[baseline].label} at that rate |" if baseline else ""
     lines = [f"| clip | preset | QP | chunk frames | bytes | bpp | PSNR dB | flat dB |{head} s | flags |",
              "|---|---|---|---|---|---|---|---|" + ("---|" if baseline else "") + "---|---|"]
+    curves = baseline_curves(points, baseline) if baseline else {}
     for p in invr:
         psnr = "-" if p.error else f"{p.psnr:.2f}"
         flags = p.flags + (f" ({p.error})" if p.error else "")
         other = ""
         if baseline:
-            at = None if p.error else baseline_psnr_at(points, p.clip, baseline, p.bpp)
-            curve = [q for q in points if q.clip == p.clip and q.preset == baseline and not q.error]
-            top = max(curve, key=lambda q: q.bpp, default=None)
+            curve = curves.get(p.clip, [])
+            at = None if p.error else psnr_at(curve, p.bpp)
+            top = curve[-1] if curve else None  # its highest rate
             if at is not None:
                 other = f" {at:.2f} ({at - p.psnr:+.2f}) |"
             elif top is not None and p.bpp > top.bpp:  # past crf 2: say where the baseline stops
@@ -183,13 +187,15 @@ def summary(points: list[Point], baseline: str) -> str:
     for p in points:
         if p.preset not in BASELINES and not p.error:
             groups.setdefault((p.clip, p.preset, p.chunk_frames), []).append(p)
+    curves = baseline_curves(points, baseline)
     behind_all: list[float] = []
     for (clip, preset, _), group in groups.items():
-        crf = next((p.psnr for p in points if p.clip == clip and p.preset == baseline and p.qp == GOAL_CRF), None)
+        curve = curves.get(clip, [])
+        crf = next((p.psnr for p in curve if p.qp == GOAL_CRF), None)
         goal = min(GOAL_DB, crf) if crf is not None else GOAL_DB
         top = max(p.psnr for p in group)
         behind = [at - p.psnr for p in group if BEHIND_BPP[0] <= p.bpp <= BEHIND_BPP[1]
-                  and (at := baseline_psnr_at(points, clip, baseline, p.bpp)) is not None]
+                  and (at := psnr_at(curve, p.bpp)) is not None]
         behind_all += behind
         mean = f"{np.mean(behind):+.2f} ({len(behind)})" if behind else "no point"
         lines.append(f"| {clip} | {preset} | {top:.2f} | {'-' if crf is None else f'{crf:.2f}'} | {goal:.2f} | "
