@@ -128,11 +128,11 @@ class EncoderConfig:
         # The network follows the QP where the preset measured it (presets.BANDS_BY_QP): what the user left
         # unset of the width and the chunk length; under --bitrate, per stream (Encoder).
         band = band_for_qp(preset, DEFAULT_QP if qp is None else qp) if variant == "invr" else None
-        by_band = {name for name, given in (("hidden", hidden), ("chunk_frames", chunk_frames))
-                   if given is None and band is not None}
+        unset = frozenset(name for name, given in (("hidden", hidden), ("chunk_frames", chunk_frames))
+                          if given is None)
         if band is not None and bitrate is None:
-            hidden = band.hidden if "hidden" in by_band else hidden
-            chunk_frames = band.chunk_frames if "chunk_frames" in by_band else chunk_frames
+            hidden = band.hidden if hidden is None else hidden
+            chunk_frames = band.chunk_frames if chunk_frames is None else chunk_frames
         if chunk_frames is None and not paper:
             chunk_frames = DEFAULT_CHUNK_FRAMES
         rep = make_variant(variant, chunk_frames=chunk_frames, enc_dims=enc_dims, hidden=hidden,
@@ -151,7 +151,7 @@ class EncoderConfig:
                   psnr=psnr, bitrate=bitrate, device=device, seed=seed, parallel_chunks=parallel_chunks,
                   keyint=keyint,
                   band_limit=not paper and variant == "invr" and enc_dims is None,
-                  band_by_rate=frozenset(by_band if bitrate is not None else ()))
+                  band_by_rate=unset if band is not None and bitrate is not None else frozenset())
         cfg.validate()
         return cfg
 
@@ -192,8 +192,8 @@ class EncoderConfig:
             "preset": self.preset, "network": rep.network.name.lower(), "hidden": rep.hidden,
             "layers": rep.layers, "w0": rep.w0, "encoding": rep.encoding.name.lower(),
             "enc_dims": ",".join(map(str, rep.enc_dims)), "sigma": rep.sigma, "chunk_frames": rep.chunk_frames,
-            "steps": r.steps, "lr": r.lr, "lr_width": r.lr_width, "warmup": r.warmup_steps, "schedule": r.schedule,
-            "batch": r.batch, "l1": r.l1,
+            "steps": r.steps, "lr": r.lr, "lr_width": r.lr_width, "warmup": r.warmup_steps,
+            "schedule": r.schedule, "batch": r.batch, "l1": r.l1,
             "arithmetic": r.arithmetic, "cpu_bf16": int(r.cpu_bf16), "refine": r.refine,
             "coder": self.coder.name.lower(), "qp": self.qp if self.bitrate is None else "auto",
             "bitrate": self.bitrate if self.bitrate is not None else "off",
