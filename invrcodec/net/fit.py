@@ -155,6 +155,16 @@ class FitResult:
 COLLAPSE_MARGIN_DB = 1.0
 COLLAPSE_DROP_DB = 3.0
 WATCH_STEPS = 200
+# A fit at or above this PSNR is never called collapsed, however flat its picture: a tile of sky or of a
+# letterbox bar is nearly its own mean colour (a uniform one is exactly, its flat PSNR infinite), and a network
+# that draws it at 40 dB has lost nothing a viewer sees.
+CLEAR_PSNR_DB = 40.0
+
+
+def collapse_floor(frames: np.ndarray) -> float:
+    """The PSNR a fit of uint8 ``frames`` must beat not to be called collapsed: its flat picture's
+    (metrics.flat_psnr) plus COLLAPSE_MARGIN_DB, at most CLEAR_PSNR_DB."""
+    return min(flat_psnr(frames) + COLLAPSE_MARGIN_DB, CLEAR_PSNR_DB)
 
 
 def watch_from(recipe: Recipe) -> int:
@@ -671,14 +681,14 @@ class _Run:
         return _Diverged(step, f"chunk {self.positions[row]}: {why}", "collapsed", self.best[row])
 
     def _flat(self, row: int) -> str:
-        return f"a flat picture is {self._floor_of(row) - COLLAPSE_MARGIN_DB:.2f} dB"
+        return f"not above the guard's floor of {self._floor_of(row):.2f} dB (a flat picture's, plus a margin)"
 
     def _floor_of(self, row: int) -> float:
         """The row's flat-picture PSNR plus the margin, computed when the guard first judges it: a fit shorter
         than its watch (refinement, a short --steps) never pays for a pass over the chunk's frames."""
         floor = self._floor[row]
         if floor is None:
-            floor = self._floor[row] = flat_psnr(self.target_u8[row].cpu().numpy()) + COLLAPSE_MARGIN_DB
+            floor = self._floor[row] = collapse_floor(self.target_u8[row].cpu().numpy())
         return floor
 
     def _retire(self, leaving: dict[int, _Diverged | None], step: int) -> None:
