@@ -178,6 +178,43 @@ class Packet:
 
 
 @dataclass(frozen=True)
+class Tile:
+    """A rectangle of the frame with a network of its own in every chunk: ``width x height`` pixels at
+    column ``x``, row ``y``."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """How a frame is cut into tiles (spec "Tiles"): ``tile_width x tile_height`` pixels from the top-left
+    corner, the last column and the last row taking what remains of the frame. Each tile of a chunk has its own
+    network, trained and sampled on the tile as if it were a frame of the tile's size."""
+
+    tile_width: int
+    tile_height: int
+
+    def columns(self, width: int) -> tuple[tuple[int, int], ...]:
+        """(first column, width) of every tile column of a ``width``-pixel frame."""
+        return tuple((x, min(self.tile_width, width - x)) for x in range(0, width, self.tile_width))
+
+    def rows(self, height: int) -> tuple[tuple[int, int], ...]:
+        """(first row, height) of every tile row of a ``height``-pixel frame."""
+        return tuple((y, min(self.tile_height, height - y)) for y in range(0, height, self.tile_height))
+
+    def tiles(self, width: int, height: int) -> tuple[Tile, ...]:
+        """Every tile of a ``width x height`` frame, row by row from the top-left (the coded order)."""
+        return tuple(Tile(x, y, w, h) for y, h in self.rows(height) for x, w in self.columns(width))
+
+    def count(self, width: int, height: int) -> int:
+        """Tiles of a ``width x height`` frame."""
+        return -(-width // self.tile_width) * -(-height // self.tile_height)
+
+
+@dataclass(frozen=True)
 class Metadata:
     """Who wrote the file and how: shown by invr-probe, never needed to decode."""
 
@@ -193,6 +230,12 @@ class Header:
     representation: Representation
     coder: CoderParams
     metadata: Metadata = Metadata()
+    tiles: TileGrid | None = None  # None: one network per chunk covers the whole frame (a 1.x or 2.x file)
+
+    def tile_list(self) -> tuple[Tile, ...]:
+        """The tiles of a chunk in coded order: the whole frame when the file has no tile grid."""
+        s = self.stream
+        return self.tiles.tiles(s.width, s.height) if self.tiles else (Tile(0, 0, s.width, s.height),)
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,13 @@ def _bitrate(value: str) -> float:
     return kbps
 
 
+def _tile(value: str) -> tuple[int, int] | str:
+    text = value.strip().lower()
+    if text in ("auto", "none"):
+        return text
+    return _size(text)
+
+
 def _size(value: str) -> tuple[int, int]:
     from ..media.pyav import parse_size
 
@@ -93,6 +100,9 @@ def _size(value: str) -> tuple[int, int]:
 @click.option("--chunk-frames", type=click.IntRange(min=1), default=None, metavar="N",
               help=f"Frames per network (default {DEFAULT_CHUNK_FRAMES}, shorter at fine QPs in fast and "
               "ultrafast; paper: 15). The preset's training per frame stays the same.")
+@click.option("--tile", callback=common.parsed(_tile), default=None, metavar="auto|none|WxH",
+              help="Cut each frame into tiles with a network each: auto (default; paper: none) makes tiles of "
+              "about 128x128 on a frame larger than that, WxH tiles of that size, none one network per frame.")
 @click.option("--keyint", type=click.IntRange(min=0), default=None, metavar="N",
               help="A key chunk every N chunks, P-chunks between (0: only the first; 1: all key). "
               f"Default {DEFAULT_KEYINT}; paper: 1.")
@@ -139,6 +149,7 @@ def command(
     qp: int | None,
     bitrate: float | None,
     chunk_frames: int | None,
+    tile: tuple[int, int] | str | None,
     keyint: int | None,
     frames: int | None,
     seek: int,
@@ -168,7 +179,7 @@ def command(
         return EncoderConfig.from_preset(
             preset, variant=variant, psnr=psnr, qp=qp, bitrate=bitrate, chunk_frames=chunk_frames, keyint=keyint,
             enc_dims=enc_dims, hidden=hidden, layers=layers, steps=steps, device=device, seed=seed,
-            parallel_chunks=parallel_chunks,
+            parallel_chunks=parallel_chunks, tile=tile,
         )
 
     request = EncodeRequest(

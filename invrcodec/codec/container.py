@@ -229,7 +229,7 @@ class InputContainer(_Container):
                 continue
             start = max(first_frame - packet.first_frame, 0)
             end = packet.frame_count if stop is None else min(stop - packet.first_frame, packet.frame_count)
-            yield from decoder.decode(packet, start, end)
+            yield from decoder.frames(packet, start, end)
 
 
 class OutputContainer(_Container):

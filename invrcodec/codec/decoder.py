@@ -8,7 +8,7 @@ pass of the same weights, kept as the yardstick for tools/bench.py and the tests
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from fractions import Fraction
 
 import numpy as np
@@ -22,14 +22,17 @@ from invrcodec.codec.sampling import (
     Geometry,
     Region,
     Term,
+    TileSpan,
     Timeline,
     chunk_terms,
     plan_geometry,
     tail_terms,
+    tile_spans,
     time_position,
 )
+from invrcodec.codec.jobs import Weights
 from invrcodec.types import CoderKind, Header, Packet, Prediction, Representation
-from invrcodec.coding.weights import decode_weights
+from invrcodec.coding.weights import decode_weights, tile_tensors
 
 log = logging.getLogger(__name__)
 
@@ -143,30 +146,71 @@ class Decoder:
 
     def __init__(self, header: Header, device: str | torch.device = "cpu") -> None:
         self.header = header
+        self.tiles = header.tile_list()
         self.device = resolve_device(device)
-        self._last: tuple[int, dict[str, np.ndarray]] | None = None  # the reference of a next P-chunk
+        self.tiles_decoded = 0  # networks decoded so far (a crop decodes only the tiles it touches)
+        # The reconstruction of the chunk decoded last, per tile (None: a tile not decoded), for a next P-chunk.
+        self._last: tuple[int, tuple[Weights | None, ...]] | None = None
         written = header.coder.nncodec_version
         if header.coder.kind == CoderKind.DEEPCABAC and written.split(".")[0] != deepcabac.version().split(".")[0]:
             log.warning("file written with nncodec %s, decoding with %s", written, deepcabac.version())
 
-    def weights(self, packet: Packet) -> dict[str, np.ndarray]:
-        """The chunk's reconstructed float32 weights (equal to the encoder's, bit for bit).
+    def weights(self, packet: Packet, tiles: Collection[int] | None = None) -> tuple[Weights | None, ...]:
+        """The chunk's reconstructed float32 weights per tile (equal to the encoder's, bit for bit); only
+        ``tiles`` (default: all), the others None.
 
         A P-chunk adds its coded residual to the weights of the chunk before it, which must be the chunk
-        this decoder reconstructed last (packets in order from a key chunk, as ``demux`` yields them).
+        this decoder reconstructed last (packets in order from a key chunk, as ``demux`` yields them), with
+        the same tiles.
         """
-        reference = None
+        rep, wanted = self.header.representation, range(len(self.tiles)) if tiles is None else tiles
+        parts = tile_tensors(packet.tensors, rep, len(self.tiles))
+        previous: tuple[Weights | None, ...] = (None,) * len(self.tiles)
         if packet.prediction == Prediction.PREVIOUS:
             if self._last is None or self._last[0] != packet.index - 1:
                 raise InvrFormatError(f"chunk {packet.index}: predicted from chunk {packet.index - 1}, "
                                       "which was not decoded before it")
-            reference = self._last[1]
-        state = decode_weights(packet.tensors, self.header.representation, self.header.coder, reference)
-        self._last = (packet.index, state)
-        return state
+            previous = self._last[1]
+        out: list[Weights | None] = [None] * len(self.tiles)
+        for k in wanted:
+            if packet.prediction == Prediction.PREVIOUS and previous[k] is None:
+                raise InvrFormatError(f"chunk {packet.index}: tile {k} is predicted from a tile not decoded")
+            out[k] = decode_weights(parts[k], rep, self.header.coder, previous[k])
+            self.tiles_decoded += 1
+        self._last = (packet.index, tuple(out))
+        return self._last[1]
+
+    def networks(self, packet: Packet, tiles: Collection[int] | None = None) -> list[INVRNet | None]:
+        """The chunk's network per tile (only ``tiles``, default all; the others None)."""
+        rep = self.header.representation
+        return [None if w is None else build_network(rep, w, self.device) for w in self.weights(packet, tiles)]
 
     def network(self, packet: Packet) -> INVRNet:
-        return build_network(self.header.representation, self.weights(packet), self.device)
+        """The chunk's network, for a file without tiles."""
+        if len(self.tiles) != 1:
+            raise InvrConfigError("a tiled chunk has a network per tile: use networks()")
+        net = self.networks(packet)[0]
+        assert net is not None
+        return net
+
+    def sampler(self, packet: Packet, geometry: Geometry) -> ChunkSampler:
+        """The chunk sampled on ``geometry``: only the tiles it touches are decoded."""
+        spans = tile_spans(geometry, self.tiles)
+        nets = self.networks(packet, [span.tile for span in spans])
+        return ChunkSampler(nets, packet.frame_count, geometry, spans)
+
+    def frames(self, packet: Packet, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+        """Frames ``[start, stop)`` of the chunk at the stored size, one at a time (memory: one frame)."""
+        stop = packet.frame_count if stop is None else stop
+        s = self.header.stream
+        if len(self.tiles) == 1:
+            net = self.network(packet)
+            for i in range(start, stop):
+                yield render(net, (packet.frame_count, s.height, s.width), i, i + 1)[0]
+            return
+        sampler = self.sampler(packet, plan_geometry(s.width, s.height))
+        for i in range(start, stop):
+            yield sampler.frame(Fraction(i))
 
     def decode(self, packet: Packet, start: int = 0, stop: int | None = None, *,
                size: tuple[int, int] | None = None, scale: Fraction | float | None = None,
@@ -182,11 +226,11 @@ class Decoder:
         if not 0 <= start <= stop <= packet.frame_count:
             raise InvrConfigError(f"frame range {start}..{stop} outside chunk of {packet.frame_count} frames")
         s = self.header.stream
-        if size is None and scale is None and region is None and times is None:
+        if size is None and scale is None and region is None and times is None and len(self.tiles) == 1:
             return render(self.network(packet), (packet.frame_count, s.height, s.width), start, stop)
         geometry = plan_geometry(s.width, s.height, size=size, scale=scale, region=region)
         offsets = [Fraction(k) for k in range(start, stop)] if times is None else [Fraction(t) for t in times]
-        sampler = ChunkSampler(self.network(packet), packet.frame_count, geometry)
+        sampler = self.sampler(packet, geometry)
         out = np.empty((len(offsets), geometry.height, geometry.width, 3), dtype=np.uint8)
         for i, offset in enumerate(offsets):
             out[i] = sampler.frame(offset)
@@ -194,29 +238,44 @@ class Decoder:
 
 
 class ChunkSampler:
-    """One chunk's network sampled on an output :class:`~invrcodec.codec.sampling.Geometry`, one frame at a time.
+    """One chunk's networks sampled on an output :class:`~invrcodec.codec.sampling.Geometry`, one frame at a
+    time: each tile's network over the output pixels it draws (``spans``; default: one network, the frame).
 
     The x, y and stored-frame tables are computed once, over the same axes as :func:`render` (so stored
     frames of the identity geometry are its bytes); an instant between stored frames gets its own t row.
     """
 
-    def __init__(self, net: INVRNet, frame_count: int, geometry: Geometry) -> None:
-        self.net, self.frame_count = net, frame_count
-        whole = np.array([time_position(Fraction(k), frame_count) for k in range(frame_count)])
-        self.tx, self.ty, self.tt = net.tables_at(*(torch.from_numpy(p) for p in
-                                                    (geometry.columns(), geometry.rows(), whole)))
+    def __init__(self, nets: INVRNet | Sequence[INVRNet | None], frame_count: int, geometry: Geometry,
+                 spans: Sequence[TileSpan] | None = None) -> None:
+        nets = [nets] if isinstance(nets, INVRNet) else list(nets)
+        if spans is None:
+            spans = [TileSpan(0, 0, geometry.width, 0, geometry.height, geometry.columns(), geometry.rows())]
+        self.frame_count, self.height, self.width = frame_count, geometry.height, geometry.width
+        whole = torch.from_numpy(np.array([time_position(Fraction(k), frame_count) for k in range(frame_count)]))
+        self.parts = []
+        for span in spans:
+            net = nets[span.tile]
+            assert net is not None
+            tx, ty, tt = net.tables_at(torch.from_numpy(span.xs), torch.from_numpy(span.ys), whole)
+            self.parts.append((span, net, tx, ty, tt))
 
     @torch.inference_mode()
     def frame(self, offset: Fraction, raw: bool = False) -> np.ndarray:
         """The frame at ``offset`` frames after the chunk's first, uint8 ``(H, W, 3)`` (``raw``: float32
         network outputs)."""
-        if offset.denominator == 1 and 0 <= offset < self.frame_count:
-            row = self.tt[int(offset)][None]
-        else:
-            t = torch.tensor([time_position(offset, self.frame_count)], dtype=torch.float64)
-            none = torch.zeros(0, dtype=torch.float64)
-            row = self.net.tables_at(none, none, t)[2]
-        return _render_tables(self.net, self.tx, self.ty, row, raw)[0]
+        stored = offset.denominator == 1 and 0 <= offset < self.frame_count
+        t = torch.tensor([time_position(offset, self.frame_count)], dtype=torch.float64)
+        none = torch.zeros(0, dtype=torch.float64)
+        if len(self.parts) == 1 and (self.parts[0][0].col1 - self.parts[0][0].col0, self.parts[0][0].row1
+                                     - self.parts[0][0].row0) == (self.width, self.height):
+            _, net, tx, ty, tt = self.parts[0]
+            row = tt[int(offset)][None] if stored else net.tables_at(none, none, t)[2]
+            return _render_tables(net, tx, ty, row, raw)[0]
+        out = np.empty((self.height, self.width, 3), dtype=np.float32 if raw else np.uint8)
+        for span, net, tx, ty, tt in self.parts:
+            row = tt[int(offset)][None] if stored else net.tables_at(none, none, t)[2]
+            out[span.row0:span.row1, span.col0:span.col1] = _render_tables(net, tx, ty, row, raw)[0]
+        return out
 
 
 def decode_resampled(decoder: Decoder, packets: Iterable[Packet], geometry: Geometry,
@@ -225,12 +284,13 @@ def decode_resampled(decoder: Decoder, packets: Iterable[Packet], geometry: Geom
     them); each packet's network is built once, in order. An instant between two chunks' stored frames is
     made as ``timeline.boundary`` says (spec: "Sampling at another size, time or region")."""
     n = 0
+    needed = [span.tile for span in tile_spans(geometry, decoder.tiles)]
     prev: tuple[ChunkSampler, int] | None = None  # the previous chunk's sampler and its end frame
     for packet in packets:
         if packet.first_frame + packet.frame_count <= timeline.first_frame:
-            decoder.weights(packet)  # before the range: only the reference of the chunks after it
+            decoder.weights(packet, needed)  # before the range: only the reference of the chunks after it
             continue
-        cur = ChunkSampler(decoder.network(packet), packet.frame_count, geometry)
+        cur = decoder.sampler(packet, geometry)
         adjacent = prev[0].frame_count if prev is not None and prev[1] == packet.first_frame else None
         samplers = {0: cur, -1: prev[0] if prev is not None else cur}
         for n, terms in chunk_terms(timeline, n, packet.first_frame, packet.frame_count, adjacent,

@@ -22,11 +22,11 @@ from invrcodec.codec.decoder import build_network, render
 from invrcodec.net.devices import resolve_device
 from invrcodec.errors import InvrConfigError, InvrEncodeError, InvrMediaError
 from invrcodec.codec.executors import BatchedExecutor, Executor, InProcessExecutor, NoExecutor
-from invrcodec.codec.jobs import ChunkJob, GopJob, TrainProgress
-from invrcodec.net.fit import COLLAPSE_MARGIN_DB, FitProgress, FitResult, Recipe, fit_chunks, watch_from
+from invrcodec.codec.jobs import ChunkJob, GopJob, Reference, TrainProgress, Weights
+from invrcodec.net.fit import COLLAPSE_MARGIN_DB, FitProgress, FitResult, Recipe, collapse_floor, fit_chunks, watch_from
 from invrcodec.format.structs import LIMITS
 from invrcodec.format.structs import chunk_overhead as format_chunk_overhead
-from invrcodec.metrics import flat_psnr, rgb_psnr
+from invrcodec.metrics import pooled_psnr, rgb_psnr
 from invrcodec.codec.presets import (
     DEFAULT_CHUNK_FRAMES,
     DEFAULT_KEYINT,
@@ -36,6 +36,7 @@ from invrcodec.codec.presets import (
     QpBand,
     band_for_qp,
     band_for_rate,
+    auto_tile_grid,
     band_limited_dims,
     make_variant,
 )
@@ -53,6 +54,8 @@ from invrcodec.types import (
     Representation,
     StreamInfo,
     TensorRole,
+    Tile,
+    TileGrid,
 )
 from invrcodec.coding.weights import QP_ORIGIN, encode_weights, qp_plan
 from invrcodec.version import __version__
@@ -72,6 +75,7 @@ ENCODER_LIMITS: dict[str, int] = {
     "max_enc_dim": min(1024, LIMITS["max_enc_dim"]),  # each of l_x, l_y, l_t
     "max_chunk_frames": LIMITS["max_chunk_frames"],
     "max_parameters": LIMITS["max_parameters"],
+    "max_tiles": 4096,  # tiles of a frame: a 16384x16384 frame in tiles of 256x256
 }
 
 
@@ -103,6 +107,10 @@ class EncoderConfig:
     # bitrate (presets.band_for_rate), replacing representation.hidden and chunk_frames once the frame rate is
     # known: "hidden", "chunk_frames", both, or neither (the ones the user gave are kept).
     band_by_rate: frozenset[str] = frozenset()
+    # Tiles (presets.TILE_SIDE): "auto" cuts a frame larger than the presets' 128x128 into tiles of about that
+    # size once the frame size is known, (w, h) into tiles of w x h pixels, "none" never; the encoder keeps
+    # (w, h) or "none" (one network per chunk for the whole frame).
+    tile: tuple[int, int] | str = "none"
 
     @classmethod
     def from_preset(cls, preset: str = DEFAULT_PRESET, *, variant: str = "invr", psnr: float | None = None,
@@ -111,12 +119,14 @@ class EncoderConfig:
                     layers: int | None = None, steps: int | None = None, device: str = "auto", seed: int = 0,
                     coder: str = "deepcabac", dependent_quantization: bool = True,
                     lr: float | None = None, parallel_chunks: int = 0,
-                    keyint: int | None = None, bitrate: float | None = None) -> EncoderConfig:
+                    keyint: int | None = None, bitrate: float | None = None,
+                    tile: tuple[int, int] | str | None = None) -> EncoderConfig:
         """A config from a named preset and variant; ``None`` keeps the preset's value.
 
         Every preset but ``paper`` band-limits the encoding of the ``invr`` variant to the frame size unless
-        ``enc_dims`` is given, and predicts chunks from chunks (``keyint``); ``paper`` is the paper's coding:
-        its encoding dimensions, every chunk a key chunk.
+        ``enc_dims`` is given, predicts chunks from chunks (``keyint``) and tiles a large frame (``tile``:
+        "auto" unless given); ``paper`` is the paper's coding: its encoding dimensions, every chunk a key chunk,
+        one network for the whole frame.
         """
         if preset not in PRESETS:
             raise InvrConfigError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
@@ -149,7 +159,7 @@ class EncoderConfig:
         cfg = cls(preset=preset, representation=rep, recipe=recipe, coder=CODERS[coder],
                   qp=DEFAULT_QP if qp is None else qp, dependent_quantization=dependent_quantization,
                   psnr=psnr, bitrate=bitrate, device=device, seed=seed, parallel_chunks=parallel_chunks,
-                  keyint=keyint,
+                  keyint=keyint, tile=("none" if paper else "auto") if tile is None else tile,
                   band_limit=not paper and variant == "invr" and enc_dims is None,
                   band_by_rate=unset if band is not None and bitrate is not None else frozenset())
         cfg.validate()
@@ -175,6 +185,9 @@ class EncoderConfig:
             (self.keyint >= 0, "keyint must be >= 0 (0: only the first chunk is a key chunk)"),
             (self.bitrate is None or 0 < self.bitrate < 1e7, "bitrate must be a positive kbit/s value"),
             (self.bitrate is None or self.coder == CoderKind.DEEPCABAC, "bitrate needs the deepcabac coder"),
+            (self.tile in ("auto", "none") or (isinstance(self.tile, tuple) and len(self.tile) == 2 and all(
+                isinstance(n, int) and 1 <= n <= lim["max_dimension"] for n in self.tile)),
+             f"tile must be auto, none or WxH with sides 1..{lim['max_dimension']}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -201,6 +214,7 @@ class EncoderConfig:
             "seed": self.seed, "keyint": self.keyint if self.keyint else "infinite",
             "p_steps": r.p_steps, "p_lr": r.p_lr, "p_l1": r.p_l1, "p_train": r.p_train,
             **({"rate": r.rate, "rate_span": r.rate_span} if r.rate else {}),
+            **({"tile": "x".join(map(str, self.tile))} if isinstance(self.tile, tuple) else {}),
         }
         return " ".join(f"{k}={v}" for k, v in parts.items())
 
@@ -219,6 +233,9 @@ class Encoder:
         if stream.width > side or stream.height > side:
             raise InvrMediaError(f"frame size {stream.width}x{stream.height} exceeds {side}x{side}")
         self.stream = stream
+        self.tiles = self._tile_grid(self.config.tile)
+        self.config = replace(self.config, tile=(self.tiles.tile_width, self.tiles.tile_height) if self.tiles
+                              else "none")
         if self.config.band_by_rate and self.config.bitrate is not None:
             self.config = self._network_for_rate(self.config)
         if self.config.band_limit:
@@ -234,17 +251,39 @@ class Encoder:
         self._start_reference: dict[str, np.ndarray] | None = None  # of the first chunk after resume_at()
         self._rate = None if self.config.bitrate is None else RateControl(self.config.bitrate, stream.frame_rate)
         self.header = Header(stream, self.config.representation, self.config.coder_params(),
-                             Metadata(f"invrcodec {__version__}", self.config.settings()))
+                             Metadata(f"invrcodec {__version__}", self.config.settings()), self.tiles)
         if executor is None:
             executor = BatchedExecutor(self.parallel) if self.parallel > 1 else InProcessExecutor()
         self.executor = executor  # where the chunks train (invrcodec.codec.executors)
         self.clock = PhaseClock()  # where this process's encoding time went (chunks trained elsewhere: not here)
         executor.bind(self, job_runner)
 
-    def _band_limited(self, rep: Representation) -> Representation:
-        """``rep`` with each axis' encoding up to its Nyquist rate (presets.band_limited_dims)."""
+    def _tile_grid(self, tile: tuple[int, int] | str) -> TileGrid | None:
+        """The stream's tiles for the config's ``tile``; None where one network covers the frame."""
         s = self.stream
-        return replace(rep, enc_dims=band_limited_dims(s.width, s.height, rep.chunk_frames, rep.sigma))
+        if tile == "none":
+            return None
+        if tile == "auto":
+            return auto_tile_grid(s.width, s.height)
+        assert isinstance(tile, tuple)
+        w, h = min(tile[0], s.width), min(tile[1], s.height)
+        if (w, h) == (s.width, s.height):
+            return None
+        grid = TileGrid(w, h)
+        if grid.count(s.width, s.height) > ENCODER_LIMITS["max_tiles"]:
+            raise InvrConfigError(f"tiles of {w}x{h} cut a {s.width}x{s.height} frame into "
+                                  f"{grid.count(s.width, s.height)} tiles, more than {ENCODER_LIMITS['max_tiles']}")
+        return grid
+
+    @property
+    def tile_count(self) -> int:
+        return self.tiles.count(self.stream.width, self.stream.height) if self.tiles else 1
+
+    def _band_limited(self, rep: Representation) -> Representation:
+        """``rep`` with each axis' encoding up to its Nyquist rate (presets.band_limited_dims) over a tile."""
+        w, h = (self.tiles.tile_width, self.tiles.tile_height) if self.tiles else (self.stream.width,
+                                                                                   self.stream.height)
+        return replace(rep, enc_dims=band_limited_dims(w, h, rep.chunk_frames, rep.sigma))
 
     def _network_for_rate(self, cfg: EncoderConfig) -> EncoderConfig:
         """``cfg`` with the width and chunk length the bitrate affords (presets.band_for_rate), where unset."""
@@ -258,7 +297,7 @@ class Encoder:
             return self._band_limited(network(band)) if cfg.band_limit else network(band)
 
         band = band_for_rate(cfg.preset, cfg.bitrate * 1000 / 8, float(self.stream.frame_rate),
-                             lambda b: coded(b).parameter_count)
+                             lambda b: coded(b).parameter_count * self.tile_count)
         if band is None:
             return replace(cfg, band_by_rate=frozenset())
         chosen = network(band)
@@ -301,7 +340,8 @@ class Encoder:
         self._start_reference = reference
         if self._rate is not None:
             for packet in kept:
-                self._rate.record(packet.frame_count, packet.size + chunk_overhead(self.config.representation))
+                self._rate.record(packet.frame_count, packet.size + chunk_overhead(self.config.representation,
+                                                                                   self.tile_count))
 
     def prediction_of(self, index: int) -> Prediction:
         """Key chunk or P-chunk: a key chunk every ``keyint`` chunks, and the first."""
@@ -324,29 +364,71 @@ class Encoder:
         self._frames_done += sum(p.frame_count for p in packets)
         return packets
 
-    def run_jobs(self, jobs: list[ChunkJob], references: list[dict[str, np.ndarray] | None],
-                 ) -> list[tuple[Packet, dict[str, np.ndarray]]]:
-        """Train chunks together and code them: each chunk's packet and the weights a decoder rebuilds."""
+    def run_jobs(self, jobs: list[ChunkJob], references: list[Reference | None],
+                 ) -> list[tuple[Packet, Reference]]:
+        """Train chunks together and code them: each chunk's packet and the weights a decoder rebuilds.
+
+        Each tile of each chunk is a network of its own (a *piece*, :class:`_Piece`); pieces of equal frame
+        size train and code together, and a chunk's packet holds its tiles' tensors in coded order.
+        """
         cfg = self.config
-        fits = self.train_chunks(jobs, references)
-        states = [f.state for f in fits]
+        tiles = self.header.tile_list()
+        pieces = [_Piece(job if len(tiles) == 1 else _tile_job(job, tile), c, k, tile)
+                  for c, job in enumerate(jobs) for k, tile in enumerate(tiles)]
+        refs = [None if references[p.chunk] is None else references[p.chunk][p.tile] for p in pieces]
+        groups = _by_size(pieces)
+        fits: list[FitResult | None] = [None] * len(pieces)
+        for group in groups:
+            trained = self.train_chunks([pieces[i].job for i in group], [refs[i] for i in group],
+                                        [pieces[i].tile for i in group])
+            for i, fit in zip(group, trained):
+                fits[i] = fit
+        states = [f.state for f in fits if f is not None]
         qps = [cfg.qp] * len(jobs)
         if self._rate is not None:
-            qps = [self._rate_qp(job, state, ref, len(jobs)) for job, state, ref in zip(jobs, states, references)]
-        results = self.code_chunks(jobs, states, references, self._held(references), qps, fits)
+            qps = [self._rate_qp(job, [(states[i], refs[i]) for i, p in enumerate(pieces) if p.chunk == c],
+                                 len(jobs)) for c, job in enumerate(jobs)]
+        coded: list[tuple[Packet, Weights] | None] = [None] * len(pieces)
+        for group in groups:
+            done = self.code_chunks([pieces[i].job for i in group], [states[i] for i in group],
+                                    [refs[i] for i in group], self._held([refs[i] for i in group]),
+                                    [qps[pieces[i].chunk] for i in group], [fits[i] for i in group],  # type: ignore[misc]
+                                    [pieces[i].tile for i in group])
+            for i, result in zip(group, done):
+                coded[i] = result
+        results = [self._joined(job, [(p, coded[i]) for i, p in enumerate(pieces) if p.chunk == c])
+                   for c, job in enumerate(jobs)]
         if self._rate is not None:
             for job, (packet, _) in zip(jobs, results):
-                self._rate.record(len(job.frames), packet.size + chunk_overhead(cfg.representation))
-        for job, fit, (packet, _) in zip(jobs, fits, results):
+                self._rate.record(len(job.frames), packet.size + chunk_overhead(cfg.representation, len(tiles)))
+        for c, (job, (packet, _)) in enumerate(zip(jobs, results)):
             last = packet.first_frame + packet.frame_count - 1
-            log.info("chunk %d (%s): frames %d-%d, %d steps in %.1f s, PSNR %.2f dB trained, %.2f dB coded, "
+            mine = [f for f, p in zip(fits, pieces) if p.chunk == c and f is not None]
+            log.info("chunk %d (%s): frames %d-%d%s, %d steps in %.1f s, PSNR %.2f dB trained, %.2f dB coded, "
                      "%d bytes", packet.index, "key" if job.prediction == Prediction.KEY else "P",
-                     packet.first_frame, last, fit.steps, fit.seconds, fit.psnr, packet.train_psnr, packet.size)
+                     packet.first_frame, last, f", {len(tiles)} tiles" if len(tiles) > 1 else "",
+                     max(f.steps for f in mine), sum(f.seconds for f in mine),
+                     _pooled([f.psnr for f in mine], [p.job.frames[0].size for p in pieces if p.chunk == c]),
+                     packet.train_psnr, packet.size)
         return results
 
-    def train_chunks(self, jobs: list[ChunkJob], references: list[dict[str, np.ndarray] | None],
-                     ) -> list[FitResult]:
-        """Train chunks together (key chunks, or P-chunks with their references), by :meth:`recipe_of`.
+    def _joined(self, job: ChunkJob, parts: list[tuple[_Piece, tuple[Packet, Weights] | None]],
+                ) -> tuple[Packet, Reference]:
+        """A chunk's packet from its tiles' (their tensors in coded order, the PSNR of all their pixels)."""
+        done = [(piece, result) for piece, result in parts if result is not None]
+        assert len(done) == len(parts)
+        if len(done) == 1:
+            packet, recon = done[0][1]
+            return packet, (recon,)
+        psnr = _pooled([r[0].train_psnr for _, r in done], [p.job.frames[0].size for p, _ in done])
+        tensors = tuple(t for _, (packet, _) in done for t in packet.tensors)
+        return (Packet(job.index, job.first_frame, len(job.frames), tensors, psnr, job.prediction),
+                tuple(recon for _, (_, recon) in done))
+
+    def train_chunks(self, jobs: list[ChunkJob], references: list[Weights | None],
+                     tiles: Sequence[int] | None = None) -> list[FitResult]:
+        """Train chunks (or tiles of chunks, ``tiles`` saying which) of equal frame size together, key chunks
+        or P-chunks with their references, by :meth:`recipe_of`.
 
         A P-chunk starts from its reference's weights, trains ``recipe.p_steps`` of the steps at
         ``recipe.p_lr`` with the L1 term on its difference to the reference, which is what is coded.
@@ -365,10 +447,15 @@ class Encoder:
         recipe = self.recipe_of(predicted[0])
         with self.clock.phase("train"):
             return fit_chunks([j.frames for j in jobs], cfg.representation, recipe, device=self.device,
-                              seeds=[cfg.seed + j.index for j in jobs], psnr_target=self.psnr_stop(recipe),
+                              seeds=self._seeds(jobs, tiles), psnr_target=self.psnr_stop(recipe),
                               amp=cfg.amp, progress=report, inits=[r or {} for r in references],
                               frozen=self._held(references), anchors=references if predicted[0] else None,
                               clock=self.clock, rate=self.rate_target(recipe))
+
+    def _seeds(self, jobs: Sequence[ChunkJob], tiles: Sequence[int] | None) -> list[int]:
+        """Each network's seed: the config's, plus its chunk's index, plus TILE_SEED_STRIDE per tile."""
+        tiles = tiles or [0] * len(jobs)
+        return [self.config.seed + j.index + TILE_SEED_STRIDE * k for j, k in zip(jobs, tiles)]
 
     def psnr_stop(self, recipe: Recipe) -> float | None:
         """Where training stops for the --psnr target: the target less what refinement will add."""
@@ -396,34 +483,39 @@ class Encoder:
         kept = self.config.representation.tensor_names(TensorRole.HIDDEN_WEIGHT)
         return [{name: r[name] for name in kept} for r in references if r is not None]
 
-    def _rate_qp(self, job: ChunkJob, state: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None,
-                 together: int) -> int:
-        """The finest QP at which the chunk, coded without refinement, fits its share of the bitrate."""
+    def _rate_qp(self, job: ChunkJob, tiles: list[tuple[Weights, Weights | None]], together: int) -> int:
+        """The finest QP at which the chunk (its tiles' trained weights and references), coded without
+        refinement, fits its share of the bitrate."""
         assert self._rate is not None
         rep, coder = self.config.representation, self.header.coder
-        overhead = chunk_overhead(rep)
+        overhead = chunk_overhead(rep, len(tiles))
 
         def size_at(qp: int) -> int:
-            with self.clock.phase("code"):
-                tensors, _ = encode_weights(state, rep, coder, qp_plan(qp, rep), reference=reference)
-            return sum(len(t.data) for t in tensors) + overhead
+            size = overhead
+            for state, reference in tiles:
+                with self.clock.phase("code"):
+                    tensors, _ = encode_weights(state, rep, coder, qp_plan(qp, rep), reference=reference)
+                size += sum(len(t.data) for t in tensors)
+            return size
 
         budget = self._rate.budget(len(job.frames), share=1.0 / together)
         qp = choose_qp(size_at, budget)
         log.debug("chunk %d: qp %d for a budget of %.0f bytes", job.index, qp, budget)
         return qp
 
-    def pack(self, frames: np.ndarray, state: dict[str, np.ndarray], index: int, first: int) -> Packet:
-        """The packet of a trained key chunk: its coded weights and the PSNR a decoder of them will see."""
+    def pack(self, frames: np.ndarray, state: Weights, index: int, first: int) -> Packet:
+        """The packet of a trained key chunk of one network (no tiles): its coded weights and the PSNR a
+        decoder of them will see."""
         job = ChunkJob(index, first, frames, Prediction.KEY)
         return self.code_chunks([job], [state], [None])[0][0]
 
-    def code_chunks(self, jobs: list[ChunkJob], states: list[dict[str, np.ndarray]],
-                    references: list[dict[str, np.ndarray] | None],
-                    held: list[dict[str, np.ndarray]] | None = None, qps: list[int] | None = None,
-                    fits: Sequence[FitResult] | None = None) -> list[tuple[Packet, dict[str, np.ndarray]]]:
-        """Code trained chunks at ``qps`` (default: the config's), their refinement trained together with
-        ``held`` tensors kept at their values; each packet carries the PSNR a decoder of it will see.
+    def code_chunks(self, jobs: list[ChunkJob], states: list[Weights], references: list[Weights | None],
+                    held: list[Weights] | None = None, qps: list[int] | None = None,
+                    fits: Sequence[FitResult] | None = None, tiles: Sequence[int] | None = None,
+                    ) -> list[tuple[Packet, Weights]]:
+        """Code trained chunks (or tiles of chunks of equal size, ``tiles`` saying which) at ``qps`` (default:
+        the config's), their refinement trained together with ``held`` tensors kept at their values; each
+        packet carries the PSNR a decoder of it will see.
 
         Refinement takes ``recipe.refine`` of the key recipe's steps, in proportion to the training the
         chunks had (``fits``; default: all their steps): a chunk that met ``--psnr`` after a tenth of its
@@ -443,8 +535,8 @@ class Encoder:
         held = held or [{} for _ in jobs]
         qps = qps or [cfg.qp] * len(jobs)
         refine_steps = round(cfg.recipe.refine * cfg.recipe.steps * used)
-        coded = self._code([j.frames for j in jobs], states, [j.index for j in jobs], references, held, qps,
-                           refine_steps)
+        seeds = self._seeds(jobs, tiles)
+        coded = self._code(jobs, states, seeds, references, held, qps, refine_steps)
         out = []
         for i, (job, (tensors, recon)) in enumerate(zip(jobs, coded)):
             psnr = self._decoded_psnr(job, recon)
@@ -452,31 +544,31 @@ class Encoder:
             # which do not say how long their fits trained.
             judged = fits is not None and fits[i].steps >= watch_from(trained.for_frames(len(job.frames),
                                                                                       chunk_frames))
-            floor = flat_psnr(job.frames) + COLLAPSE_MARGIN_DB if judged else -math.inf
+            floor = collapse_floor(job.frames) if judged else -math.inf
             if psnr < floor and refine_steps > 0:
                 log.warning("chunk %d: coded at %.2f dB, no better than a flat picture; coding it again "
                             "without refinement", job.index, psnr)
-                (tensors, recon), = self._code([job.frames], [states[i]], [job.index], [references[i]],
-                                               [held[i]], [qps[i]], 0)
+                (tensors, recon), = self._code([job], [states[i]], [seeds[i]], [references[i]], [held[i]],
+                                               [qps[i]], 0)
                 psnr = self._decoded_psnr(job, recon)
             if psnr < floor:
                 raise InvrEncodeError(
-                    f"chunk {job.index}: coded at {psnr:.2f} dB, no better than a flat picture "
-                    f"({floor - COLLAPSE_MARGIN_DB:.2f} dB) at QP {qps[i]}; chunk not written")
+                    f"chunk {job.index}: coded at {psnr:.2f} dB, not above the guard's floor of {floor:.2f} dB "
+                    f"(a flat picture's, plus {COLLAPSE_MARGIN_DB:g}) at QP {qps[i]}; chunk not written")
             out.append((Packet(job.index, job.first_frame, len(job.frames), tensors, psnr, job.prediction),
                         recon))
         return out
 
-    def _decoded_psnr(self, job: ChunkJob, recon: dict[str, np.ndarray]) -> float:
-        """The PSNR a decoder of these weights will see on the chunk's frames."""
+    def _decoded_psnr(self, job: ChunkJob, recon: Weights) -> float:
+        """The PSNR a decoder of these weights will see on the chunk's (or tile's) frames."""
         with self.clock.phase("render"):
             net = build_network(self.config.representation, recon, self.device)
-            decoded = render(net, (len(job.frames), self.stream.height, self.stream.width))
+            decoded = render(net, job.frames.shape[:3])
             return rgb_psnr(decoded, job.frames)
 
-    def _code(self, chunks: list[np.ndarray], states: list[dict[str, np.ndarray]], indices: list[int],
-              references: list[dict[str, np.ndarray] | None], held: list[dict[str, np.ndarray]],
-              qps: list[int], refine_steps: int) -> list[tuple[tuple[CodedTensor, ...], dict[str, np.ndarray]]]:
+    def _code(self, jobs: list[ChunkJob], states: list[Weights], seeds: list[int],
+              references: list[Weights | None], held: list[Weights],
+              qps: list[int], refine_steps: int) -> list[tuple[tuple[CodedTensor, ...], Weights]]:
         """Code trained chunks' weights (a P-chunk's as the residual to its reference); with
         ``refine_steps``, in stages with refinement between.
 
@@ -503,20 +595,21 @@ class Encoder:
         # No PSNR checks: refinement's result is judged after coding, by the decoder's arithmetic (code_chunks).
         refine = replace(cfg.recipe, steps=refine_steps, lr=cfg.recipe.refine_lr, warmup=0, eval_every=0)
         predicted = any(ref is not None for ref in references)
+        chunks = [j.frames for j in jobs]
         coded: list[dict[str, CodedTensor]] = [{} for _ in chunks]
-        recon: list[dict[str, np.ndarray]] = [{} for _ in chunks]
+        recon: list[Weights] = [{} for _ in chunks]
         for i, stage in enumerate(stages):
             if i > 0:
                 with self.clock.phase("refine"):
                     try:
                         fits = fit_chunks(chunks, rep, refine, device=self.device,
-                                          seeds=[cfg.seed + index + 1000 * i for index in indices], amp=cfg.amp,
+                                          seeds=[seed + 1000 * i for seed in seeds], amp=cfg.amp,
                                           inits=states, frozen=[{**h, **r} for h, r in zip(held, recon)],
                                           anchors=references if predicted else None, clock=self.clock)
                         states = [f.state for f in fits]
                     except InvrEncodeError as exc:  # the guard stopped it on every try: go on unrefined
                         log.warning("refinement failed (%s); coding the rest of chunks %s unrefined", exc,
-                                    ", ".join(map(str, indices)))
+                                    ", ".join(sorted({str(j.index) for j in jobs})))
             for state, ref, plan, coded_c, recon_c in zip(states, references, plans, coded, recon):
                 with self.clock.phase("code"):
                     tensors, values = encode_weights(state, rep, coder, plan, names=stage, reference=ref)
@@ -525,9 +618,44 @@ class Encoder:
         return [(tuple(c[n] for n in names), r) for c, r in zip(coded, recon)]
 
 
-def chunk_overhead(rep: Representation) -> int:
-    """Bytes a chunk of this representation costs in the file besides its tensors' data."""
-    return format_chunk_overhead(len(rep.tensor_shapes()))
+# A tile's seed is its chunk's plus this per tile (Encoder._seeds): apart from every chunk's and retry's
+# (fit_chunks adds 7919 per try, refinement 1000 per stage), and tile 0's is the untiled chunk's.
+TILE_SEED_STRIDE = 1_000_003
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """One network of an encode: tile ``tile`` (``rect``) of chunk ``chunk`` (a position in run_jobs' list),
+    its frames cropped to the tile in ``job``."""
+
+    job: ChunkJob
+    chunk: int
+    tile: int
+    rect: Tile
+
+
+def _tile_job(job: ChunkJob, tile: Tile) -> ChunkJob:
+    """The chunk's job with its frames cropped to ``tile``."""
+    frames = np.ascontiguousarray(job.frames[:, tile.y:tile.y + tile.height, tile.x:tile.x + tile.width])
+    return replace(job, frames=frames)
+
+
+def _by_size(pieces: Sequence[_Piece]) -> list[list[int]]:
+    """Positions of the pieces, grouped by frame size (what trains together), each group in order."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, piece in enumerate(pieces):
+        groups.setdefault(piece.job.frames.shape[1:], []).append(i)
+    return list(groups.values())
+
+
+def _pooled(psnrs: Sequence[float], pixels: Sequence[int]) -> float:
+    """The PSNR of tiles taken as one picture (each weighted by its pixels)."""
+    return psnrs[0] if len(psnrs) == 1 else pooled_psnr(psnrs, pixels)
+
+
+def chunk_overhead(rep: Representation, tiles: int = 1) -> int:
+    """Bytes a chunk of this representation (``tiles`` networks) costs in the file besides its tensors' data."""
+    return format_chunk_overhead(len(rep.tensor_shapes()) * tiles)
 
 
 def job_runner(stream: StreamInfo, config: EncoderConfig) -> Encoder:
@@ -547,10 +675,12 @@ def auto_parallel_chunks(cfg: EncoderConfig, stream: StreamInfo, device: torch.d
     if device.type != "cuda":
         return 1
     rep, recipe = cfg.representation, cfg.recipe
+    tiles = cfg.tile if isinstance(cfg.tile, tuple) else None
+    networks = TileGrid(*tiles).count(stream.width, stream.height) if tiles else 1  # per chunk
     pixels = rep.chunk_frames * stream.height * stream.width
-    step_pixels = recipe.batch or stream.height * stream.width
+    step_pixels = recipe.batch * networks or stream.height * stream.width
     activations = step_pixels * (rep.hidden * rep.layers * 24 + rep.in_features * 4)
-    per_chunk = pixels * 3 * (1 + 4) + activations + rep.parameter_count * 4 * 4
+    per_chunk = pixels * 3 * (1 + 4) + activations + rep.parameter_count * 4 * 4 * networks
     free, _total = torch.cuda.mem_get_info(device)
     fits = min(free // 2 // per_chunk, BUFFER_BYTES // (pixels * 3), AUTO_PARALLEL_CAP)
     return max(1, int(fits))

@@ -23,9 +23,10 @@ from invrcodec.types import Packet, Prediction, StreamInfo
 if TYPE_CHECKING:
     import torch
 
-Reference = dict[str, np.ndarray]  # reconstructed float32 weights of a chunk, by tensor name
+Weights = dict[str, np.ndarray]  # reconstructed float32 weights of one network, by tensor name
+Reference = tuple[Weights, ...]  # a chunk's reconstructed weights: one network per tile, in coded order
 
-__all__ = ["ChunkJob", "GopJob", "JobRunner", "Reference", "RunnerFactory", "TrainProgress", "run_gop"]
+__all__ = ["ChunkJob", "GopJob", "JobRunner", "Reference", "RunnerFactory", "TrainProgress", "Weights", "run_gop"]
 
 
 @dataclass(frozen=True)

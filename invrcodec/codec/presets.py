@@ -8,10 +8,10 @@ from dataclasses import dataclass, replace
 
 from invrcodec.choices import DEFAULT_CHUNK_FRAMES, DEFAULT_KEYINT, DEFAULT_PRESET
 from invrcodec.net.fit import Recipe
-from invrcodec.types import EncodingKind, NetworkKind, Representation
+from invrcodec.types import EncodingKind, NetworkKind, Representation, TileGrid
 
 __all__ = ["BANDS_BY_QP", "DEFAULT_CHUNK_FRAMES", "DEFAULT_KEYINT", "DEFAULT_PRESET", "PRESETS", "VARIANTS",
-           "QpBand", "band_for_qp", "band_for_rate", "band_limited_dims", "make_variant"]
+           "QpBand", "TILE_SIDE", "auto_tile_grid", "band_for_qp", "band_for_rate", "band_limited_dims", "make_variant"]
 
 # Our recipe: random k x m x n pixel grids from the whole chunk, per-axis first-layer tables, Adam with
 # cosine decay. Measured against the paper's recipe in tools/bench.py (docs/results.md).
@@ -133,6 +133,26 @@ def band_for_rate(preset: str, bytes_per_second: float, frame_rate: float,
                 <= bytes_per_second:
             return band
     return None
+
+
+# Tiles (issue 25). Every network, width band and step count above was chosen on 128x128 frames; on a larger
+# frame one network spreads the same parameters over more pixels, and the curve stops near 30 dB at 320x240
+# whatever the QP. So a larger frame is cut into tiles of about TILE_SIDE pixels a side, each with its own
+# network of the band's size: the parameters, the bytes and the training grow with the area, and every tile
+# sees what the presets were chosen on. An axis of n pixels takes round(n / TILE_SIDE) tiles (at least one) of
+# equal size, the last taking what remains, so a tile side lies between 2/3 and 4/3 of TILE_SIDE once there
+# are two or more: 176 stays one tile, 320 becomes three of 107, 720 six of 120, 1080 eight of 135.
+TILE_SIDE = 128
+
+
+def auto_tile_grid(width: int, height: int, side: int = TILE_SIDE) -> TileGrid | None:
+    """The tiles of a ``width x height`` frame (see TILE_SIDE); None where it is one tile."""
+    def axis(n: int) -> int:
+        count = max(1, math.floor(n / side + 0.5))
+        return -(-n // count)
+
+    tile = axis(width), axis(height)
+    return None if tile == (width, height) else TileGrid(*tile)
 
 
 # Paper sec. 3.3: INVR [64, 64, 32]; INVR-Even [52, 52, 52]; INVR-None; INVR-Gaussian (eq. 3, sigma 0.003);

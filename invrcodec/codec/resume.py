@@ -265,18 +265,22 @@ class ResumableEncoder:
         log.info("%s: resuming after %d finished chunks (frames 0-%d)", journal.path, nxt,
                  last.first_frame + last.frame_count - 1)
 
-    def _reconstruct(self, journal: Journal, index: int) -> dict[str, np.ndarray]:
-        """The weights of kept chunk ``index`` as a decoder rebuilds them, from the key chunk before it."""
-        from invrcodec.coding.weights import decode_weights
+    def _reconstruct(self, journal: Journal, index: int) -> tuple[dict[str, np.ndarray], ...]:
+        """The weights of kept chunk ``index`` (one network per tile) as a decoder rebuilds them, from the key
+        chunk before it."""
+        from invrcodec.coding.weights import decode_weights, tile_tensors
 
         start = index
         while start > 0 and journal.packet(start).prediction != Prediction.KEY:
             start -= 1
-        rep, coder = self.encoder.header.representation, self.encoder.header.coder
-        weights = None
+        header = self.encoder.header
+        rep, coder, tiles = header.representation, header.coder, len(header.tile_list())
+        weights: tuple[dict[str, np.ndarray], ...] | None = None
         for i in range(start, index + 1):
             p = journal.packet(i)
-            weights = decode_weights(p.tensors, rep, coder, None if p.prediction == Prediction.KEY else weights)
+            refs = [None] * tiles if weights is None or p.prediction == Prediction.KEY else list(weights)
+            weights = tuple(decode_weights(tensors, rep, coder, ref)
+                            for tensors, ref in zip(tile_tensors(p.tensors, rep, tiles), refs))
         assert weights is not None
         return weights
 

@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 
 from invrcodec.errors import InvrConfigError
-from invrcodec.types import StreamInfo
+from invrcodec.types import StreamInfo, Tile
 
 # The format's limit on a frame side (format.LIMITS["max_dimension"]); an output beyond it could not be
 # stored or described, so it is refused. Repeated here so that this module stays free of the format layer.
@@ -106,6 +106,49 @@ def axis_positions(n_src: int, start: int, length: int, n_out: int) -> np.ndarra
     j = np.arange(n_out, dtype=np.int64)
     num = 2 * n_out * start - n_out + (2 * j + 1) * length
     return 2.0 * (num / np.float64(2 * n_out * n_src) - 0.5)
+
+
+@dataclass(frozen=True)
+class TileSpan:
+    """The output pixels of a :class:`Geometry` that tile ``tile`` (its number in coded order) draws: columns
+    ``[col0, col1)`` and rows ``[row0, row1)``, at the normalised positions ``xs`` and ``ys`` of the tile's own
+    coordinates (spec "Tiles")."""
+
+    tile: int
+    col0: int
+    col1: int
+    row0: int
+    row1: int
+    xs: np.ndarray
+    ys: np.ndarray
+
+
+def tile_spans(geometry: Geometry, tiles: tuple[Tile, ...]) -> list[TileSpan]:
+    """The tiles an output geometry touches, each with the output pixels it draws, in coded order.
+
+    An output pixel at source position ``u`` (``axis_positions``) is drawn by the tile that holds source pixel
+    ``floor(u + 1/2)`` (clamped to the frame), at the tile's own normalised position of ``u``: at the stored
+    size that is every tile's own pixel grid, exactly as it was trained.
+    """
+    r = geometry.region
+    cols = _nearest(geometry.src_width, r.x, r.width, geometry.width)
+    rows = _nearest(geometry.src_height, r.y, r.height, geometry.height)
+    spans = []
+    for k, t in enumerate(tiles):
+        c0, c1 = np.searchsorted(cols, [t.x, t.x + t.width])
+        r0, r1 = np.searchsorted(rows, [t.y, t.y + t.height])
+        if c0 < c1 and r0 < r1:
+            xs = axis_positions(t.width, r.x - t.x, r.width, geometry.width)[c0:c1]
+            ys = axis_positions(t.height, r.y - t.y, r.height, geometry.height)[r0:r1]
+            spans.append(TileSpan(k, int(c0), int(c1), int(r0), int(r1), xs, ys))
+    return spans
+
+
+def _nearest(n_src: int, start: int, length: int, n_out: int) -> np.ndarray:
+    """The source pixel nearest each output pixel of ``axis_positions`` (clamped to the frame), in integers:
+    ``floor(u_j + 1/2) = floor((2 n_out start + (2j + 1) length) / (2 n_out))``."""
+    j = np.arange(n_out, dtype=np.int64)
+    return np.clip((2 * n_out * start + (2 * j + 1) * length) // (2 * n_out), 0, n_src - 1)
 
 
 def time_position(offset: Fraction, frame_count: int) -> float:
