@@ -45,7 +45,9 @@ from evalkit.baselines import BASELINES, CRF_SWEEP, Target, encode_baseline
 from evalkit.bd import db_behind
 from evalkit.clips import Clip, load_clip
 
+import invrcodec
 from invrcodec.metrics import flat_psnr, pooled_psnr, rgb_psnr
+from invrcodec.types import Tile
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA = ROOT.parent / "shared" / "media"
@@ -71,9 +73,12 @@ class Point:
     flags: str = ""
     error: str = ""
     chunk_frames: int | None = None  # invr-enc --chunk-frames (None: the preset's, by the QP)
+    tile: str | None = None  # invr-enc --tile (None: the default, auto)
+    tiles: int = 1  # networks per chunk the file has
+    seam: float = float("nan")  # PSNR of the pixels beside a tile border (both sides), when tiled
 
     def key(self) -> tuple[object, ...]:
-        return (self.clip, self.preset, self.qp, self.size, self.frames, self.steps, self.chunk_frames)
+        return (self.clip, self.preset, self.qp, self.size, self.frames, self.steps, self.chunk_frames, self.tile)
 
 
 def shared_clips() -> list[Path]:
@@ -99,8 +104,11 @@ def encode_baseline_point(clip: Clip, point: Point, workdir: Path) -> None:
 def encode_decode(path: Path, point: Point, ref: np.ndarray, workdir: Path) -> None:
     out = workdir / f"{point.clip}-{point.preset}-qp{point.qp}.invr"
     # -an: the picture's bytes only (invr-enc copies the source's audio by default)
-    enc = [tool("invr-enc"), "-y", "-q", "-an", "--no-progress", "--crop-square", "--scale",
-           f"{point.size}x{point.size}", "--frames", str(point.frames), "--preset", point.preset, "--qp", str(point.qp)]
+    square = ["--crop-square", "--scale", f"{point.size}x{point.size}"] if point.size else []  # 0: native size
+    enc = [tool("invr-enc"), "-y", "-q", "-an", "--no-progress", *square, "--frames", str(point.frames),
+           "--preset", point.preset, "--qp", str(point.qp)]
+    if point.tile:
+        enc += ["--tile", point.tile]
     if point.steps:
         enc += ["--steps", str(point.steps)]
     if point.chunk_frames:
@@ -119,9 +127,25 @@ def encode_decode(path: Path, point: Point, ref: np.ndarray, workdir: Path) -> N
                          capture_output=True, check=True)
     decoded = np.frombuffer(bytearray(dec.stdout), np.uint8).reshape(ref.shape)
     point.psnr = round(rgb_psnr(decoded, ref), 3)
+    with invrcodec.open(out) as f:
+        tiles = f.header.tile_list()
+    point.tiles = len(tiles)
+    if len(tiles) > 1:
+        near = seam_mask(tiles, ref.shape[2], ref.shape[1])
+        point.seam = round(rgb_psnr(decoded[:, near], ref[:, near]), 3)
     if point.psnr < point.flat + COLLAPSE_MARGIN_DB:
         point.flags = ",".join(f for f in ("collapsed", point.flags) if f)
     out.unlink()
+
+
+def seam_mask(tiles: tuple[Tile, ...], width: int, height: int) -> np.ndarray:
+    """(H, W) bool: the pixels on either side of a border between two tiles."""
+    mask = np.zeros((height, width), bool)
+    for x in {t.x for t in tiles} - {0}:
+        mask[:, x - 1:x + 1] = True
+    for y in {t.y for t in tiles} - {0}:
+        mask[y - 1:y + 1, :] = True
+    return mask
 
 
 def flag_inversions(points: list[Point]) -> None:
@@ -129,7 +153,7 @@ def flag_inversions(points: list[Point]) -> None:
     groups: dict[tuple[object, ...], list[Point]] = {}
     for p in points:
         if not p.error:
-            groups.setdefault((p.clip, p.preset, p.chunk_frames), []).append(p)
+            groups.setdefault((p.clip, p.preset, p.chunk_frames, p.tile), []).append(p)
     for group in groups.values():
         group.sort(key=lambda p: p.qp)
         for i, p in enumerate(group):
@@ -154,8 +178,8 @@ def psnr_at(curve: list[Point], bpp: float) -> float | None:
 def table(points: list[Point], baseline: str | None) -> str:
     invr = [p for p in points if p.preset not in BASELINES]
     head = f" {BASELINES[baseline].label} at that rate |" if baseline else ""
-    lines = [f"| clip | preset | QP | chunk frames | bytes | bpp | PSNR dB | flat dB |{head} s | flags |",
-             "|---|---|---|---|---|---|---|---|" + ("---|" if baseline else "") + "---|---|"]
+    lines = [f"| clip | preset | QP | chunk frames | tiles | bytes | bpp | PSNR dB | seam dB | flat dB |{head} s "
+             "| flags |", "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if baseline else "") + "---|---|"]
     curves = baseline_curves(points, baseline) if baseline else {}
     for p in invr:
         psnr = "-" if p.error else f"{p.psnr:.2f}"
@@ -171,8 +195,9 @@ def table(points: list[Point], baseline: str | None) -> str:
                 other = f" above its rates (crf {top.qp}: {top.psnr:.2f} dB at {top.bpp:.2f} bpp) |"
             else:
                 other = " outside its rates |"
-        lines.append(f"| {p.clip} | {p.preset} | {p.qp} | {p.chunk_frames or 'by QP'} | {p.bytes:,} | "
-                     f"{p.bpp:.4f} | {psnr} | {p.flat:.2f} |{other} {p.seconds:.0f} | {flags} |")
+        seam = "-" if p.tiles == 1 or p.error else f"{p.seam:.2f} ({p.seam - p.psnr:+.2f})"
+        lines.append(f"| {p.clip} | {p.preset} | {p.qp} | {p.chunk_frames or 'by QP'} | {p.tiles} | {p.bytes:,} | "
+                     f"{p.bpp:.4f} | {psnr} | {seam} | {p.flat:.2f} |{other} {p.seconds:.0f} | {flags} |")
     return "\n".join(lines)
 
 
@@ -183,13 +208,13 @@ def summary(points: list[Point], baseline: str) -> str:
     lines = [f"| clip | preset | top PSNR dB | {label} crf {GOAL_CRF} dB | goal dB | reached | monotonic | "
              f"mean dB behind {label}, {BEHIND_BPP[0]}-{BEHIND_BPP[1]} bpp (points) |",
              "|---|---|---|---|---|---|---|---|"]
-    groups: dict[tuple[str, str, int | None], list[Point]] = {}
+    groups: dict[tuple[str, str, int | None, str | None], list[Point]] = {}
     for p in points:
         if p.preset not in BASELINES and not p.error:
-            groups.setdefault((p.clip, p.preset, p.chunk_frames), []).append(p)
+            groups.setdefault((p.clip, p.preset, p.chunk_frames, p.tile), []).append(p)
     curves = baseline_curves(points, baseline)
     behind_all: list[float] = []
-    for (clip, preset, _), group in groups.items():
+    for (clip, preset, _, tile), group in groups.items():
         curve = curves.get(clip, [])
         crf = next((p.psnr for p in curve if p.qp == GOAL_CRF), None)
         goal = min(GOAL_DB, crf) if crf is not None else GOAL_DB
@@ -198,7 +223,8 @@ def summary(points: list[Point], baseline: str) -> str:
                   and (at := psnr_at(curve, p.bpp)) is not None]
         behind_all += behind
         mean = f"{np.mean(behind):+.2f} ({len(behind)})" if behind else "no point"
-        lines.append(f"| {clip} | {preset} | {top:.2f} | {'-' if crf is None else f'{crf:.2f}'} | {goal:.2f} | "
+        name = preset if tile is None else f"{preset}, tile {tile}"
+        lines.append(f"| {clip} | {name} | {top:.2f} | {'-' if crf is None else f'{crf:.2f}'} | {goal:.2f} | "
                      f"{'yes' if top >= goal else 'no'} | {'no' if any('inverted' in p.flags for p in group) else 'yes'}"
                      f" | {mean} |")
     if behind_all:
@@ -212,7 +238,9 @@ def main() -> int:
     ap.add_argument("--clips", default="", help="comma-separated clip names or paths (default: every shared clip)")
     ap.add_argument("--presets", default=",".join(PRESETS_WITH_BANDS))
     ap.add_argument("--qps", default=",".join(map(str, range(22, 51, 4))))
-    ap.add_argument("--size", type=int, default=128, help="square crop scaled to SIZExSIZE (default 128)")
+    ap.add_argument("--size", type=int, default=128,
+                    help="square crop scaled to SIZExSIZE (default 128); 0: the clip's own size")
+    ap.add_argument("--tile", default=None, help="invr-enc --tile (auto, none or WxH; default: the encoder's)")
     ap.add_argument("--frames", type=int, default=90)
     ap.add_argument("--steps", type=int, default=None, help="invr-enc --steps (default: the preset's)")
     ap.add_argument("--chunk-frames", type=int, default=None, help="invr-enc --chunk-frames (default: the preset's)")
@@ -257,7 +285,7 @@ def main() -> int:
         clips = []
     with tempfile.TemporaryDirectory(prefix="invr-sweep-") as tmp:
         for path in clips:
-            clip = load_clip(path, args.size, args.frames)  # the frames invr-enc reads with these options
+            clip = load_clip(path, args.size or None, args.frames)  # the frames invr-enc reads with these options
             ref = clip.frames
             flat = round(flat_psnr(ref), 3)
             for name in baselines:
@@ -271,7 +299,7 @@ def main() -> int:
             for preset in args.presets.split(","):
                 for qp in (int(q) for q in args.qps.split(",")):
                     point = Point(path.stem, preset, qp, args.size, len(ref), args.steps, flat=flat,
-                                  chunk_frames=args.chunk_frames)
+                                  chunk_frames=args.chunk_frames, tile=args.tile)
                     if point.key() in done:
                         points.append(done[point.key()])
                         continue
