@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -184,6 +185,13 @@ def test_a_corrupt_chunk_never_reaches_the_decoder(monkeypatch: pytest.MonkeyPat
             seen.append(packet.index)
             n = (packet.frame_count if stop is None else stop) - start
             return np.zeros((n, 16, 16, 3), np.uint8)
+
+        def frames(self, packet: Packet, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+            yield from self.decode(packet, start, stop)  # the container's stored-size path, a frame at a time
+
+        def weights(self, packet: Packet, tiles: object = None) -> tuple[None, ...]:
+            seen.append(packet.index)  # a chunk before the range: only its weights
+            return (None,)
 
     monkeypatch.setattr(decoder_module, "Decoder", FakeDecoder)
     with invrcodec.open(io.BytesIO(GOLDEN)) as f:
