@@ -44,6 +44,7 @@ from invrcodec.types import (
     Prediction,
     Representation,
     StreamInfo,
+    TileGrid,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +62,7 @@ HEADER = Header(
 
 
 def packet(i: int, first: int, n: int, header: Header = HEADER, size: int = 17) -> Packet:
-    shapes = header.representation.tensor_shapes()
+    shapes = header.representation.tensor_shapes() * fmt.tile_count(header)  # every tile's, tile 0's first
     per = {CoderKind.RAW_FLOAT32: 4, CoderKind.RAW_FLOAT16: 2}.get(header.coder.kind)
     tensors = []
     for j, (_, shape) in enumerate(shapes):
@@ -194,6 +195,10 @@ def test_build_parse_bytes_identity_on_golden_structures() -> None:
                                  for e in fmt.AUDIO_INDEX_BODY.parse(audio["AudioIndexBody"][0]).entries]
     header_audio = fmt.HEADER_BODY.parse(audio["HeaderBody"][0])
     pieces["AudioStream"] = [bytes(e.value) for e in header_audio.extensions if e.tag == fmt.EXT_AUDIO_STREAM]
+    tiled_header = dataclasses.replace(HEADER, tiles=TileGrid(10, 6))  # no golden file has tiles: write one
+    tiled = write(packets(3, tiled_header), tiled_header)
+    pieces["HeaderBodyV3"] = [tiled[16 : 16 + fmt.PREAMBLE.parse(tiled[:16]).header_length]]
+    pieces["TileGrid"] = [fmt.TILE_GRID.build(fmt.HEADER_BODY_V3.parse(pieces["HeaderBodyV3"][0]).tiles)]
     assert set(pieces) == set(fmt.STRUCTS)
     assert all(pieces.values())
     for name, samples in pieces.items():
@@ -266,6 +271,7 @@ STRUCT_OBJECTS = {
         "prediction": 1,
     },
     "TrailerBody": {"index_offset": 123456},
+    "TileGrid": {"tile_width": 128, "tile_height": 65535},
     "AudioStream": {
         "codec": "aac",
         "sample_rate": 48000,
@@ -730,7 +736,7 @@ def test_newer_minor_through_the_muxer() -> None:
         assert f.version == (fmt.MAJOR, 9) and f.header.stream.frame_count == 3
 
 
-@pytest.mark.parametrize("major", [0, 3, 65535])
+@pytest.mark.parametrize("major", [0, 4, 65535])  # 3 is read since tiles (test_format_tiles.py)
 def test_unknown_major_is_refused(major: int) -> None:
     data = bytearray(write(packets(3)))
     data[8:10] = major.to_bytes(2, "little")

@@ -188,7 +188,33 @@ def test_extension_tags_table() -> None:
 
 
 def test_version_in_title_matches_the_code() -> None:
-    assert SPEC.splitlines()[0].endswith(f"version {fmt.MAJOR}.{fmt.MINOR}")
+    """The title names the newest version; each major's newest minor is what the code reads and writes."""
+    newest = max(fmt.READABLE_MAJORS)
+    assert SPEC.splitlines()[0].endswith(f"version {newest}.{fmt.NEWEST_MINOR[newest]}")
+    assert (fmt.MAJOR_TILES, fmt.MINOR_TILES) == (3, 0) and (fmt.MAJOR, fmt.MINOR) == (2, 1)
+    assert set(fmt.NEWEST_MINOR) == set(fmt.READABLE_MAJORS) == {1, 2, 3}
+    assert "the major version is not 1, 2 or 3" in SPEC
+
+
+def test_the_3_0_header_body_is_the_2_x_one_with_the_tile_grid() -> None:
+    """spec "HeaderBodyV3": the 2.x header body's fields, a TileGrid after the representation."""
+    v2 = [sc.name for sc in fmt.HEADER_BODY.subcons if sc.name]
+    v3 = [sc.name for sc in fmt.HEADER_BODY_V3.subcons if sc.name]
+    assert v3 == v2[:2] + ["tiles"] + v2[2:]
+    assert fmt.STRUCTS["TileGrid"].sizeof() == 8
+    assert "tiles" not in v2  # a 2.x file cannot carry a grid
+
+
+def test_the_tiles_example_is_the_grid_of_types() -> None:
+    """spec "Tiles": the worked example's columns, rows and tile-local position are those of TileGrid."""
+    grid = types.TileGrid(128, 128)
+    assert grid.columns(300) == ((0, 128), (128, 128), (256, 44)) and grid.rows(200) == ((0, 128), (128, 72))
+    tile = grid.tiles(300, 200)[5]
+    assert (tile.x, tile.y, tile.width, tile.height) == (256, 128, 44, 72) and grid.count(300, 200) == 6
+    x, y = 2 * ((260 - tile.x) / tile.width - 0.5), 2 * ((150 - tile.y) / tile.height - 0.5)
+    section = SPEC.split("## Tiles\n", 1)[1].split("\n## ", 1)[0].replace("−", "-")
+    for value in (x, y):  # the spec's four decimals, cut rather than rounded
+        assert f"{value:.10f}"[:7] + "..." in section
 
 
 def _example_block(section: str = "Example") -> list[str]:

@@ -6,6 +6,9 @@ against the chunks once it arrives. Either way every CRC is verified before the 
 interpreted, nothing is allocated from a length field before that length is checked against the spec's limits
 and the file's size (pipes are read in bounded pieces), and only :class:`InvrFormatError` escapes.
 
+Tiles (3.0): the header's tile grid comes from its HeaderBodyV3; a chunk's packet holds every tile's tensors,
+their count checked against the grid before the packet leaves the demuxer.
+
 Audio (2.1): the streams come from the header's AUDS extensions. On a seekable input the AIDX record (right
 after the last chunk) says where each AUDP record is and what span it holds, so the audio of a frame range is
 read without the rest; on a pipe the AUDP records are met in order, each checked as it arrives, and the AIDX
@@ -136,25 +139,27 @@ def _read_header(src: _Bytes) -> tuple[fmt.Preamble, Header, tuple[fmt.Extension
         raise TruncatedError(f"preamble: truncated at byte {len(pre_bytes)}", len(pre_bytes))
     pre = fmt.parse_preamble(pre_bytes)
     if pre.major not in fmt.READABLE_MAJORS:
-        majors = " and ".join(f"{m}.x" for m in fmt.READABLE_MAJORS)
+        *first, last = [f"{m}.x" for m in fmt.READABLE_MAJORS]
+        majors = f"{', '.join(first)} and {last}" if first else last
         raise UnsupportedVersionError(
             f"format version {pre.major}.{pre.minor} is not supported (this reader implements {majors})",
             8,
         )
-    if pre.major == fmt.MAJOR and pre.minor > fmt.MINOR:
+    newest = fmt.NEWEST_MINOR[pre.major]
+    if pre.minor > newest:
         log.info(
             "format version %d.%d is newer than %d.%d: unknown extensions are skipped",
             pre.major,
             pre.minor,
-            fmt.MAJOR,
-            fmt.MINOR,
+            pre.major,
+            newest,
         )
     limit = fmt.LIMITS["max_header_length"]
     if pre.header_length > limit:
         raise MalformedError(f"header: length {pre.header_length} exceeds {limit}", 12)
     rest = src.read(fmt.PREAMBLE_SIZE, pre.header_length + fmt.HEADER_CRC_SIZE, "header")
     body = fmt.verify_header(pre_bytes + rest)
-    header, extensions = fmt.parse_header_body(body, fmt.PREAMBLE_SIZE)
+    header, extensions = fmt.parse_header_body(body, fmt.PREAMBLE_SIZE, pre.major)
     rules.check_header(header, fmt.PREAMBLE_SIZE)
     for e in extensions:
         log.debug("skipping header extension %r (%d bytes)", e.tag, len(e.value))

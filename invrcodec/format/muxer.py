@@ -38,8 +38,9 @@ class Muxer:
     """Writes one .invr stream to a binary file object (seekable or not); see :func:`invrcodec.open`.
 
     ``audio`` declares the audio streams whose packets :meth:`mux_audio` takes; the file is then a 2.1 file,
-    else a 2.0 one. ``minor`` and ``extensions`` exist for tests of forward compatibility; encoders leave them
-    alone.
+    else a 2.0 one, and a 3.0 file either way when ``header`` has a tile grid (spec "Version rules"; each
+    packet then holds every tile's tensors, :func:`invrcodec.format.structs.tile_tensors`). ``minor`` and
+    ``extensions`` exist for tests of forward compatibility; encoders leave them alone.
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class Muxer:
     ) -> None:
         self._f = fileobj
         self._header = header
+        rules.check_tiles(header)
         self._audio = tuple(audio)
         if len(self._audio) > 255:
             raise MalformedError(f"{len(self._audio)} audio streams (at most 255)")
@@ -60,7 +62,7 @@ class Muxer:
             rules.check_audio_stream(a, f"audio stream {i}")
         declared = tuple(fmt.Extension(fmt.EXT_AUDIO_STREAM, fmt.build_audio_stream(a)) for a in self._audio)
         if minor is None:
-            minor = fmt.MINOR_AUDIO if self._audio else 0
+            minor = fmt.file_version(header, bool(self._audio))[1]
         self._queue: list[deque[AudioPacket]] = [deque() for _ in self._audio]
         self._last_dts: list[int | None] = [None for _ in self._audio]
         self._audio_entries: list[AudioIndexEntry] = []

@@ -4,7 +4,8 @@ The byte layout (:mod:`invrcodec.format.structs`) admits every value of a field'
 the bytes arrived as written; whoever writes a file can write a correct CRC. These checks refuse the values
 that no encoder writes and no decoder can use: non-finite or absurd floats, coder parameters outside what
 nncodec computes correctly, QPs whose step is not a normal float32, chunk fields that disagree with the
-header, audio streams and packets that no muxer could take.
+header, tile grids that do not cut the frame into a bounded number of tiles, audio streams and packets that no
+muxer could take.
 Pure Python: like the format layer, this module imports neither torch nor nncodec; the check that
 a chunk's DeepCABAC streams decode is :mod:`invrcodec.coding.payload`'s.
 
@@ -18,6 +19,7 @@ import math
 from collections.abc import Callable
 
 from invrcodec.errors import MalformedError
+from invrcodec.format import structs as fmt
 from invrcodec.types import AudioPacket, AudioStreamInfo, CoderKind, EncodingKind, Header, Packet
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "check_audio_stream",
     "check_header",
     "check_packet",
+    "check_tiles",
     "qp_range",
 ]
 
@@ -91,6 +94,28 @@ def _coder(h: Header, offset: int | None) -> None:
         _refuse(0 <= k.qp_density <= top, f"header: qp_density {k.qp_density} not in 0..{top}", offset)
 
 
+def _tile_grid(h: Header, offset: int | None) -> None:
+    g, s = h.tiles, h.stream
+    if g is None:  # a 1.x or 2.x file: the whole frame is one tile
+        return
+    _refuse(1 <= g.tile_width <= s.width,
+            f"header: tile_width {g.tile_width} not in 1..{s.width} (the width)", offset)
+    _refuse(1 <= g.tile_height <= s.height,
+            f"header: tile_height {g.tile_height} not in 1..{s.height} (the height)", offset)
+    n, top = g.count(s.width, s.height), fmt.LIMITS["max_tiles"]
+    _refuse(n <= top, f"header: {n} tiles of {g.tile_width}x{g.tile_height} in {s.width}x{s.height} "
+            f"(at most {top})", offset)
+
+
+def _tile_parameters(h: Header, offset: int | None) -> None:
+    g, s = h.tiles, h.stream
+    if g is None or not (1 <= g.tile_width <= s.width and 1 <= g.tile_height <= s.height):
+        return  # no grid, or one the "tile grid" rule refuses
+    n, per, top = g.count(s.width, s.height), h.representation.parameter_count, fmt.LIMITS["max_parameters"]
+    _refuse(n * per <= top, f"header: {n} tiles of {per} parameters are {n * per} per chunk (at most {top})",
+            offset)
+
+
 HeaderRule = Callable[[Header, "int | None"], None]
 PacketRule = Callable[[Packet, Header, str, "int | None"], None]
 
@@ -102,11 +127,13 @@ def _tensor_qps(p: Packet, h: Header, what: str, offset: int | None) -> None:
     if h.coder.kind != CoderKind.DEEPCABAC:  # raw coders ignore the QP
         return
     lo, hi = qp_range(h.coder.qp_density)
-    for t, (name, _) in zip(p.tensors, h.representation.tensor_shapes()):
-        _refuse(lo <= t.qp <= hi, f"{what}: tensor {name}: qp {t.qp} not in {lo}..{hi} for qp_density "
-                f"{h.coder.qp_density}", offset)
-        _refuse(len(t.data) >= 2, f"{what}: tensor {name}: a DeepCABAC stream of {len(t.data)} bytes "
-                "(at least 2)", offset)
+    for i, t in enumerate(p.tensors):  # every tile's (structs.check_packet has counted them)
+        if not lo <= t.qp <= hi:
+            raise MalformedError(f"{what}: {fmt.tensor_label(h, i)}: qp {t.qp} not in {lo}..{hi} for "
+                                 f"qp_density {h.coder.qp_density}", offset)
+        if len(t.data) < 2:
+            raise MalformedError(f"{what}: {fmt.tensor_label(h, i)}: a DeepCABAC stream of {len(t.data)} "
+                                 "bytes (at least 2)", offset)
 
 
 # --- audio rules (2.1) -----------------------------------------------------------------------------------
@@ -158,12 +185,14 @@ RULES: dict[str, Callable[..., None]] = {
     "w0": _w0,
     "sigma": _sigma,
     "coder parameters": _coder,
+    "tile grid": _tile_grid,
+    "tile parameters": _tile_parameters,
     "tensor qp": _tensor_qps,
     "audio stream": _audio_stream,
     "audio packets": _audio_packets,
     "audio timestamps": _audio_timestamps,
 }
-_HEADER_RULES: tuple[HeaderRule, ...] = (_w0, _sigma, _coder)
+_HEADER_RULES: tuple[HeaderRule, ...] = (_w0, _sigma, _coder, _tile_grid, _tile_parameters)
 _PACKET_RULES: tuple[PacketRule, ...] = (_tensor_qps,)
 
 
@@ -171,6 +200,13 @@ def check_header(header: Header, offset: int | None = None) -> None:
     """Refuse a header that breaks a field rule (MalformedError naming the field and the lawful range)."""
     for rule in _HEADER_RULES:
         rule(header, offset)
+
+
+def check_tiles(header: Header, offset: int | None = None) -> None:
+    """Refuse a tile grid that breaks the "tile grid" or "tile parameters" rule: what a writer checks before
+    it writes a header (a reader checks every rule, :func:`check_header`)."""
+    _tile_grid(header, offset)
+    _tile_parameters(header, offset)
 
 
 def check_packet(packet: Packet, header: Header, what: str, offset: int | None = None) -> None:

@@ -10,7 +10,9 @@ Layout (spec "File layout")::
     Preamble | header body | header CRC32 | CHNK record * n | INDX record | TAIL record
 
 with, from version 2.1, AUDP records (a source's audio packets) between them and an AIDX record (their index)
-right after the last CHNK record; the audio streams are declared by AUDS extensions of the header body.
+right after the last CHNK record; the audio streams are declared by AUDS extensions of the header body. A
+version 3 file cuts the frame into tiles (spec "Tiles"): its header body holds a TileGrid after the
+representation, and each chunk holds every tile's tensors, tile after tile.
 
 Every structure's name here is the heading of its byte table in the spec; tests/test_spec.py keeps the two in
 agreement.
@@ -47,13 +49,18 @@ from invrcodec.types import (
     Prediction,
     Representation,
     StreamInfo,
+    TileGrid,
 )
 
 __all__ = [
     "LIMITS",
     "MAGIC",
     "MAJOR",
+    "MAJOR_TILES",
     "MINOR",
+    "MINOR_TILES",
+    "NEWEST_MINOR",
+    "READABLE_MAJORS",
     "STRUCTS",
     "Extension",
     "Preamble",
@@ -71,6 +78,11 @@ __all__ = [
     "chunk_overhead",
     "check_record_length",
     "crc32",
+    "file_version",
+    "tensor_count",
+    "tensor_label",
+    "tile_count",
+    "tile_tensors",
     "parse_audio_body",
     "parse_audio_index_body",
     "parse_audio_stream",
@@ -89,10 +101,13 @@ __all__ = [
 # --- constants (spec "Preamble", "Records", "Limits") ---------------------------------------------------
 
 MAGIC = b"INVR\r\n\x1a\n"
-MAJOR = 2
-MINOR = 1  # the newest minor this code reads and writes; a file without audio is written as 2.0
+MAJOR = 2  # the major of a file without a tile grid: written as a 2.x writer writes it, byte for byte
+MINOR = 1  # the newest minor of major 2 this code reads and writes; a file without audio is written as 2.0
 MINOR_AUDIO = 1  # the minor that added audio (AUDS, AUDP, AIDX)
-READABLE_MAJORS = (1, 2)  # a 1.x file is a 2.0 file without P-chunks (spec "Version 1 files")
+MAJOR_TILES = 3  # the major of a file with a tile grid (spec "Tiles"): 2.1 and its audio, tiled
+MINOR_TILES = 0  # the newest minor of major 3; a 3.0 file has audio or not without another minor
+READABLE_MAJORS = (1, 2, 3)  # a 1.x file is a 2.0 file without P-chunks (spec "Version 1 files")
+NEWEST_MINOR = {1: 0, 2: MINOR, 3: MINOR_TILES}  # per major: a newer minor is read, its additions skipped
 
 TAG_CHUNK = b"CHNK"
 TAG_INDEX = b"INDX"
@@ -117,7 +132,8 @@ LIMITS: dict[str, int] = {
     "max_layers": 64,
     "max_enc_dim": 4096,  # each of l_x, l_y, l_t
     "max_chunk_frames": 65535,
-    "max_parameters": 1 << 25,  # weights per chunk (raw float32: 128 MiB, under max_record_length)
+    "max_parameters": 1 << 25,  # weights per chunk, every tile's (raw float32: 128 MiB, < max_record_length)
+    "max_tiles": 1 << 16,  # tiles of a frame (3.x): each chunk holds one network per tile
 }
 
 # --- the Structs (one per byte table in the spec) -------------------------------------------------------
@@ -201,9 +217,25 @@ EXTENSION = c.Struct(
     "value" / c.Bytes(this.length),
 )
 
-HEADER_BODY = c.Struct(
+HEADER_BODY = c.Struct(  # of a 1.x or 2.x file
     "stream" / STREAM_INFO,
     "representation" / REPRESENTATION,
+    "coder" / CODER_PARAMS,
+    "metadata" / METADATA,
+    "extensions" / c.GreedyRange(EXTENSION),
+    c.Terminated,
+)
+
+TILE_GRID = c.Struct(
+    "tile_width" / c.Int32ul,
+    "tile_height" / c.Int32ul,
+)
+
+# Version 3 (spec "Tiles"): HeaderBody with the tile grid after the representation.
+HEADER_BODY_V3 = c.Struct(
+    "stream" / STREAM_INFO,
+    "representation" / REPRESENTATION,
+    "tiles" / TILE_GRID,
     "coder" / CODER_PARAMS,
     "metadata" / METADATA,
     "extensions" / c.GreedyRange(EXTENSION),
@@ -262,7 +294,8 @@ CODED_TENSOR_FIXED_SIZE = 8  # CodedTensor bytes before its data
 
 def chunk_overhead(tensor_count: int) -> int:
     """Bytes a chunk of ``tensor_count`` tensors costs besides their data (spec "Overhead"): its record framing
-    and fixed fields, each tensor's QP and length, and its index entry."""
+    and fixed fields, each tensor's QP and length, and its index entry. A chunk of a tiled file has
+    :func:`tensor_count` of its header: every tile's tensors."""
     return RECORD_OVERHEAD + CHUNK_FIXED_SIZE + CODED_TENSOR_FIXED_SIZE * tensor_count + INDEX_ENTRY.sizeof()
 
 
@@ -340,8 +373,10 @@ STRUCTS: dict[str, c.Construct] = {
     "Preamble": PREAMBLE,
     "FileHeader": FILE_HEADER,
     "HeaderBody": HEADER_BODY,
+    "HeaderBodyV3": HEADER_BODY_V3,
     "StreamInfo": STREAM_INFO,
     "Representation": REPRESENTATION,
+    "TileGrid": TILE_GRID,
     "CoderParams": CODER_PARAMS,
     "Metadata": METADATA,
     "Extension": EXTENSION,
@@ -564,6 +599,7 @@ _CODER_FIELDS = (
     _plain("cabac_unary_length_minus1"),
     _plain("nncodec_version"),
 )
+_TILE_FIELDS = (_plain("tile_width"), _plain("tile_height"))
 _METADATA_FIELDS = (_plain("encoder"), _plain("settings"))
 _EXTENSION_FIELDS = (_plain("tag", bytes), _plain("value", bytes))
 _CODED_TENSOR_FIELDS = (_plain("qp"), _plain("data", bytes))
@@ -590,6 +626,12 @@ _HEADER_PARTS = (
     ("coder", CoderParams, _CODER_FIELDS),
     ("metadata", Metadata, _METADATA_FIELDS),
 )
+_HEADER_PARTS_V3 = (*_HEADER_PARTS[:2], ("tiles", TileGrid, _TILE_FIELDS), *_HEADER_PARTS[2:])
+
+
+def _header_layout(major: int) -> tuple[c.Construct, tuple[tuple[str, Any, tuple[_Field, ...]], ...]]:
+    """The HeaderBody Struct of a file of version ``major`` and the views of its parts."""
+    return (HEADER_BODY_V3, _HEADER_PARTS_V3) if major >= MAJOR_TILES else (HEADER_BODY, _HEADER_PARTS)
 
 
 # --- header ---------------------------------------------------------------------------------------------
@@ -649,20 +691,35 @@ def validate_header(header: Header, offset: int | None = None) -> None:
         )
 
 
-def _header_body_obj(header: Header, extensions: tuple[Extension, ...]) -> dict[str, Any]:
-    obj: dict[str, Any] = {part: _store(fields, getattr(header, part)) for part, _, fields in _HEADER_PARTS}
+def _header_body_obj(header: Header, extensions: tuple[Extension, ...],
+                     parts: tuple[tuple[str, Any, tuple[_Field, ...]], ...]) -> dict[str, Any]:
+    obj: dict[str, Any] = {part: _store(fields, getattr(header, part)) for part, _, fields in parts}
     obj["extensions"] = [_store(_EXTENSION_FIELDS, e) for e in extensions]
     return obj
 
 
-def build_header(header: Header, *, minor: int = MINOR, extensions: tuple[Extension, ...] = ()) -> bytes:
-    """Preamble, header body and header CRC32 of ``header`` (spec "FileHeader")."""
+def file_version(header: Header, audio: bool = False) -> tuple[int, int]:
+    """The (major, minor) a writer of this version gives a file of ``header`` (spec "Version rules"): 3.0
+    with a tile grid, with or without audio; else 2.1 with audio and 2.0 without, as a 2.1 writer does."""
+    if header.tiles is not None:
+        return MAJOR_TILES, 0
+    return MAJOR, MINOR_AUDIO if audio else 0
+
+
+def build_header(header: Header, *, minor: int | None = None,
+                 extensions: tuple[Extension, ...] = ()) -> bytes:
+    """Preamble, header body and header CRC32 of ``header`` (spec "FileHeader"): a major 3 file when the
+    header has a tile grid, else a major 2 one. ``minor`` defaults to the newest of that major."""
     validate_header(header)
     for e in extensions:
         _check(len(e.tag) == 4, "header: an extension tag is 4 bytes", None)
-    body = _build(HEADER_BODY, _header_body_obj(header, extensions), "header")
+    major = file_version(header)[0]
+    if minor is None:
+        minor = NEWEST_MINOR[major]
+    struct, parts = _header_layout(major)
+    body = _build(struct, _header_body_obj(header, extensions, parts), "header")
     _check(len(body) <= LIMITS["max_header_length"], "header: longer than max_header_length", None)
-    return _build(FILE_HEADER, {"major": MAJOR, "minor": minor, "body": body}, "header")
+    return _build(FILE_HEADER, {"major": major, "minor": minor, "body": body}, "header")
 
 
 def parse_preamble(data: bytes) -> Preamble:
@@ -679,10 +736,13 @@ def verify_header(preamble_and_body_and_crc: bytes) -> bytes:
     return bytes(h.body)
 
 
-def parse_header_body(body: bytes, offset: int = PREAMBLE_SIZE) -> tuple[Header, tuple[Extension, ...]]:
-    """The Header view of a CRC-checked header body, and the extension records it carries."""
-    h = _parse(HEADER_BODY, body, "header", offset)
-    parts = {part: view(**_load(fields, h[part], "header", offset)) for part, view, fields in _HEADER_PARTS}
+def parse_header_body(body: bytes, offset: int = PREAMBLE_SIZE,
+                      major: int = MAJOR) -> tuple[Header, tuple[Extension, ...]]:
+    """The Header view of a CRC-checked header body of a file of version ``major``, and the extension records
+    it carries. Only a major 3 header has a tile grid; the grid's values are judged by the field rules."""
+    struct, layout = _header_layout(major)
+    h = _parse(struct, body, "header", offset)
+    parts = {part: view(**_load(fields, h[part], "header", offset)) for part, view, fields in layout}
     header = Header(**parts)
     validate_header(header, offset)
     extensions = tuple(Extension(**_load(_EXTENSION_FIELDS, e, "header", offset)) for e in h.extensions)
@@ -721,27 +781,58 @@ def _tensor_bytes(coder: CoderKind) -> int | None:
     return {CoderKind.RAW_FLOAT32: 4, CoderKind.RAW_FLOAT16: 2}.get(coder)
 
 
+def tile_count(header: Header) -> int:
+    """Tiles of a frame of ``header``: 1 without a tile grid (spec "Tiles")."""
+    if header.tiles is None:
+        return 1
+    return header.tiles.count(header.stream.width, header.stream.height)
+
+
+def tensor_count(header: Header) -> int:
+    """Coded tensors of every chunk of ``header``: the representation's, once per tile (spec "ChunkBody").
+    What :func:`chunk_overhead` takes."""
+    return tile_count(header) * len(header.representation.tensor_shapes())
+
+
+def tensor_label(header: Header, i: int) -> str:
+    """How messages name coded tensor ``i`` of a chunk: ``tensor layers.0.weight``, after ``tile k: `` in a
+    file with a tile grid."""
+    names = header.representation.tensor_names()
+    name = f"tensor {names[i % len(names)]}"
+    return name if header.tiles is None else f"tile {i // len(names)}: {name}"
+
+
+def tile_tensors(packet: Packet, header: Header) -> tuple[tuple[CodedTensor, ...], ...]:
+    """A chunk's coded tensors tile by tile, in the tiles' coded order (``header.tile_list()``), each tile's
+    in "Tensor order": ``Packet.tensors`` is their concatenation. Call :func:`check_packet` first."""
+    n = len(header.representation.tensor_shapes())
+    return tuple(packet.tensors[k : k + n] for k in range(0, len(packet.tensors), n))
+
+
 def check_packet(packet: Packet, header: Header, what: str, offset: int | None = None) -> None:
-    """Refuse a packet that cannot belong to a stream with ``header`` (tensor count, raw sizes, frames)."""
+    """Refuse a packet that cannot belong to a stream with ``header`` (tensor count, raw sizes, frames). The
+    header's tile grid has passed the field rules (:func:`invrcodec.format.rules.check_header`)."""
     shapes = header.representation.tensor_shapes()
     _check(
         1 <= packet.frame_count <= header.representation.chunk_frames,
         f"{what}: frame_count {packet.frame_count} not in 1..{header.representation.chunk_frames}",
         offset,
     )
-    _check(
-        len(packet.tensors) == len(shapes),
-        f"{what}: {len(packet.tensors)} tensors, the representation has {len(shapes)}",
-        offset,
-    )
+    tiles = tile_count(header)
+    if header.tiles is None:
+        expected = f"the representation has {len(shapes)}"
+    else:
+        expected = f"{tiles} tiles of {len(shapes)} need {tiles * len(shapes)}"
+    _check(len(packet.tensors) == tiles * len(shapes), f"{what}: {len(packet.tensors)} tensors, {expected}",
+           offset)
     per = _tensor_bytes(header.coder.kind)
-    for t, (name, shape) in zip(packet.tensors, shapes):
-        _check(-(1 << 31) <= t.qp < (1 << 31), f"{what}: tensor {name}: qp {t.qp} not a 32-bit int", offset)
-        if per is not None:
-            numel = math.prod(shape)
-            _check(
-                len(t.data) == per * numel,
-                f"{what}: tensor {name}: {len(t.data)} bytes, expected {per * numel}",
+    sizes = [per * math.prod(shape) for _, shape in shapes] if per is not None else []
+    for i, t in enumerate(packet.tensors):
+        if not -(1 << 31) <= t.qp < (1 << 31):
+            raise MalformedError(f"{what}: {tensor_label(header, i)}: qp {t.qp} not a 32-bit int", offset)
+        if per is not None and len(t.data) != sizes[i % len(shapes)]:
+            raise MalformedError(
+                f"{what}: {tensor_label(header, i)}: {len(t.data)} bytes, expected {sizes[i % len(shapes)]}",
                 offset,
             )
 
@@ -805,7 +896,7 @@ def patch_frame_count(header_bytes: bytes, header: Header, frame_count: int) -> 
     stream = dataclasses.replace(header.stream, frame_count=frame_count)
     pre = parse_preamble(header_bytes[:PREAMBLE_SIZE])
     body_end = PREAMBLE_SIZE + pre.header_length
-    _, extensions = parse_header_body(header_bytes[PREAMBLE_SIZE:body_end])
+    _, extensions = parse_header_body(header_bytes[PREAMBLE_SIZE:body_end], major=pre.major)
     new = build_header(dataclasses.replace(header, stream=stream), minor=pre.minor, extensions=extensions)
     if len(new) != len(header_bytes):
         raise MalformedError("header: patching frame_count changed its length")

@@ -1,7 +1,9 @@
 """Crafted .invr files (tools/fuzz.py): a committed sample parsed with the format's own construct Structs,
 one to three things changed (a field set to an extreme or random value; tensors or chunks dropped, repeated,
 swapped or filled with random bytes; extension records added), and the file written back with every CRC and
-the index recomputed, so that a reader must judge the values. A case is numbered: its seed fixes its bytes."""
+the index recomputed, so that a reader must judge the values. A case is numbered: its seed fixes its bytes.
+A version 3 file (tiles) is parsed with its own header Struct, so its tile grid is one more field to change;
+:func:`tiled` makes one of a sample."""
 
 from __future__ import annotations
 
@@ -21,10 +23,12 @@ SAMPLES = sorted((ROOT / "samples").glob("*.invr"))
 
 
 def _struct(name: str, major: int) -> c.Construct:
+    """The Struct ``name`` of a file of version ``major``: ``ChunkBodyV1`` of a 1.x file, ``HeaderBodyV3`` of
+    a 3.x file, else the one of that name."""
     from invrcodec.format import structs as fmt
 
-    v1 = fmt.STRUCTS.get(f"{name}V1")
-    return v1 if (major < 2 and v1 is not None) else fmt.STRUCTS[name]
+    suffix = "V1" if major < 2 else "V3" if major >= 3 else ""
+    return fmt.STRUCTS.get(f"{name}{suffix}", fmt.STRUCTS[name])
 
 
 def _entry_struct(major: int) -> c.Construct:
@@ -51,6 +55,8 @@ class Model:
     audio_index: bool = False  # write an AIDX record after the last chunk
     audio_entries: list[Any] = dataclasses.field(default_factory=list)  # as loaded (mutation targets)
     audio_index_patches: list[tuple[int, str, Any]] = dataclasses.field(default_factory=list)
+    layout: int | None = None  # the major whose HeaderBody ``header`` is (None: ``major``): a changed
+    # version number leaves the header's bytes as they were
 
 
 def load(data: bytes) -> Model:
@@ -58,11 +64,11 @@ def load(data: bytes) -> Model:
 
     pre = fmt.PREAMBLE.parse(data[:16])
     body_end = 16 + pre.header_length
-    header = fmt.HEADER_BODY.parse(data[16:body_end])
+    header = _struct("HeaderBody", pre.major).parse(data[16:body_end])
     for ext in header.extensions:
         if ext.tag == fmt.EXT_AUDIO_STREAM:
             ext["audio"] = fmt.AUDIO_STREAM.parse(ext.value)
-    m = Model(pre.major, pre.minor, header, [], [])
+    m = Model(pre.major, pre.minor, header, [], [], layout=pre.major)
     pos = body_end + 4
     while data[pos : pos + 4] != fmt.TAG_INDEX:
         tag, length = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
@@ -102,7 +108,7 @@ def dump(m: Model) -> bytes:
     for ext in m.header.extensions:
         if "audio" in ext:
             ext.value = fmt.AUDIO_STREAM.build(ext.audio)
-    body = fmt.HEADER_BODY.build(m.header)
+    body = _struct("HeaderBody", m.major if m.layout is None else m.layout).build(m.header)
     out = bytearray(fmt.FILE_HEADER.build({"major": m.major, "minor": m.minor, "body": body}))
     records = []
     audio_entries: list[dict[str, Any]] = []
@@ -157,6 +163,25 @@ def dump(m: Model) -> bytes:
     at = index_offset if m.index_offset is None else m.index_offset
     out += fmt.RECORD.build({"tag": fmt.TAG_TRAILER, "body": fmt.TRAILER_BODY.build({"index_offset": at})})
     return bytes(out) + m.tail
+
+
+def tiled(data: bytes, tile_width: int, tile_height: int) -> Model:
+    """The 1.x or 2.x file ``data`` as a 3.0 file cut into ``tile_width x tile_height`` tiles (spec "Tiles"), every
+    tile of a chunk holding that chunk's network (the same tensors, once per tile): a lawful tiled file when
+    the grid is, whose tiles decode to the sample's networks at the tiles' sizes."""
+    from invrcodec.types import TileGrid
+
+    m = load(data)
+    s = m.header.stream
+    count = TileGrid(tile_width, tile_height).count(s.width, s.height)
+    m.major, m.minor, m.layout = 3, 0, 3
+    m.header["tiles"] = c.Container(tile_width=tile_width, tile_height=tile_height)
+    for ch in m.chunks:
+        ch.tensors = [c.Container(t) for _ in range(count) for t in ch.tensors]
+        ch.setdefault("prediction", 0)  # a 1.x chunk is a key chunk
+    for e in m.entries:
+        e.setdefault("prediction", 0)
+    return m
 
 
 # --- mutations ------------------------------------------------------------------------------------------
@@ -359,7 +384,7 @@ def _mutate_structure(rng: random.Random, m: Model) -> str:
     if choice == 8:
         m.tail = rng.choice([b"\0", b"TAIL", bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))])
         return "bytes after the trailer"
-    m.major, m.minor = rng.choice([(m.major, 65535), (0, 0), (3, 0), (1, 1), (2, 0), (1, 0)])
+    m.major, m.minor = rng.choice([(m.major, 65535), (0, 0), (3, 0), (1, 1), (2, 0), (1, 0), (4, 0)])
     return f"version {m.major}.{m.minor}"
 
 
@@ -367,8 +392,13 @@ def make_case(seed: int) -> tuple[bytes, str, bool]:
     """The bytes of case ``seed``, what was changed, and whether it is read through a pipe."""
     rng = random.Random(seed)
     base = SAMPLES[seed % len(SAMPLES)]
-    m = load(base.read_bytes())
     did = [base.name]
+    if rng.random() < 0.25:  # a 3.0 file: the sample cut into tiles, its grid one more field to change
+        grid = rng.choice([(8, 8), (16, 8), (5, 16), (3, 7)])
+        m = tiled(base.read_bytes(), *grid)
+        did.append(f"tiled {grid[0]}x{grid[1]}")
+    else:
+        m = load(base.read_bytes())
     for _ in range(rng.choice([1, 1, 1, 2, 3])):
         did.append(_mutate_field(rng, m) if rng.random() < 0.8 else _mutate_structure(rng, m))
     try:
