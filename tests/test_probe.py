@@ -266,3 +266,56 @@ def test_reader_closing_the_pipe_ends_quietly() -> None:
     proc.stdout.close()
     assert proc.wait(timeout=120) in (0, 141)  # 0 when everything fitted in the pipe before it closed
     assert proc.stderr.read() == b""
+
+
+# --- tiles (format 3.0) -----------------------------------------------------------------------------------
+
+
+def _tiled(tmp_path: Path, change: object = None) -> Path:
+    """tiny.invr as a 3.0 file of 2 x 2 tiles (8x12 and 8x4), each tile the sample's network (every CRC
+    recomputed); ``change`` edits the crafted model first."""
+    from test_format_tiles import crafted
+
+    m = crafted.tiled(DATA, 8, 12)
+    if callable(change):
+        change(m)
+    path = tmp_path / "tiled.invr"
+    path.write_bytes(crafted.dump(m))
+    return path
+
+
+def test_an_untiled_file_shows_no_grid() -> None:
+    _, out, _ = probe(str(GOLDEN))
+    assert "tiles" not in out and "707 parameters per chunk" in out
+    _, out, _ = probe("-of", "json", str(GOLDEN))
+    assert "tiles" not in json.loads(out)["streams"][0]["invr"]
+
+
+def test_a_tiled_file_shows_its_grid(tmp_path: Path) -> None:
+    path = _tiled(tmp_path)
+    code, out, err = probe(str(path))
+    assert code == 0 and err == ""
+    assert "Format: INVR 3.0" in out
+    assert "Video: invr (SIREN 2x16, w0=30; sinusoidal 4/4/2 sigma=1.4 +xyt; tiles 2x2 of 8x12), 16x16 " in out
+    assert "707 parameters per tile, 2828 per chunk" in out
+    code, out, _ = probe("-of", "json", str(path))
+    inv = json.loads(out)["streams"][0]["invr"]
+    assert code == 0 and inv["format_version"] == "3.0"
+    assert inv["tiles"] == {"tile_width": 8, "tile_height": 12, "columns": 2, "rows": 2, "count": 4,
+                            "chunk_parameters": 2828}
+    assert list(inv).index("tiles") == list(inv).index("representation") + 1
+    code, out, _ = probe("-of", "default", "-show_streams", str(path))
+    lines = out.splitlines()
+    assert code == 0 and "INVR:tiles.columns=2" in lines and "INVR:tiles.tile_height=12" in lines
+
+
+def test_a_bad_tile_is_named_in_one_line(tmp_path: Path) -> None:
+    """Every tile's tensors are decoded, and the one that fails is named."""
+
+    def spoil(m: object) -> None:
+        m.chunks[0].tensors[6 + 2].data = bytes(40)  # type: ignore[attr-defined]  (tile 1's layers.1.weight)
+
+    path = _tiled(tmp_path, spoil)
+    code, out, err = probe(str(path))
+    assert (code, out) == (1, "") and err.count("\n") == 1
+    assert err.startswith(f"invr-probe: error: {path}: chunk 0: tile 1: tensor layers.1.weight: ")

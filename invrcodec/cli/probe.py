@@ -3,11 +3,14 @@
 ``invr-probe FILE`` prints a readable summary; ``-of json`` and ``-of default`` print ffprobe's shapes,
 ``-show_format`` / ``-show_streams`` pick sections (neither means both) and ``-show_chunks`` adds the chunk
 table. Every chunk's CRC32 is checked, and every audio record's, so a damaged file fails here: exit 1 and one
-line on stderr. Audio streams (format 2.1) are streams 1, 2, ... after the video, as ffprobe lists them.
+line on stderr. Audio streams (format 2.1) are streams 1, 2, ... after the video, as ffprobe lists them. A
+tiled file (format 3.0) shows its grid beside the representation, ``tiles 10x6 of 128x120``, and as
+``invr.tiles``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -23,13 +26,16 @@ from invrcodec.codec.container import InputContainer
 from invrcodec.errors import InvrError
 from invrcodec.metrics import mean_of_psnrs
 from invrcodec.coding.payload import check_payload
+from invrcodec.format import structs as fmt
 from invrcodec.types import (
     AudioPacket,
     AudioStreamInfo,
     CoderKind,
     EncodingKind,
+    Header,
     IndexEntry,
     NetworkKind,
+    Packet,
     Prediction,
     StreamInfo,
 )
@@ -247,12 +253,29 @@ def _stream_section(s: StreamInfo) -> dict[str, Any]:
     return stream
 
 
+def _tiles_section(h: Header) -> dict[str, Any] | None:
+    """The ``invr.tiles`` object of a tiled file (None without a tile grid): the tile size, the grid's columns
+    and rows (the last of each may be narrower: spec "Tiles") and the networks per chunk."""
+    if h.tiles is None:
+        return None
+    s = h.stream
+    return {
+        "tile_width": h.tiles.tile_width,
+        "tile_height": h.tiles.tile_height,
+        "columns": len(h.tiles.columns(s.width)),
+        "rows": len(h.tiles.rows(s.height)),
+        "count": fmt.tile_count(h),
+        "chunk_parameters": fmt.tile_count(h) * h.representation.parameter_count,
+    }
+
+
 def _invr_section(f: InputContainer, show_chunks: bool) -> dict[str, Any]:
     """The stream's ``invr`` object: what ffprobe has no words for (representation, coder, chunks)."""
     r, k, m = f.header.representation, f.header.coder, f.header.metadata
     index: list[IndexEntry] = f.index
     psnrs = [e.train_psnr for e in index]
     finite = [e for e in index if math.isfinite(e.train_psnr)]
+    tiles = _tiles_section(f.header)
     invr: dict[str, Any] = {
         "format_version": f"{f.version[0]}.{f.version[1]}",
         "representation": {
@@ -270,6 +293,7 @@ def _invr_section(f: InputContainer, show_chunks: bool) -> dict[str, Any]:
             "chunk_frames": r.chunk_frames,
             "parameters": r.parameter_count,
         },
+        **({"tiles": tiles} if tiles is not None else {}),
         "coder": {
             "kind": k.kind.name.lower(),
             "nncodec_version": k.nncodec_version,
@@ -383,6 +407,9 @@ def render_summary(f: InputContainer, stream: dict[str, Any], fmt: dict[str, Any
         enc += f" {r.enc_dims[0]}/{r.enc_dims[1]}/{r.enc_dims[2]} sigma={r.sigma:g}"
     if r.prepend_coord:
         enc += " +xyt"
+    tiles = inv.get("tiles")
+    if tiles is not None:
+        enc += f"; tiles {tiles['columns']}x{tiles['rows']} of {tiles['tile_width']}x{tiles['tile_height']}"
     coder = _CODER_NAMES.get(k.kind, k.kind.name)
     if k.kind == CoderKind.DEEPCABAC:
         coder += (
@@ -401,7 +428,8 @@ def render_summary(f: InputContainer, stream: dict[str, Any], fmt: dict[str, Any
             f"[SAR {stream['sample_aspect_ratio']} DAR {stream['display_aspect_ratio']}], "
             f"source {s.pix_fmt}, {fps_text} fps, {s.frame_count} frames"
         ),
-        f"  Weights: {coder}; {r.parameter_count} parameters per chunk",
+        f"  Weights: {coder}; {r.parameter_count} parameters per "
+        + (f"tile, {tiles['chunk_parameters']} per chunk" if tiles is not None else "chunk"),
         f"  Chunks: {inv['nb_chunks']} of up to {r.chunk_frames} frames, {inv['nb_key_chunks']} key"
         + (
             f", train PSNR mean {psnr['mean']:.2f} dB (min {psnr['min']:.2f}, max {psnr['max']:.2f})"
@@ -420,6 +448,16 @@ def render_summary(f: InputContainer, stream: dict[str, Any], fmt: dict[str, Any
     if m.settings:
         lines.append(f"  Settings: {m.settings}")
     return "\n".join(lines) + "\n"
+
+
+def _check_payload(packet: Packet, h: Header) -> None:
+    """Every tensor of the chunk decodes to its shape: each tile's network in turn in a tiled file."""
+    if h.tiles is None:
+        check_payload(packet, h, f"chunk {packet.index}")
+        return
+    one = dataclasses.replace(h, tiles=None)  # each tile's network is checked as a chunk's of one network
+    for k, tensors in enumerate(fmt.tile_tensors(packet, h)):
+        check_payload(dataclasses.replace(packet, tensors=tensors), one, f"chunk {packet.index}: tile {k}")
 
 
 def _stdin() -> BinaryIO:
@@ -476,7 +514,7 @@ def main(
                 if isinstance(packet, AudioPacket):
                     tallies[packet.stream].add(packet)
                 else:
-                    check_payload(packet, f.header, f"chunk {packet.index}")  # and that every tensor decodes
+                    _check_payload(packet, f.header)  # and that every tensor decodes
             stream, fmt = probe(f, file, show_chunks, tallies)
             audio = [audio_stream(i, a, t) for i, (a, t) in enumerate(zip(f.audio_streams, tallies))]
             if output_format is None and not (show_format or show_streams or show_chunks):
