@@ -146,6 +146,37 @@ def test_tools_refuse_each_rule_in_one_line(rule: str, change: Callable[[Any], N
     assert message in lines[0] and not (tmp_path / "out.y4m").exists()
 
 
+def _grid(tile_width: int, tile_height: int) -> Callable[[Any], None]:
+    return lambda m: m.header.__setitem__("tiles", {"tile_width": tile_width, "tile_height": tile_height})
+
+
+# The tile rules (3.0): the sample cut into tiles (craft.tiled), then its grid changed; refused with the header.
+TILE_CASES: list[tuple[str, Callable[[Any], None], str]] = [
+    ("tile grid", _grid(0, 8), "header: tile_width 0 not in 1..16 (the width)"),
+    ("tile grid", _grid(8, 17), "header: tile_height 17 not in 1..16 (the height)"),
+    ("tile parameters", lambda m: (_grid(1, 1)(m), _rep("hidden", 400)(m)),
+     "header: 256 tiles of 171203 parameters are 43827968 per chunk (at most 33554432)"),
+]
+
+
+@pytest.mark.parametrize(("rule", "change", "message"), TILE_CASES, ids=[c[0] for c in TILE_CASES])
+def test_tools_refuse_each_tile_rule_in_one_line(rule: str, change: Callable[[Any], None], message: str,
+                                                 tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    from invrcodec.cli import common, dec, probe
+
+    model = craft.tiled(SAMPLE.read_bytes(), 8, 8)
+    change(model)
+    path = tmp_path / "crafted.invr"
+    path.write_bytes(craft.dump(model))
+    code, lines = _tool(lambda: probe.main.main([str(path)], standalone_mode=False), capfd)
+    assert (code, lines) == (1, [f"invr-probe: error: {path}: {message}"])
+    argv = [str(path), str(tmp_path / "out.y4m")]
+    code, lines = _tool(lambda: common.run_main(dec.command, "invr-dec", argv), capfd)
+    assert (code, lines) == (1, [f"invr-dec: error: {path}: {message}"]) and not (tmp_path / "out.y4m").exists()
+    with pytest.raises(InvrFormatError, match=re.escape(message)):
+        invrcodec.open(io.BytesIO(path.read_bytes()))
+
+
 def test_the_unchanged_sample_passes_every_rule() -> None:
     with invrcodec.open(io.BytesIO(crafted(lambda m: None))) as f:
         assert len(list(f.decode())) == 4
