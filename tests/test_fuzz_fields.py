@@ -58,3 +58,12 @@ def test_tool_answers_are_clean(tmp_path: Path, capfd: pytest.CaptureFixture[str
     unclean = [a for a in answers if a.startswith("UNCLEAN")]
     assert not unclean, unclean[:5]
     assert "probe 1 dec 1" in answers and "probe 0 dec 0" in answers
+
+
+def test_a_broken_tensor_past_the_first_tile_is_refused_before_decoding(tmp_path: Path) -> None:
+    # Case 5237: a tiled file whose chunk 1 has a DeepCABAC stream of tile 9 that does not decode. invr-dec's
+    # check before writing once paired a chunk's tensors with one network's shapes, so only tile 0 was checked
+    # and this one failed mid-decode, in two lines.
+    data, change, _ = crafted.make_case(5237)
+    assert "tiled" in change
+    assert fuzz.judge_cli(data, str(tmp_path)) == "probe 1 dec 1"

@@ -12,6 +12,7 @@ container, whatever the payload (a decoder meeting such a stream raises the same
 from __future__ import annotations
 
 from invrcodec.errors import MalformedError
+from invrcodec.format.structs import tensor_label
 from invrcodec.types import CoderKind, Header, Packet
 
 __all__ = ["check_payload"]
@@ -25,8 +26,10 @@ def check_payload(packet: Packet, header: Header, what: str, offset: int | None 
     from invrcodec.coding import deepcabac  # lazily: reading a raw-coded file needs no nncodec
 
     k = header.coder
-    for t, (name, shape) in zip(packet.tensors, header.representation.tensor_shapes()):
+    shapes = header.representation.tensor_shapes()
+    for i, t in enumerate(packet.tensors):  # every tile's tensors, each tile in tensor order
         try:
-            deepcabac.decode_levels(t.data, shape, k.dependent_quantization, k.cabac_unary_length_minus1)
+            deepcabac.decode_levels(t.data, shapes[i % len(shapes)][1], k.dependent_quantization,
+                                    k.cabac_unary_length_minus1)
         except MalformedError as exc:
-            raise MalformedError(f"{what}: tensor {name}: {exc}", offset) from exc
+            raise MalformedError(f"{what}: {tensor_label(header, i)}: {exc}", offset) from exc
