@@ -32,7 +32,8 @@ from invrcodec.codec.sampling import (
 )
 from invrcodec.codec.jobs import Weights
 from invrcodec.types import CoderKind, Header, Packet, Prediction, Representation
-from invrcodec.coding.weights import decode_weights, tile_tensors
+from invrcodec.coding.weights import decode_weights
+from invrcodec.format.structs import tile_tensors
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ class Decoder:
         the same tiles.
         """
         rep, wanted = self.header.representation, range(len(self.tiles)) if tiles is None else tiles
-        parts = tile_tensors(packet.tensors, rep, len(self.tiles))
+        parts = tile_tensors(packet, self.header)
         previous: tuple[Weights | None, ...] = (None,) * len(self.tiles)
         if packet.prediction == Prediction.PREVIOUS:
             if self._last is None or self._last[0] != packet.index - 1:

@@ -75,7 +75,7 @@ ENCODER_LIMITS: dict[str, int] = {
     "max_enc_dim": min(1024, LIMITS["max_enc_dim"]),  # each of l_x, l_y, l_t
     "max_chunk_frames": LIMITS["max_chunk_frames"],
     "max_parameters": LIMITS["max_parameters"],
-    "max_tiles": 4096,  # tiles of a frame: a 16384x16384 frame in tiles of 256x256
+    "max_tiles": min(4096, LIMITS["max_tiles"]),  # tiles of a frame: a 16384x16384 frame in tiles of 256x256
 }
 
 

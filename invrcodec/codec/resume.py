@@ -268,7 +268,8 @@ class ResumableEncoder:
     def _reconstruct(self, journal: Journal, index: int) -> tuple[dict[str, np.ndarray], ...]:
         """The weights of kept chunk ``index`` (one network per tile) as a decoder rebuilds them, from the key
         chunk before it."""
-        from invrcodec.coding.weights import decode_weights, tile_tensors
+        from invrcodec.coding.weights import decode_weights
+        from invrcodec.format.structs import tile_tensors
 
         start = index
         while start > 0 and journal.packet(start).prediction != Prediction.KEY:
@@ -280,7 +281,7 @@ class ResumableEncoder:
             p = journal.packet(i)
             refs = [None] * tiles if weights is None or p.prediction == Prediction.KEY else list(weights)
             weights = tuple(decode_weights(tensors, rep, coder, ref)
-                            for tensors, ref in zip(tile_tensors(p.tensors, rep, tiles), refs))
+                            for tensors, ref in zip(tile_tensors(p, header), refs))
         assert weights is not None
         return weights
 

@@ -178,12 +178,3 @@ def decode_weights(tensors: tuple[CodedTensor, ...], rep: Representation, coder:
         out[name] = values if reference is None else reference[name] + values
     return out
 
-
-def tile_tensors(tensors: tuple[CodedTensor, ...], rep: Representation, tiles: int,
-                 ) -> list[tuple[CodedTensor, ...]]:
-    """A chunk's coded tensors split into its tiles' (spec "Tiles": tile by tile, each in tensor order)."""
-    n = len(rep.tensor_shapes())
-    if len(tensors) != n * tiles:
-        raise InvrFormatError(f"chunk holds {len(tensors)} tensors, its {tiles} tile(s) need {n * tiles}")
-    return [tensors[k * n:(k + 1) * n] for k in range(tiles)]
-
