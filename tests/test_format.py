@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "samples" / "tiny.invr"  # version 2.0: a key chunk and a P-chunk
 GOLDEN_V1 = ROOT / "samples" / "tiny-1.0.invr"  # the 1.0 golden file, which every later reader must read
 GOLDEN_AUDIO = ROOT / "samples" / "tiny-audio.invr"  # version 2.1: tiny.invr's chunks with an AAC tone
+GOLDEN_TILES = ROOT / "samples" / "tiny-tiles.invr"  # version 3.0: tiny.invr's clip in four tiles of 8x8
 
 REP = Representation(hidden=16, layers=2, enc_dims=(4, 4, 2), chunk_frames=3)
 HEADER = Header(
@@ -855,8 +856,24 @@ def test_golden_file_decodes() -> None:
         deepcabac._lib()
     except (ImportError, InvrError) as e:
         pytest.skip(f"the decoder is not usable here: {e}")
-    for path in (GOLDEN, GOLDEN_V1, GOLDEN_AUDIO):
+    for path in (GOLDEN, GOLDEN_V1, GOLDEN_AUDIO, GOLDEN_TILES):
         _decodes_whole_and_in_part(path)
+
+
+def test_tiled_golden_file_reads_to_its_exact_header() -> None:
+    data = GOLDEN_TILES.read_bytes()
+    expected = dataclasses.replace(GOLDEN_HEADER, coder=dataclasses.replace(GOLDEN_HEADER.coder,
+                                                                            dependent_quantization=True),
+                                   tiles=TileGrid(8, 8))
+    for src in (io.BytesIO(data), io.BufferedReader(PipeReader(data, piece=64))):
+        with invrcodec.open(src) as f:
+            pkts = list(f.demux())
+            assert f.version == (3, 0) and f.size == len(data) == 6460
+            assert dataclasses.replace(f.header, metadata=Metadata()) == expected
+            assert f.header.metadata.settings.endswith(" tile=8x8")
+            assert [e.prediction for e in f.index] == [Prediction.KEY, Prediction.PREVIOUS]
+    assert [(p.index, p.first_frame, p.frame_count, len(p.tensors)) for p in pkts] == [(0, 0, 2, 24), (1, 2, 2, 24)]
+    assert all(20 < p.train_psnr < 60 for p in pkts)
 
 
 def _decodes_whole_and_in_part(path: Path) -> None:
