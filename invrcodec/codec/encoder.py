@@ -376,7 +376,8 @@ class Encoder:
         pieces = [_Piece(job if len(tiles) == 1 else _tile_job(job, tile), c, k, tile)
                   for c, job in enumerate(jobs) for k, tile in enumerate(tiles)]
         refs = [None if references[p.chunk] is None else references[p.chunk][p.tile] for p in pieces]
-        groups = _by_size(pieces)
+        # Untiled, the chunks an executor hands over train together however many (--parallel-chunks).
+        groups = _by_size(pieces, MAX_PIECES_TOGETHER if len(tiles) > 1 else len(pieces))
         fits: list[FitResult | None] = [None] * len(pieces)
         for group in groups:
             trained = self.train_chunks([pieces[i].job for i in group], [refs[i] for i in group],
@@ -640,12 +641,18 @@ def _tile_job(job: ChunkJob, tile: Tile) -> ChunkJob:
     return replace(job, frames=frames)
 
 
-def _by_size(pieces: Sequence[_Piece]) -> list[list[int]]:
-    """Positions of the pieces, grouped by frame size (what trains together), each group in order."""
+# Tiles trained at once (one INVRBatch) at most: a step's activations grow with them, and a 1080p chunk has
+# 120 tiles (about 9 GB of activations at hidden 192 in one batch; 32 keep it near 2.5 GB).
+MAX_PIECES_TOGETHER = 32
+
+
+def _by_size(pieces: Sequence[_Piece], most: int) -> list[list[int]]:
+    """Positions of the pieces, grouped by frame size (what trains together), each group in order and of at
+    most ``most``."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, piece in enumerate(pieces):
         groups.setdefault(piece.job.frames.shape[1:], []).append(i)
-    return list(groups.values())
+    return [group[k:k + most] for group in groups.values() for k in range(0, len(group), most)]
 
 
 def _pooled(psnrs: Sequence[float], pixels: Sequence[int]) -> float:
