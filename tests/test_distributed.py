@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 from conftest import BIN, FAST_ENC, absent, run, synthetic_frames, write_clip
 
+import invrcodec
 from invrcodec.codec.resume import Journal, journal_path
+from invrcodec.types import Prediction
 
 SETTINGS = [*FAST_ENC, "--chunk-frames", "4", "--keyint", "3", "--steps", "200"]
 TRAINED = re.compile(r"^chunk (\d+) \((?:key|P)\)", re.MULTILINE)
@@ -104,6 +106,16 @@ def test_ray_gives_the_bytes_of_an_in_process_encode(ray_installed: None, clip: 
     assert not (tmp_path / "ray.invr.part").exists()
 
 
+def test_ray_gives_the_bytes_of_an_in_process_tiled_encode(ray_installed: None, clip: Path,
+                                                           tmp_path: Path) -> None:
+    tiled = ["--tile", "16x16"]  # a GOP job's reference is then every tile's weights
+    whole, out = tmp_path / "whole.invr", tmp_path / "ray.invr"
+    assert run(["invr-enc", *SETTINGS, *tiled, clip, whole]).returncode == 0
+    proc = run(["invr-enc", *SETTINGS, *tiled, "--ray", "local", clip, out], timeout=900)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert out.read_bytes() == whole.read_bytes()
+
+
 def test_a_killed_ray_worker_is_retried(ray_installed: None, clip: Path, reference: bytes,
                                         tmp_path: Path) -> None:
     out = tmp_path / "killed.invr"
@@ -126,7 +138,10 @@ def test_a_killed_ray_worker_is_retried(ray_installed: None, clip: Path, referen
 @pytest.fixture(scope="module")
 def interrupted(clip: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     """A journal left by ``invr-enc`` killed with SIGKILL once its second chunk was durable; its chunk count."""
-    out = tmp_path_factory.mktemp("killed") / "out.invr"
+    return _killed_after_two_chunks(clip, tmp_path_factory.mktemp("killed") / "out.invr", [])
+
+
+def _killed_after_two_chunks(clip: Path, out: Path, extra: list[str]) -> tuple[Path, int]:
     part = Path(journal_path(str(out)))
 
     def kill_at_two_chunks(proc: subprocess.Popen[bytes]) -> bool:
@@ -135,7 +150,7 @@ def interrupted(clip: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
             return True
         return False
 
-    proc, err = _run_acting([str(clip), str(out)], kill_at_two_chunks, 0.01, wait=60)
+    proc, err = _run_acting([*extra, str(clip), str(out)], kill_at_two_chunks, 0.01, wait=60)
     assert proc.returncode == -signal.SIGKILL, err.decode()
     kept = len(Journal.read(str(part)).entries)
     assert 2 <= kept < 4 and not out.exists()
@@ -154,6 +169,23 @@ def test_resume_after_sigkill_trains_only_the_rest(clip: Path, reference: bytes,
     assert sorted(map(int, TRAINED.findall(err))) == list(range(kept, 4))
     assert re.findall(r"^chunk (\d+): kept from", err, re.MULTILINE) == [str(i) for i in range(kept)]
     assert not Path(journal_path(str(out))).exists()
+
+
+def test_a_tiled_encode_resumes_to_its_bytes(clip: Path, tmp_path: Path) -> None:
+    # Four 16x16 tiles: the resume starts on a P-chunk, whose reference is every tile's reconstruction.
+    tiled = ["--tile", "16x16"]
+    whole = tmp_path / "whole.invr"
+    assert run(["invr-enc", *SETTINGS, *tiled, clip, whole]).returncode == 0
+    (tmp_path / "killed").mkdir()
+    original, kept = _killed_after_two_chunks(clip, tmp_path / "killed" / "out.invr", tiled)
+    out = tmp_path / "out.invr"
+    shutil.copy(journal_path(str(original)), journal_path(str(out)))
+    proc = run(["invr-enc", *SETTINGS, *tiled, "-v", "--resume", clip, out])
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert sorted(map(int, TRAINED.findall(proc.stderr.decode()))) == list(range(kept, 4))
+    assert out.read_bytes() == whole.read_bytes()
+    with invrcodec.open(out) as f:
+        assert f.version == (3, 0) and [e.prediction for e in f.index][kept] == Prediction.PREVIOUS
 
 
 @pytest.mark.parametrize(("change", "says"), [(["--qp", "30"], "qp=38 there, 30 now"),
