@@ -378,25 +378,22 @@ class Encoder:
         refs = [None if references[p.chunk] is None else references[p.chunk][p.tile] for p in pieces]
         # Untiled, the chunks an executor hands over train together however many (--parallel-chunks).
         groups = _by_size(pieces, MAX_PIECES_TOGETHER if len(tiles) > 1 else len(pieces))
-        fits: list[FitResult | None] = [None] * len(pieces)
+        trained: dict[int, FitResult] = {}
         for group in groups:
-            trained = self.train_chunks([pieces[i].job for i in group], [refs[i] for i in group],
-                                        [pieces[i].tile for i in group])
-            for i, fit in zip(group, trained):
-                fits[i] = fit
-        states = [f.state for f in fits if f is not None]
+            trained.update(zip(group, self.train_chunks([pieces[i].job for i in group], [refs[i] for i in group],
+                                                        [pieces[i].tile for i in group])))
+        fits = [trained[i] for i in range(len(pieces))]
+        states = [f.state for f in fits]
         qps = [cfg.qp] * len(jobs)
         if self._rate is not None:
             qps = [self._rate_qp(job, [(states[i], refs[i]) for i, p in enumerate(pieces) if p.chunk == c],
                                  len(jobs)) for c, job in enumerate(jobs)]
-        coded: list[tuple[Packet, Weights] | None] = [None] * len(pieces)
+        coded: dict[int, tuple[Packet, Weights]] = {}
         for group in groups:
-            done = self.code_chunks([pieces[i].job for i in group], [states[i] for i in group],
-                                    [refs[i] for i in group], self._held([refs[i] for i in group]),
-                                    [qps[pieces[i].chunk] for i in group], [fits[i] for i in group],  # type: ignore[misc]
-                                    [pieces[i].tile for i in group])
-            for i, result in zip(group, done):
-                coded[i] = result
+            coded.update(zip(group, self.code_chunks(
+                [pieces[i].job for i in group], [states[i] for i in group], [refs[i] for i in group],
+                self._held([refs[i] for i in group]), [qps[pieces[i].chunk] for i in group],
+                [fits[i] for i in group], [pieces[i].tile for i in group])))
         results = [self._joined(job, [(p, coded[i]) for i, p in enumerate(pieces) if p.chunk == c])
                    for c, job in enumerate(jobs)]
         if self._rate is not None:
@@ -404,7 +401,7 @@ class Encoder:
                 self._rate.record(len(job.frames), packet.size + chunk_overhead(cfg.representation, len(tiles)))
         for c, (job, (packet, _)) in enumerate(zip(jobs, results)):
             last = packet.first_frame + packet.frame_count - 1
-            mine = [f for f, p in zip(fits, pieces) if p.chunk == c and f is not None]
+            mine = [f for f, p in zip(fits, pieces) if p.chunk == c]
             log.info("chunk %d (%s): frames %d-%d%s, %d steps in %.1f s, PSNR %.2f dB trained, %.2f dB coded, "
                      "%d bytes", packet.index, "key" if job.prediction == Prediction.KEY else "P",
                      packet.first_frame, last, f", {len(tiles)} tiles" if len(tiles) > 1 else "",
@@ -413,11 +410,9 @@ class Encoder:
                      packet.train_psnr, packet.size)
         return results
 
-    def _joined(self, job: ChunkJob, parts: list[tuple[_Piece, tuple[Packet, Weights] | None]],
-                ) -> tuple[Packet, Reference]:
+    @staticmethod
+    def _joined(job: ChunkJob, done: list[tuple[_Piece, tuple[Packet, Weights]]]) -> tuple[Packet, Reference]:
         """A chunk's packet from its tiles' (their tensors in coded order, the PSNR of all their pixels)."""
-        done = [(piece, result) for piece, result in parts if result is not None]
-        assert len(done) == len(parts)
         if len(done) == 1:
             packet, recon = done[0][1]
             return packet, (recon,)
