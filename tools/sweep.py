@@ -232,6 +232,27 @@ def summary(points: list[Point], baseline: str) -> str:
     return "\n".join(lines)
 
 
+def against(points: list[Point], path: Path, curve: str = "INVR-C default") -> str:
+    """Each clip's INVR points against an older ``tools/rd.py`` run's curve (its results.json), its frames'
+    PSNRs pooled as here: dB at each point against that curve at the same rate, and the BD-rate."""
+    from evalkit.bd import bd_rate
+
+    lines = [f"| clip | QP | bpp | PSNR dB | {path} at that rate | BD-rate |", "|---|---|---|---|---|---|"]
+    for clip in json.loads(path.read_text())["clips"]:
+        older = {p["setting"]: p for p in clip["points"] if p["curve"] == curve}
+        ref = sorted((p["bpp"], pooled_psnr(p["psnr_per_frame"])) for p in older.values())
+        mine = sorted((p for p in points if p.clip == clip["name"] and p.preset not in BASELINES and not p.error
+                       and p.size == clip["width"] and p.frames == clip["frames"]), key=lambda p: p.bpp)
+        if not ref or not mine:
+            continue
+        bd = bd_rate([r[0] for r in ref], [r[1] for r in ref], [p.bpp for p in mine], [p.psnr for p in mine])
+        for p in mine:
+            at = db_behind([r[0] for r in ref], [r[1] for r in ref], p.bpp)
+            there = "outside its rates" if at is None else f"{at:.2f} ({p.psnr - at:+.2f})"
+            lines.append(f"| {p.clip} | {p.qp} | {p.bpp:.3f} | {p.psnr:.2f} | {there} | {bd:+.1f}% |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -248,6 +269,8 @@ def main() -> int:
                     help=f"comma-separated baselines swept by crf beside INVR ({', '.join(k for k, b in BASELINES.items() if b.crf)}; '' for none)")
     ap.add_argument("--json", type=Path, default=None, help="append each point as a JSON line; skip points in it")
     ap.add_argument("--report", action="store_true", help="encode nothing: report the points in --json")
+    ap.add_argument("--against", type=Path, default=None,
+                    help="also compare the points with an older tools/rd.py run's default curve (its results.json)")
     args = ap.parse_args()
 
     clips = shared_clips()
@@ -310,6 +333,9 @@ def main() -> int:
     if baselines:
         print()
         print(summary(points, baselines[0]))
+    if args.against:
+        print()
+        print(against([p for p in points if p.preset in args.presets.split(",")], args.against))
     bad = [p for p in points if p.flags.startswith(("collapsed", "refused"))]
     inverted = [p for p in points if "inverted" in p.flags]
     print(f"{len(points)} points: {len(bad)} collapsed or refused, {len(inverted)} inverted")
