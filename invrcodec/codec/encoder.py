@@ -379,9 +379,9 @@ class Encoder:
         # Untiled, the chunks an executor hands over train together however many (--parallel-chunks).
         groups = _by_size(pieces, MAX_PIECES_TOGETHER if len(tiles) > 1 else len(pieces))
         trained: dict[int, FitResult] = {}
-        for group in groups:
+        for g, group in enumerate(groups):
             trained.update(zip(group, self.train_chunks([pieces[i].job for i in group], [refs[i] for i in group],
-                                                        [pieces[i].tile for i in group])))
+                                                        [pieces[i].tile for i in group], (jobs, g, len(groups)))))
         fits = [trained[i] for i in range(len(pieces))]
         states = [f.state for f in fits]
         qps = [cfg.qp] * len(jobs)
@@ -422,23 +422,26 @@ class Encoder:
                 tuple(recon for _, (_, recon) in done))
 
     def train_chunks(self, jobs: list[ChunkJob], references: list[Weights | None],
-                     tiles: Sequence[int] | None = None) -> list[FitResult]:
+                     tiles: Sequence[int] | None = None, part: tuple[list[ChunkJob], int, int] | None = None,
+                     ) -> list[FitResult]:
         """Train chunks (or tiles of chunks, ``tiles`` saying which) of equal frame size together, key chunks
-        or P-chunks with their references, by :meth:`recipe_of`.
+        or P-chunks with their references, by :meth:`recipe_of`. ``part`` = (the chunks, i, n): these are the
+        i-th of n batches of those chunks' tiles, as progress reports them.
 
         A P-chunk starts from its reference's weights, trains ``recipe.p_steps`` of the steps at
         ``recipe.p_lr`` with the L1 term on its difference to the reference, which is what is coded.
         """
         cfg = self.config
-        first, count = jobs[0], sum(len(j.frames) for j in jobs)
+        chunks, i, n = part or (jobs, 0, 1)
+        first, count = chunks[0], sum(len(j.frames) for j in chunks)
         predicted = [ref is not None for ref in references]
         if len(set(predicted)) != 1:
             raise ValueError("key chunks and P-chunks train apart")
 
         def report(p: FitProgress) -> None:
             if self.progress:
-                self.progress(TrainProgress(first.index, first.first_frame, count, p.step, p.steps, p.psnr,
-                                            p.elapsed, len(jobs)))
+                self.progress(TrainProgress(first.index, first.first_frame, count, i * p.steps + p.step,
+                                            n * p.steps, p.psnr, p.elapsed, len(chunks)))
 
         recipe = self.recipe_of(predicted[0])
         with self.clock.phase("train"):
