@@ -61,9 +61,10 @@ def test_tool_answers_are_clean(tmp_path: Path, capfd: pytest.CaptureFixture[str
 
 
 def test_a_broken_tensor_past_the_first_tile_is_refused_before_decoding(tmp_path: Path) -> None:
-    # Case 5237: a tiled file whose chunk 1 has a DeepCABAC stream of tile 9 that does not decode. invr-dec's
-    # check before writing once paired a chunk's tensors with one network's shapes, so only tile 0 was checked
-    # and this one failed mid-decode, in two lines.
-    data, change, _ = crafted.make_case(5237)
-    assert "tiled" in change
-    assert fuzz.judge_cli(data, str(tmp_path)) == "probe 1 dec 1"
+    # Found by crafted case 5237: a tiled file whose chunk 1 has a DeepCABAC stream past tile 0 that does not
+    # decode. invr-dec's check before writing once paired a chunk's tensors with one network's shapes, so only
+    # tile 0 was checked and this one failed mid-decode, in two lines. The same change, made by hand.
+    m = crafted.tiled((ROOT / "samples" / "tiny.invr").read_bytes(), 8, 8)
+    tensors = len(m.chunks[1].tensors) // 4
+    m.chunks[1].tensors[2 * tensors + 2].data = b"\x8d\x00\t\x01\x8b\tY\xd6\xa5\xfd\xd6\n\xe0<\xfd\x82\xa4};q\x1c"
+    assert fuzz.judge_cli(crafted.dump(m), str(tmp_path)) == "probe 1 dec 1"
