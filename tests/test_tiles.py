@@ -14,7 +14,7 @@ from invrcodec.codec.decoder import Decoder
 from invrcodec.codec.presets import TILE_SIDE, auto_tile_grid
 from invrcodec.codec.sampling import plan_geometry, tile_spans
 from invrcodec.metrics import rgb_psnr
-from invrcodec.types import Tile, TileGrid
+from invrcodec.types import StreamInfo, Tile, TileGrid
 
 FRAMES = synthetic_frames(20, 12, 4)
 
@@ -106,3 +106,12 @@ def test_invr_enc_tiles_a_file_and_invr_dec_reads_it(tmp_path: Path) -> None:
     assert raw.stat().st_size == 4 * 24 * 40 * 3
     bad = run(["invr-enc", *FAST_ENC, "--tile", "16", src, tmp_path / "bad.invr"])
     assert bad.returncode == 2 and b"Traceback" not in bad.stderr
+
+
+def test_a_ladder_of_a_tiled_stream_gives_the_encoders_packets() -> None:
+    from invrcodec.codec.ladder import encode_ladder
+
+    configs = [tiny_config(steps=60, chunk_frames=2, keyint=0, tile=(8, 8), qp=qp) for qp in (34, 42)]
+    ladder = encode_ladder(FRAMES, StreamInfo(20, 12, 4), configs)
+    for config, rung in zip(configs, ladder.rungs):
+        assert rung.packets == encode_all(FRAMES, config)[1]

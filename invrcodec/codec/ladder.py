@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from invrcodec.codec.encoder import Encoder, EncoderConfig
-from invrcodec.codec.jobs import ChunkJob
+from invrcodec.codec.jobs import ChunkJob, Reference
 from invrcodec.net.fit import FitResult
 from invrcodec.types import Header, Packet, Prediction, StreamInfo
 
@@ -58,23 +58,28 @@ def encode_ladder(frames: np.ndarray, info: StreamInfo, configs: Sequence[Encode
                   log: Callable[[str], None] | None = None) -> Ladder:
     """Encode ``frames`` (uint8 ``(n, H, W, 3)``) of stream ``info`` at every config, training each key chunk
     once. All configs must share the representation, recipe, keyint, seed and PSNR target (only coder, QP and
-    refinement may differ): ValueError otherwise. ``log`` gets a line per key-chunk training."""
+    refinement may differ): ValueError otherwise. ``log`` gets a line per key-chunk training. A tiled stream's
+    points are encoded one by one (its chunks train inside ``run_jobs``)."""
     encoders = [Encoder(info, cfg) for cfg in configs]
     ladder = Ladder([Rung(encoder.config) for encoder in encoders])
     if not encoders:
         return ladder
     if len({_training_key(e.config) for e in encoders}) != 1:
         raise ValueError("points of one training must differ only in coder and QP")
-    references: list[dict[str, np.ndarray] | None] = [None] * len(encoders)
+    references: list[Reference | None] = [None] * len(encoders)
     chunk_frames = encoders[0].config.representation.chunk_frames
+    # A tiled chunk's networks are trained inside run_jobs, tile by tile: each point trains its own.
+    shared = encoders[0].tile_count == 1
     for index, first in enumerate(range(0, len(frames), chunk_frames)):
         job = ChunkJob(index, first, frames[first:first + chunk_frames], encoders[0].prediction_of(index))
-        trained = _train_key_chunk(ladder, encoders, job, log) if job.prediction == Prediction.KEY else {}
+        key = job.prediction == Prediction.KEY
+        trained = _train_key_chunk(ladder, encoders, job, log) if key and shared else {}
         for i, (rung, encoder) in enumerate(zip(ladder.rungs, encoders)):
             t0 = time.perf_counter()
             fit = trained.get(_trained_at(encoder))
             if fit is not None:
-                (packet, references[i]), = encoder.code_chunks([job], [fit.state], [None], fits=[fit])
+                (packet, recon), = encoder.code_chunks([job], [fit.state], [None], fits=[fit])
+                references[i] = (recon,)
             else:
                 (packet, references[i]), = encoder.run_jobs([job], [references[i]])
             rung.code_seconds += time.perf_counter() - t0
