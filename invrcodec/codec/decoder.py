@@ -253,6 +253,10 @@ class ChunkSampler:
             spans = [TileSpan(0, 0, geometry.width, 0, geometry.height, geometry.columns(), geometry.rows())]
         self.frame_count, self.height, self.width = frame_count, geometry.height, geometry.width
         whole = torch.from_numpy(np.array([time_position(Fraction(k), frame_count) for k in range(frame_count)]))
+        first = spans[0] if spans else None
+        # One network drawing the whole output (a file without tiles, or a crop inside one tile).
+        self.whole = len(spans) == 1 and first is not None and (first.col1 - first.col0, first.row1 - first.row0) \
+            == (geometry.width, geometry.height)
         self.parts = []
         for span in spans:
             net = nets[span.tile]
@@ -267,8 +271,7 @@ class ChunkSampler:
         stored = offset.denominator == 1 and 0 <= offset < self.frame_count
         t = torch.tensor([time_position(offset, self.frame_count)], dtype=torch.float64)
         none = torch.zeros(0, dtype=torch.float64)
-        if len(self.parts) == 1 and (self.parts[0][0].col1 - self.parts[0][0].col0, self.parts[0][0].row1
-                                     - self.parts[0][0].row0) == (self.width, self.height):
+        if self.whole:
             _, net, tx, ty, tt = self.parts[0]
             row = tt[int(offset)][None] if stored else net.tables_at(none, none, t)[2]
             return _render_tables(net, tx, ty, row, raw)[0]
