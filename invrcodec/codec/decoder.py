@@ -204,12 +204,7 @@ class Decoder:
         """Frames ``[start, stop)`` of the chunk at the stored size, one at a time (memory: one frame)."""
         stop = packet.frame_count if stop is None else stop
         s = self.header.stream
-        if len(self.tiles) == 1:
-            net = self.network(packet)
-            for i in range(start, stop):
-                yield render(net, (packet.frame_count, s.height, s.width), i, i + 1)[0]
-            return
-        sampler = self.sampler(packet, plan_geometry(s.width, s.height))
+        sampler = self.sampler(packet, plan_geometry(s.width, s.height))  # the tables once, render()'s bytes
         for i in range(start, stop):
             yield sampler.frame(Fraction(i))
 
