@@ -373,7 +373,7 @@ class Encoder:
         """
         cfg = self.config
         tiles = self.header.tile_list()
-        pieces = [_Piece(job if len(tiles) == 1 else _tile_job(job, tile), c, k, tile)
+        pieces = [_Piece(job if len(tiles) == 1 else _tile_job(job, tile), c, k)
                   for c, job in enumerate(jobs) for k, tile in enumerate(tiles)]
         refs = [None if references[p.chunk] is None else references[p.chunk][p.tile] for p in pieces]
         # Untiled, the chunks an executor hands over train together however many (--parallel-chunks).
@@ -624,13 +624,12 @@ TILE_SEED_STRIDE = 1_000_003
 
 @dataclass(frozen=True)
 class _Piece:
-    """One network of an encode: tile ``tile`` (``rect``) of chunk ``chunk`` (a position in run_jobs' list),
-    its frames cropped to the tile in ``job``."""
+    """One network of an encode: tile ``tile`` of chunk ``chunk`` (a position in run_jobs' list), its frames
+    cropped to the tile in ``job``."""
 
     job: ChunkJob
     chunk: int
     tile: int
-    rect: Tile
 
 
 def _tile_job(job: ChunkJob, tile: Tile) -> ChunkJob:
