@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
+import os
 import subprocess
 import sys
 import tempfile
@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from evalkit.benchcommand import run_enc
 from evalkit.report import command_line, machine, say
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,24 +40,14 @@ def tool(name: str) -> str:
     return str(here) if here.exists() else name
 
 
-def phases(stderr: str) -> dict[str, float]:
-    """The phases of an ``invr-enc --benchmark`` line, in seconds."""
-    line = next(ln for ln in stderr.splitlines() if "bench: " in ln)
-    return {name: float(sec) for name, sec in re.findall(r"([a-z-]+) ([0-9.]+) s", line.split("bench: ", 1)[1])}
-
-
 def encode(src: str, out: Path, size: tuple[int, int], args: argparse.Namespace, extra: list[str]) -> dict:
-    cmd = [tool("invr-enc"), "-y", "-an", "--no-progress", "--benchmark", "--frames", str(args.frames),
-           "--preset", args.preset, "--qp", str(args.qp), "--device", args.device, *extra, src, str(out)]
-    t0 = time.perf_counter()
-    run = subprocess.run(cmd, capture_output=True, text=True)
-    seconds = time.perf_counter() - t0
-    if run.returncode != 0:
-        raise SystemExit(f"bench_native.py: {' '.join(cmd)} failed: {run.stderr.strip().splitlines()[-1:]}")
+    options = ["-an", "--frames", str(args.frames), "--preset", args.preset, "--qp", str(args.qp), "--device",
+               args.device, *extra]
+    run = run_enc(Path(src), out, options, dict(os.environ))  # invr-enc --benchmark: wall seconds and phases
     pixels = size[0] * size[1] * args.frames
-    return {"size": list(size), "command": " ".join(cmd[1:]), "seconds": round(seconds, 2),
-            "seconds_per_mpixel": round(seconds / pixels * 1e6, 4), "bytes": out.stat().st_size,
-            "phases": phases(run.stderr)}
+    return {"size": list(size), "options": " ".join(options), "seconds": round(run["seconds"], 2),
+            "seconds_per_mpixel": round(run["seconds"] / pixels * 1e6, 4), "bytes": run["bytes"],
+            "phases": run["phases"]}
 
 
 def decode(path: Path, size: tuple[int, int], frames: int, device: str) -> dict:

@@ -23,7 +23,7 @@ from evalkit.report import say
 from invrcodec.metrics import pooled_psnr
 
 BENCH_LINE = re.compile(r"bench: (.*?); total")
-STEPS_LINE = re.compile(r"chunk \d+ \((?:key|P)\): frames \d+-\d+, (\d+) steps")
+STEPS_LINE = re.compile(r"chunk \d+ \((?:key|P)\): frames \d+-\d+(?:, \d+ tiles)?, (\d+) steps")
 
 
 def run_enc(src: Path, dst: Path, options: Sequence[str], env: dict[str, str]) -> dict[str, Any]:
