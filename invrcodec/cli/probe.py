@@ -10,7 +10,6 @@ tiled file (format 3.0) shows its grid beside the representation, ``tiles 10x6 o
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -35,7 +34,6 @@ from invrcodec.types import (
     Header,
     IndexEntry,
     NetworkKind,
-    Packet,
     Prediction,
     StreamInfo,
 )
@@ -450,16 +448,6 @@ def render_summary(f: InputContainer, stream: dict[str, Any], fmt: dict[str, Any
     return "\n".join(lines) + "\n"
 
 
-def _check_payload(packet: Packet, h: Header) -> None:
-    """Every tensor of the chunk decodes to its shape: each tile's network in turn in a tiled file."""
-    if h.tiles is None:
-        check_payload(packet, h, f"chunk {packet.index}")
-        return
-    one = dataclasses.replace(h, tiles=None)  # each tile's network is checked as a chunk's of one network
-    for k, tensors in enumerate(fmt.tile_tensors(packet, h)):
-        check_payload(dataclasses.replace(packet, tensors=tensors), one, f"chunk {packet.index}: tile {k}")
-
-
 def _stdin() -> BinaryIO:
     return sys.stdin.buffer
 
@@ -514,7 +502,7 @@ def main(
                 if isinstance(packet, AudioPacket):
                     tallies[packet.stream].add(packet)
                 else:
-                    _check_payload(packet, f.header)  # and that every tensor decodes
+                    check_payload(packet, f.header, f"chunk {packet.index}")  # and that every tensor decodes
             stream, fmt = probe(f, file, show_chunks, tallies)
             audio = [audio_stream(i, a, t) for i, (a, t) in enumerate(zip(f.audio_streams, tallies))]
             if output_format is None and not (show_format or show_streams or show_chunks):
