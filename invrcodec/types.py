@@ -180,22 +180,32 @@ class Packet:
 @dataclass(frozen=True)
 class Tile:
     """A rectangle of the frame with a network of its own in every chunk: ``width x height`` pixels at
-    column ``x``, row ``y``."""
+    column ``x``, row ``y``. Its network covers the tile widened by ``margins`` (left, top, right, bottom):
+    the grid's overlap on every side that borders another tile, none on the frame's edges (spec "Tiles")."""
 
     x: int
     y: int
     width: int
     height: int
+    margins: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    @property
+    def area(self) -> tuple[int, int, int, int]:
+        """(x, y, width, height) of the rectangle the tile's network covers, trained and sampled as a frame."""
+        left, top, right, bottom = self.margins
+        return self.x - left, self.y - top, self.width + left + right, self.height + top + bottom
 
 
 @dataclass(frozen=True)
 class TileGrid:
     """How a frame is cut into tiles (spec "Tiles"): ``tile_width x tile_height`` pixels from the top-left
     corner, the last column and the last row taking what remains of the frame. Each tile of a chunk has its own
-    network, trained and sampled on the tile as if it were a frame of the tile's size."""
+    network, trained and sampled as if it were a frame of the size of its area: the tile and ``overlap`` pixels
+    of each neighbour, where a decoder blends the two networks (version 4; 0 in a 3.x file)."""
 
     tile_width: int
     tile_height: int
+    overlap: int = 0
 
     def columns(self, width: int) -> tuple[tuple[int, int], ...]:
         """(first column, width) of every tile column of a ``width``-pixel frame."""
@@ -207,11 +217,21 @@ class TileGrid:
 
     def tiles(self, width: int, height: int) -> tuple[Tile, ...]:
         """Every tile of a ``width x height`` frame, row by row from the top-left (the coded order)."""
-        return tuple(Tile(x, y, w, h) for y, h in self.rows(height) for x, w in self.columns(width))
+        o = self.overlap
+        return tuple(Tile(x, y, w, h, (o if x else 0, o if y else 0, o if x + w < width else 0,
+                                        o if y + h < height else 0))
+                     for y, h in self.rows(height) for x, w in self.columns(width))
 
     def count(self, width: int, height: int) -> int:
         """Tiles of a ``width x height`` frame."""
         return -(-width // self.tile_width) * -(-height // self.tile_height)
+
+    def overlap_fits(self, width: int, height: int) -> bool:
+        """Whether the blends stay apart: twice the overlap is at most every tile's side along an axis cut into
+        more than one tile (spec "Tiles"), so a pixel is blended from at most two tiles per axis."""
+        sides = [w for _, w in self.columns(width)] if width > self.tile_width else []
+        sides += [h for _, h in self.rows(height)] if height > self.tile_height else []
+        return all(2 * self.overlap <= side for side in sides)
 
 
 @dataclass(frozen=True)

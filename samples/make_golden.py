@@ -5,6 +5,7 @@
     python samples/make_golden.py --audio    # tiny.invr's chunks and a tone -> samples/tiny-audio.invr (2.1)
     python samples/make_golden.py --dump --out samples/tiny-audio.invr   # spec "Example with audio"
     python samples/make_golden.py --tiles    # the same clip in 8x8 tiles -> samples/tiny-tiles.invr (3.0)
+    python samples/make_golden.py --overlap  # those tiles overlapping by 2 -> samples/tiny-overlap.invr (4.0)
 
 The golden file is made once and committed; tests/test_format.py checks that every future version still
 reads it to the exact header it was written with. Re-making it is a deliberate act (the spec's dump and the
@@ -30,7 +31,9 @@ HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "tiny.invr"
 GOLDEN_AUDIO = HERE / "tiny-audio.invr"
 GOLDEN_TILES = HERE / "tiny-tiles.invr"
-TILE = (8, 8)  # tiny-tiles.invr: four tiles of the 16x16 frame
+GOLDEN_OVERLAP = HERE / "tiny-overlap.invr"
+TILE = (8, 8)  # tiny-tiles.invr and tiny-overlap.invr: four tiles of the 16x16 frame
+OVERLAP = 2  # tiny-overlap.invr: each tile's network covers 10x10 pixels, 2 of them in each neighbour
 
 
 #: The golden clip's stream facts. The frame count is unknown up front, as from a pipe: the muxer patches the
@@ -59,13 +62,15 @@ def synthetic_clip(frames: int = 4, height: int = 16, width: int = 16) -> np.nda
     return np.clip(np.stack([r, g, b], axis=-1), 0, 255).round().astype(np.uint8)
 
 
-def make(out: Path, tile: tuple[int, int] | str = "none") -> None:
+def make(out: Path, tile: tuple[int, int] | str = "none", overlap: int = 0) -> None:
+    """Encode the golden clip to ``out``: in tiles of ``tile`` overlapping by ``overlap`` pixels (spec
+    "Tiles"), never the encoder's automatic overlap, so that ``--tiles`` stays the 3.0 file it was."""
     from invrcodec.codec.encoder import Encoder, EncoderConfig
 
     clip = synthetic_clip()
     config = EncoderConfig.from_preset(
         "ultrafast", chunk_frames=2, hidden=16, layers=2, enc_dims=(4, 4, 2), steps=200, device="cpu", seed=0,
-        keyint=8, tile=tile
+        keyint=8, tile=tile, overlap=overlap
     )
     enc = Encoder(STREAM, config)
     with invrcodec.open(out, "w", header=enc.header) as container:
@@ -186,8 +191,8 @@ def annotate(data: bytes, full_chunks: int = 1) -> list[tuple[int, bytes, str]]:
     s = io.BytesIO(data)
     pre = _walk(fmt.PREAMBLE, s, "Preamble", rows, data)
     body_end = s.tell() + pre.header_length
-    body = fmt.HEADER_BODY_V3 if pre.major == fmt.MAJOR_TILES else fmt.HEADER_BODY
-    _walk(body, s, "HeaderBodyV3" if pre.major == fmt.MAJOR_TILES else "HeaderBody", rows, data, end=body_end)
+    body = {fmt.MAJOR_TILES: "HeaderBodyV3", fmt.MAJOR_OVERLAP: "HeaderBodyV4"}.get(pre.major, "HeaderBody")
+    _walk(fmt.STRUCTS[body], s, body, rows, data, end=body_end)
     if s.tell() != body_end:
         raise SystemExit("header body length mismatch")
     rows.append((body_end, data[body_end : body_end + 4], "FileHeader.crc32"))
@@ -234,14 +239,19 @@ def main() -> None:
     parser.add_argument("--dump", action="store_true", help="print the annotated hex dump and exit")
     parser.add_argument("--audio", action="store_true", help="make the 2.1 golden file with audio")
     parser.add_argument("--tiles", action="store_true", help="make the 3.0 golden file with a tile grid")
+    parser.add_argument("--overlap", action="store_true", help="make the 4.0 golden file: tiles that overlap")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    out = args.out or (GOLDEN_AUDIO if args.audio else GOLDEN_TILES if args.tiles else GOLDEN)
+    out = args.out or (GOLDEN_AUDIO if args.audio else GOLDEN_TILES if args.tiles else
+                       GOLDEN_OVERLAP if args.overlap else GOLDEN)
     if args.dump:
         print(dump(out.read_bytes()))
         return
     if args.audio:
         make_audio(out)
+        return
+    if args.overlap:
+        make(out, TILE, OVERLAP)
         return
     make(out, TILE if args.tiles else "none")
 

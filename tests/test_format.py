@@ -200,6 +200,10 @@ def test_build_parse_bytes_identity_on_golden_structures() -> None:
     tiled = write(packets(3, tiled_header), tiled_header)
     pieces["HeaderBodyV3"] = [tiled[16 : 16 + fmt.PREAMBLE.parse(tiled[:16]).header_length]]
     pieces["TileGrid"] = [fmt.TILE_GRID.build(fmt.HEADER_BODY_V3.parse(pieces["HeaderBodyV3"][0]).tiles)]
+    overlapping = dataclasses.replace(HEADER, tiles=TileGrid(10, 6, 2))  # 4.0: the tiles overlap
+    over = write(packets(3, overlapping), overlapping)
+    pieces["HeaderBodyV4"] = [over[16 : 16 + fmt.PREAMBLE.parse(over[:16]).header_length]]
+    pieces["TileGridV4"] = [fmt.TILE_GRID_V4.build(fmt.HEADER_BODY_V4.parse(pieces["HeaderBodyV4"][0]).tiles)]
     assert set(pieces) == set(fmt.STRUCTS)
     assert all(pieces.values())
     for name, samples in pieces.items():
@@ -737,7 +741,7 @@ def test_newer_minor_through_the_muxer() -> None:
         assert f.version == (fmt.MAJOR, 9) and f.header.stream.frame_count == 3
 
 
-@pytest.mark.parametrize("major", [0, 4, 65535])  # 3 is read since tiles (test_format_tiles.py)
+@pytest.mark.parametrize("major", [0, 5, 65535])  # 3 is read since tiles, 4 since their overlap
 def test_unknown_major_is_refused(major: int) -> None:
     data = bytearray(write(packets(3)))
     data[8:10] = major.to_bytes(2, "little")

@@ -1,7 +1,8 @@
 """Tiles in the container (format 3.0, spec "Tiles"): the TileGrid of HeaderBodyV3 and every tile's tensors in
 each chunk, through the muxer and the demuxer on files and pipes; version 3.0 with and without audio, a file
-without tiles still 2.x byte for byte; the field rules of the grid, refused with one line; crafted tiled files
-(every CRC recomputed) that read cleanly."""
+without tiles still 2.x byte for byte; the field rules of the grid (the overlap's of 4.0 included), refused
+with one line; crafted tiled files (every CRC recomputed) that read cleanly. The overlap of 4.0 files:
+tests/test_format_overlap.py."""
 
 from __future__ import annotations
 
@@ -246,6 +247,15 @@ CASES: list[tuple[str, TileGrid, StreamInfo, str]] = [
      "header: 90000 tiles of 1x1 in 300x300 (at most 65536)"),
     ("tile parameters", TileGrid(1, 1), StreamInfo(240, 200, 0),
      "header: 48000 tiles of 707 parameters are 33936000 per chunk (at most 33554432)"),
+    # 4.0: columns of 10, 10 and 4 pixels, rows of 6, 6 and 4: an overlap of at most 2
+    ("tile overlap", TileGrid(10, 6, 3), HEADER.stream,
+     "header: overlap 3 of tiles 10x6 in 24x16: at most 2 (half the narrowest tile)"),
+    ("tile overlap", TileGrid(10, 6, 2**32 - 1), HEADER.stream,
+     "header: overlap 4294967295 of tiles 10x6 in 24x16: at most 2 (half the narrowest tile)"),
+    ("tile overlap", TileGrid(128, 120, 40), StreamInfo(300, 200, 0),
+     "header: overlap 40 of tiles 128x120 in 300x200: at most 22 (half the narrowest tile)"),
+    ("tile overlap", TileGrid(128, 100, 23), StreamInfo(300, 100, 0),  # one row: only the columns count
+     "header: overlap 23 of tiles 128x100 in 300x100: at most 22 (half the narrowest tile)"),
 ]
 
 
@@ -280,6 +290,13 @@ def test_the_limits_of_the_grid_are_lawful() -> None:
     rules.check_header(fits)
     with invrcodec.open(io.BytesIO(empty_file(fits))) as f:
         assert f.header.tiles == TileGrid(1, 1)
+    most = ((TileGrid(10, 6, 2), HEADER.stream), (TileGrid(128, 100, 22), StreamInfo(300, 100, 0)),
+            (TileGrid(24, 16, 2**32 - 1), HEADER.stream))  # the most overlap of a grid; of one tile, any
+    for grid, stream in most:
+        header = dataclasses.replace(HEADER, stream=stream, tiles=grid)
+        rules.check_header(header)
+        with invrcodec.open(io.BytesIO(empty_file(header))) as f:
+            assert f.version == (4, 0) and f.header.tiles == grid
 
 
 def test_tools_refuse_a_bad_grid_in_one_line(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:

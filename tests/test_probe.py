@@ -271,12 +271,12 @@ def test_reader_closing_the_pipe_ends_quietly() -> None:
 # --- tiles (format 3.0) -----------------------------------------------------------------------------------
 
 
-def _tiled(tmp_path: Path, change: object = None) -> Path:
+def _tiled(tmp_path: Path, change: object = None, overlap: int | None = None) -> Path:
     """tiny.invr as a 3.0 file of 2 x 2 tiles (8x12 and 8x4), each tile the sample's network (every CRC
-    recomputed); ``change`` edits the crafted model first."""
+    recomputed), or a 4.0 one with their ``overlap``; ``change`` edits the crafted model first."""
     from test_format_tiles import crafted
 
-    m = crafted.tiled(DATA, 8, 12)
+    m = crafted.tiled(DATA, 8, 12, overlap)
     if callable(change):
         change(m)
     path = tmp_path / "tiled.invr"
@@ -301,12 +301,31 @@ def test_a_tiled_file_shows_its_grid(tmp_path: Path) -> None:
     code, out, _ = probe("-of", "json", str(path))
     inv = json.loads(out)["streams"][0]["invr"]
     assert code == 0 and inv["format_version"] == "3.0"
-    assert inv["tiles"] == {"tile_width": 8, "tile_height": 12, "columns": 2, "rows": 2, "count": 4,
-                            "chunk_parameters": 2828}
+    assert inv["tiles"] == {"tile_width": 8, "tile_height": 12, "overlap": 0, "columns": 2, "rows": 2,
+                            "count": 4, "chunk_parameters": 2828}
     assert list(inv).index("tiles") == list(inv).index("representation") + 1
     code, out, _ = probe("-of", "default", "-show_streams", str(path))
     lines = out.splitlines()
     assert code == 0 and "INVR:tiles.columns=2" in lines and "INVR:tiles.tile_height=12" in lines
+
+
+def test_an_overlapping_grid_shows_its_overlap(tmp_path: Path) -> None:
+    """A 4.0 file: the overlap beside the grid, in the text and in invr.tiles."""
+    path = _tiled(tmp_path, overlap=2)  # at most 2: half the last row's 4 pixels
+    code, out, err = probe(str(path))
+    assert code == 0 and err == ""
+    assert "Format: INVR 4.0" in out
+    assert "+xyt; tiles 2x2 of 8x12, overlap 2), 16x16 " in out
+    assert "707 parameters per tile, 2828 per chunk" in out
+    code, out, _ = probe("-of", "json", str(path))
+    inv = json.loads(out)["streams"][0]["invr"]
+    assert code == 0 and inv["format_version"] == "4.0"
+    assert inv["tiles"] == {"tile_width": 8, "tile_height": 12, "overlap": 2, "columns": 2, "rows": 2,
+                            "count": 4, "chunk_parameters": 2828}
+    code, out, _ = probe("-of", "default", "-show_streams", str(path))
+    assert code == 0 and "INVR:tiles.overlap=2" in out.splitlines()
+    _, out, _ = probe(str(_tiled(tmp_path, overlap=0)))  # a 4.0 file whose tiles do not overlap: as 3.0 shows
+    assert "Format: INVR 4.0" in out and "tiles 2x2 of 8x12), 16x16 " in out
 
 
 def test_a_bad_tile_is_named_in_one_line(tmp_path: Path) -> None:

@@ -150,12 +150,28 @@ def _grid(tile_width: int, tile_height: int) -> Callable[[Any], None]:
     return lambda m: m.header.__setitem__("tiles", {"tile_width": tile_width, "tile_height": tile_height})
 
 
-# The tile rules (3.0): the sample cut into tiles (craft.tiled), then its grid changed; refused with the header.
+def _overlap(tile_width: int, tile_height: int, overlap: int) -> Callable[[Any], None]:
+    """The tiled sample as a 4.0 file (HeaderBodyV4) of tiles of ``tile_width x tile_height`` and
+    ``overlap``."""
+
+    def change(m: Any) -> None:
+        m.major = m.layout = 4
+        m.header["tiles"] = {"tile_width": tile_width, "tile_height": tile_height, "overlap": overlap}
+
+    return change
+
+
+# The tile rules (3.0, 4.0): the sample cut into tiles (craft.tiled), then its grid changed; refused with the
+# header.
 TILE_CASES: list[tuple[str, Callable[[Any], None], str]] = [
     ("tile grid", _grid(0, 8), "header: tile_width 0 not in 1..16 (the width)"),
     ("tile grid", _grid(8, 17), "header: tile_height 17 not in 1..16 (the height)"),
     ("tile parameters", lambda m: (_grid(1, 1)(m), _rep("hidden", 400)(m)),
      "header: 256 tiles of 171203 parameters are 43827968 per chunk (at most 33554432)"),
+    ("tile overlap", _overlap(8, 8, 5),
+     "header: overlap 5 of tiles 8x8 in 16x16: at most 4 (half the narrowest tile)"),
+    ("tile overlap", _overlap(16, 6, 3),  # one column: only the rows of 6, 6 and 4 count
+     "header: overlap 3 of tiles 16x6 in 16x16: at most 2 (half the narrowest tile)"),
 ]
 
 

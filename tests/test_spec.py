@@ -19,6 +19,7 @@ SPEC = (ROOT / "spec" / "invr-format.md").read_text(encoding="utf-8")
 GOLDEN = ROOT / "samples" / "tiny.invr"
 GOLDEN_AUDIO = ROOT / "samples" / "tiny-audio.invr"
 EXAMPLES = {"Example": GOLDEN, "Example with audio": GOLDEN_AUDIO}  # spec section -> the file it dumps
+GOLDEN_TILED = [ROOT / "samples" / "tiny-tiles.invr", ROOT / "samples" / "tiny-overlap.invr"]  # spec "Tiles"
 
 STRUCT_COLUMNS = ["offset", "size", "field", "type", "meaning"]
 REGISTRY_COLUMNS = ["id", "name", "meaning"]
@@ -191,9 +192,11 @@ def test_version_in_title_matches_the_code() -> None:
     """The title names the newest version; each major's newest minor is what the code reads and writes."""
     newest = max(fmt.READABLE_MAJORS)
     assert SPEC.splitlines()[0].endswith(f"version {newest}.{fmt.NEWEST_MINOR[newest]}")
+    assert (fmt.MAJOR_OVERLAP, fmt.MINOR_OVERLAP) == (4, 0)
     assert (fmt.MAJOR_TILES, fmt.MINOR_TILES) == (3, 0) and (fmt.MAJOR, fmt.MINOR) == (2, 1)
-    assert set(fmt.NEWEST_MINOR) == set(fmt.READABLE_MAJORS) == {1, 2, 3}
-    assert "the major version is not 1, 2 or 3" in SPEC
+    assert set(fmt.NEWEST_MINOR) == set(fmt.READABLE_MAJORS) == {1, 2, 3, 4}
+    assert "the major version is not 1, 2, 3 or 4" in SPEC
+    assert "major version: 1, 2, 3 or 4" in struct_table("Preamble")[1][4]
 
 
 def test_the_3_0_header_body_is_the_2_x_one_with_the_tile_grid() -> None:
@@ -203,6 +206,19 @@ def test_the_3_0_header_body_is_the_2_x_one_with_the_tile_grid() -> None:
     assert v3 == v2[:2] + ["tiles"] + v2[2:]
     assert fmt.STRUCTS["TileGrid"].sizeof() == 8
     assert "tiles" not in v2  # a 2.x file cannot carry a grid
+
+
+def test_the_4_0_header_body_is_the_3_x_one_with_the_overlap() -> None:
+    """spec "HeaderBodyV4": the 3.x header body's fields, its grid a TileGridV4 (TileGrid and overlap)."""
+    v3 = {sc.name: sc.subcon for sc in fmt.HEADER_BODY_V3.subcons if sc.name}
+    v4 = {sc.name: sc.subcon for sc in fmt.HEADER_BODY_V4.subcons if sc.name}
+    assert list(v4) == list(v3) and v3["tiles"] is fmt.TILE_GRID and v4["tiles"] is fmt.TILE_GRID_V4
+    assert all(v4[name] is v3[name] for name in ("stream", "representation", "coder", "metadata"))
+    grid = [sc.name for sc in fmt.TILE_GRID.subcons]
+    assert [sc.name for sc in fmt.TILE_GRID_V4.subcons] == grid + ["overlap"]
+    assert fmt.STRUCTS["TileGridV4"].sizeof() == 12 and fmt.STRUCTS["HeaderBodyV4"] is fmt.HEADER_BODY_V4
+    rules = [r[0] for r in TABLES["Field rules"][0][1]]
+    assert rules.index("tile overlap") == rules.index("tile parameters") + 1
 
 
 def test_the_tiles_example_is_the_grid_of_types() -> None:
@@ -215,6 +231,55 @@ def test_the_tiles_example_is_the_grid_of_types() -> None:
     section = SPEC.split("## Tiles\n", 1)[1].split("\n## ", 1)[0].replace("−", "-")
     for value in (x, y):  # the spec's four decimals, cut rather than rounded
         assert f"{value:.10f}"[:7] + "..." in section
+
+
+def test_the_overlap_example_is_the_areas_and_weights_of_types() -> None:
+    """spec "Tiles": the worked example of overlapping tiles, its areas from types.TileGrid and its weights
+    from the formulas the spec gives (checked against each other: they sum to 1 across the blend)."""
+    grid = types.TileGrid(128, 128, 4)
+    tiles = grid.tiles(256, 128)
+    assert [t.area for t in tiles] == [(0, 0, 132, 128), (124, 0, 132, 128)] and grid.overlap_fits(256, 128)
+    o, (x0, w0), (x1, _) = 4, grid.columns(256)[0], grid.columns(256)[1]
+
+    def right_0(u: float) -> float:
+        return min(1.0, max(0.0, (x0 + w0 + o - 0.5 - u) / (2 * o)))
+
+    def left_1(u: float) -> float:
+        return min(1.0, max(0.0, (u - x1 + o + 0.5) / (2 * o)))
+
+    assert (right_0(126), left_1(126)) == (0.6875, 0.3125)
+    assert all(right_0(u) + left_1(u) == 1 for u in range(256))
+    assert [u for u in range(256) if 0 < left_1(u) < 1] == list(range(124, 132))
+    assert [left_1(u) for u in (124, 125, 131)] == [0.0625, 0.1875, 0.9375]
+    section = SPEC.split("## Tiles\n", 1)[1].split("\n## ", 1)[0].replace("−", "-")
+    assert "Tile 0's area is columns 0 .. 131 (132 wide" in section
+    assert "tile 1's columns 124 .. 255 (132" in section
+    assert "= 0.3125" in section and "= 0.6875" in section and "0.0625, 0.1875, ..., 0.9375" in section
+    for i, value in ((126, "0.9090..."), (2, "-0.9696...")):
+        x = 2 * (i / 132 - 0.5)
+        assert f"{x:.4f}"[:-1] == value[:-4] and f"x = 2 ({i} / 132 - ½) = {value}" in section
+    # the first example's frame takes an overlap of at most half its narrowest tile, the last column's 44
+    assert types.TileGrid(128, 128, 22).overlap_fits(300, 200)
+    assert not types.TileGrid(128, 128, 23).overlap_fits(300, 200)
+    assert "the overlap may be at most 22, half the last\ncolumn's 44 pixels" in section
+
+
+@pytest.mark.parametrize("path", GOLDEN_TILED, ids=[p.name for p in GOLDEN_TILED])
+def test_the_tiled_samples_prose_matches_the_files(path: Path) -> None:
+    """spec "Tiles": each tiled sample's size, and its grid right after the representation at 0x6c."""
+    if not path.exists():
+        pytest.skip(f"{path.name} not made yet")
+    data = path.read_bytes()
+    after = SPEC.split(f"`samples/{path.name}` (", 1)[1]
+    prose = " ".join(after.split("\n\n", 1)[0].split(".\n`", 1)[0].split())  # up to the next sample's
+    assert prose.startswith(f"{len(data)} bytes, written by `samples/make_golden.py --")
+    assert "follows the representation at file offset 0x6c" in prose
+    major = fmt.parse_preamble(data[:16]).major
+    grid = {3: fmt.TILE_GRID, 4: fmt.TILE_GRID_V4}[major].parse(data[0x6C:])
+    assert f"as a version {major}.0 file" in prose and (grid.tile_width, grid.tile_height) == (8, 8)
+    if major == 4:
+        assert "(its `overlap` at 0x74)" in prose and "overlapping by 2" in prose
+        assert grid.overlap == int.from_bytes(data[0x74:0x78], "little") == 2
 
 
 def _example_block(section: str = "Example") -> list[str]:

@@ -5,7 +5,7 @@
 table. Every chunk's CRC32 is checked, and every audio record's, so a damaged file fails here: exit 1 and one
 line on stderr. Audio streams (format 2.1) are streams 1, 2, ... after the video, as ffprobe lists them. A
 tiled file (format 3.0) shows its grid beside the representation, ``tiles 10x6 of 128x120``, and as
-``invr.tiles``.
+``invr.tiles``; a file whose tiles overlap (4.0) adds the overlap, ``tiles 10x6 of 128x120, overlap 8``.
 """
 
 from __future__ import annotations
@@ -252,14 +252,16 @@ def _stream_section(s: StreamInfo) -> dict[str, Any]:
 
 
 def _tiles_section(h: Header) -> dict[str, Any] | None:
-    """The ``invr.tiles`` object of a tiled file (None without a tile grid): the tile size, the grid's columns
-    and rows (the last of each may be narrower: spec "Tiles") and the networks per chunk."""
+    """The ``invr.tiles`` object of a tiled file (None without a tile grid): the tile size, the pixels each
+    tile's network reaches into its neighbours (0 in a 3.x file), the grid's columns and rows (the last of
+    each may be narrower: spec "Tiles") and the networks per chunk."""
     if h.tiles is None:
         return None
     s = h.stream
     return {
         "tile_width": h.tiles.tile_width,
         "tile_height": h.tiles.tile_height,
+        "overlap": h.tiles.overlap,
         "columns": len(h.tiles.columns(s.width)),
         "rows": len(h.tiles.rows(s.height)),
         "count": fmt.tile_count(h),
@@ -408,6 +410,8 @@ def render_summary(f: InputContainer, stream: dict[str, Any], fmt: dict[str, Any
     tiles = inv.get("tiles")
     if tiles is not None:
         enc += f"; tiles {tiles['columns']}x{tiles['rows']} of {tiles['tile_width']}x{tiles['tile_height']}"
+        if tiles["overlap"]:
+            enc += f", overlap {tiles['overlap']}"
     coder = _CODER_NAMES.get(k.kind, k.kind.name)
     if k.kind == CoderKind.DEEPCABAC:
         coder += (

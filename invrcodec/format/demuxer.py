@@ -6,8 +6,9 @@ against the chunks once it arrives. Either way every CRC is verified before the 
 interpreted, nothing is allocated from a length field before that length is checked against the spec's limits
 and the file's size (pipes are read in bounded pieces), and only :class:`InvrFormatError` escapes.
 
-Tiles (3.0): the header's tile grid comes from its HeaderBodyV3; a chunk's packet holds every tile's tensors,
-their count checked against the grid before the packet leaves the demuxer.
+Tiles (3.0, 4.0): the header's tile grid comes from its HeaderBodyV3, or from its HeaderBodyV4 with the tiles'
+overlap (0 in a 3.x file); a chunk's packet holds every tile's tensors, their count checked against the grid
+before the packet leaves the demuxer.
 
 Audio (2.1): the streams come from the header's AUDS extensions. On a seekable input the AIDX record (right
 after the last chunk) says where each AUDP record is and what span it holds, so the audio of a frame range is

@@ -38,9 +38,10 @@ class Muxer:
     """Writes one .invr stream to a binary file object (seekable or not); see :func:`invrcodec.open`.
 
     ``audio`` declares the audio streams whose packets :meth:`mux_audio` takes; the file is then a 2.1 file,
-    else a 2.0 one, and a 3.0 file either way when ``header`` has a tile grid (spec "Version rules"; each
-    packet then holds every tile's tensors, :func:`invrcodec.format.structs.tile_tensors`). ``minor`` and
-    ``extensions`` exist for tests of forward compatibility; encoders leave them alone.
+    else a 2.0 one, and either way a 3.0 file when ``header`` has a tile grid, a 4.0 one when its tiles
+    overlap (spec "Version rules"; each packet then holds every tile's tensors,
+    :func:`invrcodec.format.structs.tile_tensors`). ``minor`` and ``extensions`` exist for tests of forward
+    compatibility; encoders leave them alone.
     """
 
     def __init__(

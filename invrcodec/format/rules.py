@@ -4,8 +4,8 @@ The byte layout (:mod:`invrcodec.format.structs`) admits every value of a field'
 the bytes arrived as written; whoever writes a file can write a correct CRC. These checks refuse the values
 that no encoder writes and no decoder can use: non-finite or absurd floats, coder parameters outside what
 nncodec computes correctly, QPs whose step is not a normal float32, chunk fields that disagree with the
-header, tile grids that do not cut the frame into a bounded number of tiles, audio streams and packets that no
-muxer could take.
+header, tile grids that do not cut the frame into a bounded number of tiles or whose tiles overlap more than
+they can hold, audio streams and packets that no muxer could take.
 Pure Python: like the format layer, this module imports neither torch nor nncodec; the check that
 a chunk's DeepCABAC streams decode is :mod:`invrcodec.coding.payload`'s.
 
@@ -94,6 +94,14 @@ def _coder(h: Header, offset: int | None) -> None:
         _refuse(0 <= k.qp_density <= top, f"header: qp_density {k.qp_density} not in 0..{top}", offset)
 
 
+def _grid_is_lawful(h: Header) -> bool:
+    """Whether the header has a tile grid that passes the "tile grid" rule (the rules after it judge no
+    other)."""
+    g, s = h.tiles, h.stream
+    return (g is not None and 1 <= g.tile_width <= s.width and 1 <= g.tile_height <= s.height
+            and g.count(s.width, s.height) <= fmt.LIMITS["max_tiles"])
+
+
 def _tile_grid(h: Header, offset: int | None) -> None:
     g, s = h.tiles, h.stream
     if g is None:  # a 1.x or 2.x file: the whole frame is one tile
@@ -114,6 +122,19 @@ def _tile_parameters(h: Header, offset: int | None) -> None:
     n, per, top = g.count(s.width, s.height), h.representation.parameter_count, fmt.LIMITS["max_parameters"]
     _refuse(n * per <= top, f"header: {n} tiles of {per} parameters are {n * per} per chunk (at most {top})",
             offset)
+
+
+def _tile_overlap(h: Header, offset: int | None) -> None:
+    g, s = h.tiles, h.stream
+    if g is None or not _grid_is_lawful(h):
+        return  # no grid, or one the "tile grid" rule refuses
+    _refuse(g.overlap >= 0, f"header: overlap {g.overlap} is negative", offset)  # only an API user's
+    if g.overlap_fits(s.width, s.height):  # the blends stay apart (always so in a 3.x file: overlap 0)
+        return
+    sides = [w for _, w in g.columns(s.width)] if s.width > g.tile_width else []
+    sides += [t for _, t in g.rows(s.height)] if s.height > g.tile_height else []
+    raise MalformedError(f"header: overlap {g.overlap} of tiles {g.tile_width}x{g.tile_height} in "
+                         f"{s.width}x{s.height}: at most {min(sides) // 2} (half the narrowest tile)", offset)
 
 
 HeaderRule = Callable[[Header, "int | None"], None]
@@ -187,12 +208,13 @@ RULES: dict[str, Callable[..., None]] = {
     "coder parameters": _coder,
     "tile grid": _tile_grid,
     "tile parameters": _tile_parameters,
+    "tile overlap": _tile_overlap,
     "tensor qp": _tensor_qps,
     "audio stream": _audio_stream,
     "audio packets": _audio_packets,
     "audio timestamps": _audio_timestamps,
 }
-_HEADER_RULES: tuple[HeaderRule, ...] = (_w0, _sigma, _coder, _tile_grid, _tile_parameters)
+_HEADER_RULES: tuple[HeaderRule, ...] = (_w0, _sigma, _coder, _tile_grid, _tile_parameters, _tile_overlap)
 _PACKET_RULES: tuple[PacketRule, ...] = (_tensor_qps,)
 
 
@@ -203,10 +225,11 @@ def check_header(header: Header, offset: int | None = None) -> None:
 
 
 def check_tiles(header: Header, offset: int | None = None) -> None:
-    """Refuse a tile grid that breaks the "tile grid" or "tile parameters" rule: what a writer checks before
-    it writes a header (a reader checks every rule, :func:`check_header`)."""
+    """Refuse a tile grid that breaks the "tile grid", "tile parameters" or "tile overlap" rule: what a writer
+    checks before it writes a header (a reader checks every rule, :func:`check_header`)."""
     _tile_grid(header, offset)
     _tile_parameters(header, offset)
+    _tile_overlap(header, offset)
 
 
 def check_packet(packet: Packet, header: Header, what: str, offset: int | None = None) -> None:

@@ -12,7 +12,9 @@ Layout (spec "File layout")::
 with, from version 2.1, AUDP records (a source's audio packets) between them and an AIDX record (their index)
 right after the last CHNK record; the audio streams are declared by AUDS extensions of the header body. A
 version 3 file cuts the frame into tiles (spec "Tiles"): its header body holds a TileGrid after the
-representation, and each chunk holds every tile's tensors, tile after tile.
+representation, and each chunk holds every tile's tensors, tile after tile. A version 4 file's grid adds the
+tiles' overlap (HeaderBodyV4, TileGridV4): each tile's network reaches that many pixels into its neighbours,
+where a decoder blends them.
 
 Every structure's name here is the heading of its byte table in the spec; tests/test_spec.py keeps the two in
 agreement.
@@ -56,8 +58,10 @@ __all__ = [
     "LIMITS",
     "MAGIC",
     "MAJOR",
+    "MAJOR_OVERLAP",
     "MAJOR_TILES",
     "MINOR",
+    "MINOR_OVERLAP",
     "MINOR_TILES",
     "NEWEST_MINOR",
     "READABLE_MAJORS",
@@ -104,10 +108,13 @@ MAGIC = b"INVR\r\n\x1a\n"
 MAJOR = 2  # the major of a file without a tile grid: written as a 2.x writer writes it, byte for byte
 MINOR = 1  # the newest minor of major 2 this code reads and writes; a file without audio is written as 2.0
 MINOR_AUDIO = 1  # the minor that added audio (AUDS, AUDP, AIDX)
-MAJOR_TILES = 3  # the major of a file with a tile grid (spec "Tiles"): 2.1 and its audio, tiled
+MAJOR_TILES = 3  # a file with a tile grid whose tiles do not overlap (spec "Tiles"): 2.1 and its audio, tiled
 MINOR_TILES = 0  # the newest minor of major 3; a 3.0 file has audio or not without another minor
-READABLE_MAJORS = (1, 2, 3)  # a 1.x file is a 2.0 file without P-chunks (spec "Version 1 files")
-NEWEST_MINOR = {1: 0, 2: MINOR, 3: MINOR_TILES}  # per major: a newer minor is read, its additions skipped
+MAJOR_OVERLAP = 4  # a file whose tiles overlap (spec "Tiles"): 3.0 with the overlap in its grid
+MINOR_OVERLAP = 0  # the newest minor of major 4
+READABLE_MAJORS = (1, 2, 3, 4)  # a 1.x file is a 2.0 file without P-chunks (spec "Version 1 files")
+# per major: a newer minor is read, its additions skipped
+NEWEST_MINOR = {1: 0, 2: MINOR, 3: MINOR_TILES, 4: MINOR_OVERLAP}
 
 TAG_CHUNK = b"CHNK"
 TAG_INDEX = b"INDX"
@@ -133,7 +140,7 @@ LIMITS: dict[str, int] = {
     "max_enc_dim": 4096,  # each of l_x, l_y, l_t
     "max_chunk_frames": 65535,
     "max_parameters": 1 << 25,  # weights per chunk, every tile's (raw float32: 128 MiB, < max_record_length)
-    "max_tiles": 1 << 16,  # tiles of a frame (3.x): each chunk holds one network per tile
+    "max_tiles": 1 << 16,  # tiles of a frame (3.x, 4.x): each chunk holds one network per tile
 }
 
 # --- the Structs (one per byte table in the spec) -------------------------------------------------------
@@ -236,6 +243,23 @@ HEADER_BODY_V3 = c.Struct(
     "stream" / STREAM_INFO,
     "representation" / REPRESENTATION,
     "tiles" / TILE_GRID,
+    "coder" / CODER_PARAMS,
+    "metadata" / METADATA,
+    "extensions" / c.GreedyRange(EXTENSION),
+    c.Terminated,
+)
+
+TILE_GRID_V4 = c.Struct(
+    "tile_width" / c.Int32ul,
+    "tile_height" / c.Int32ul,
+    "overlap" / c.Int32ul,
+)
+
+# Version 4 (spec "Tiles"): HeaderBodyV3 with a grid that carries the tiles' overlap.
+HEADER_BODY_V4 = c.Struct(
+    "stream" / STREAM_INFO,
+    "representation" / REPRESENTATION,
+    "tiles" / TILE_GRID_V4,
     "coder" / CODER_PARAMS,
     "metadata" / METADATA,
     "extensions" / c.GreedyRange(EXTENSION),
@@ -374,9 +398,11 @@ STRUCTS: dict[str, c.Construct] = {
     "FileHeader": FILE_HEADER,
     "HeaderBody": HEADER_BODY,
     "HeaderBodyV3": HEADER_BODY_V3,
+    "HeaderBodyV4": HEADER_BODY_V4,
     "StreamInfo": STREAM_INFO,
     "Representation": REPRESENTATION,
     "TileGrid": TILE_GRID,
+    "TileGridV4": TILE_GRID_V4,
     "CoderParams": CODER_PARAMS,
     "Metadata": METADATA,
     "Extension": EXTENSION,
@@ -439,12 +465,20 @@ def _parse(struct: c.Construct, data: bytes, what: str, offset: int) -> Any:
     except c.ChecksumError as e:
         raise ChecksumError(f"{what}: checksum mismatch", offset) from e
     except Exception as e:  # construct, struct, UnicodeDecodeError, ...: all mean malformed bytes
-        raise MalformedError(f"{what}: malformed at byte {offset}: {_short(e)}", offset) from e
+        raise MalformedError(f"{what}: malformed at byte {offset}: {_field(e)}{_short(e)}", offset) from e
 
 
 def _short(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[-1] if text else type(e).__name__
+
+
+def _field(e: BaseException) -> str:
+    """``tiles.overlap: `` for a construct error in that field of the structure parsed (its path), else
+    ``""``."""
+    path = getattr(e, "path", None)
+    names = [p.strip() for p in path.split("->")[1:]] if isinstance(path, str) else []
+    return f"{'.'.join(names)}: " if names else ""
 
 
 def _build(struct: c.Construct, obj: Any, what: str) -> bytes:
@@ -599,7 +633,8 @@ _CODER_FIELDS = (
     _plain("cabac_unary_length_minus1"),
     _plain("nncodec_version"),
 )
-_TILE_FIELDS = (_plain("tile_width"), _plain("tile_height"))
+_TILE_FIELDS = (_plain("tile_width"), _plain("tile_height"))  # a 3.x grid: its tiles do not overlap
+_TILE_FIELDS_V4 = (*_TILE_FIELDS, _plain("overlap"))
 _METADATA_FIELDS = (_plain("encoder"), _plain("settings"))
 _EXTENSION_FIELDS = (_plain("tag", bytes), _plain("value", bytes))
 _CODED_TENSOR_FIELDS = (_plain("qp"), _plain("data", bytes))
@@ -627,10 +662,13 @@ _HEADER_PARTS = (
     ("metadata", Metadata, _METADATA_FIELDS),
 )
 _HEADER_PARTS_V3 = (*_HEADER_PARTS[:2], ("tiles", TileGrid, _TILE_FIELDS), *_HEADER_PARTS[2:])
+_HEADER_PARTS_V4 = (*_HEADER_PARTS[:2], ("tiles", TileGrid, _TILE_FIELDS_V4), *_HEADER_PARTS[2:])
 
 
 def _header_layout(major: int) -> tuple[c.Construct, tuple[tuple[str, Any, tuple[_Field, ...]], ...]]:
     """The HeaderBody Struct of a file of version ``major`` and the views of its parts."""
+    if major >= MAJOR_OVERLAP:
+        return HEADER_BODY_V4, _HEADER_PARTS_V4
     return (HEADER_BODY_V3, _HEADER_PARTS_V3) if major >= MAJOR_TILES else (HEADER_BODY, _HEADER_PARTS)
 
 
@@ -699,17 +737,19 @@ def _header_body_obj(header: Header, extensions: tuple[Extension, ...],
 
 
 def file_version(header: Header, audio: bool = False) -> tuple[int, int]:
-    """The (major, minor) a writer of this version gives a file of ``header`` (spec "Version rules"): 3.0
-    with a tile grid, with or without audio; else 2.1 with audio and 2.0 without, as a 2.1 writer does."""
+    """The (major, minor) a writer of this version gives a file of ``header`` (spec "Version rules"): 4.0
+    with a tile grid whose tiles overlap, 3.0 with one whose tiles do not (what a 3.0 writer writes), with or
+    without audio either way; else 2.1 with audio and 2.0 without, as a 2.1 writer does."""
     if header.tiles is not None:
-        return MAJOR_TILES, 0
+        return (MAJOR_OVERLAP, 0) if header.tiles.overlap else (MAJOR_TILES, 0)
     return MAJOR, MINOR_AUDIO if audio else 0
 
 
 def build_header(header: Header, *, minor: int | None = None,
                  extensions: tuple[Extension, ...] = ()) -> bytes:
-    """Preamble, header body and header CRC32 of ``header`` (spec "FileHeader"): a major 3 file when the
-    header has a tile grid, else a major 2 one. ``minor`` defaults to the newest of that major."""
+    """Preamble, header body and header CRC32 of ``header`` (spec "FileHeader"): a major 4 file when the
+    header's tiles overlap, a major 3 one when they do not, else a major 2 one (:func:`file_version`).
+    ``minor`` defaults to the newest of that major."""
     validate_header(header)
     for e in extensions:
         _check(len(e.tag) == 4, "header: an extension tag is 4 bytes", None)
@@ -739,7 +779,8 @@ def verify_header(preamble_and_body_and_crc: bytes) -> bytes:
 def parse_header_body(body: bytes, offset: int = PREAMBLE_SIZE,
                       major: int = MAJOR) -> tuple[Header, tuple[Extension, ...]]:
     """The Header view of a CRC-checked header body of a file of version ``major``, and the extension records
-    it carries. Only a major 3 header has a tile grid; the grid's values are judged by the field rules."""
+    it carries. Only a major 3 or 4 header has a tile grid, and only a major 4 one its overlap (0 in a 3.x
+    file); the grid's values are judged by the field rules."""
     struct, layout = _header_layout(major)
     h = _parse(struct, body, "header", offset)
     parts = {part: view(**_load(fields, h[part], "header", offset)) for part, view, fields in layout}

@@ -2,8 +2,8 @@
 one to three things changed (a field set to an extreme or random value; tensors or chunks dropped, repeated,
 swapped or filled with random bytes; extension records added), and the file written back with every CRC and
 the index recomputed, so that a reader must judge the values. A case is numbered: its seed fixes its bytes.
-A version 3 file (tiles) is parsed with its own header Struct, so its tile grid is one more field to change;
-:func:`tiled` makes one of a sample."""
+A version 3 file (tiles) or 4 file (overlapping tiles) is parsed with its own header Struct, so its tile grid
+is one more field to change; :func:`tiled` makes one of a sample."""
 
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ SAMPLES = sorted((ROOT / "samples").glob("*.invr"))
 
 def _struct(name: str, major: int) -> c.Construct:
     """The Struct ``name`` of a file of version ``major``: ``ChunkBodyV1`` of a 1.x file, ``HeaderBodyV3`` of
-    a 3.x file, else the one of that name."""
+    a 3.x file, ``HeaderBodyV4`` of a 4.x file, else the one of that name."""
     from invrcodec.format import structs as fmt
 
-    suffix = "V1" if major < 2 else "V3" if major >= 3 else ""
+    suffix = "V1" if major < 2 else "V4" if major >= 4 else "V3" if major >= 3 else ""
     return fmt.STRUCTS.get(f"{name}{suffix}", fmt.STRUCTS[name])
 
 
@@ -165,17 +165,21 @@ def dump(m: Model) -> bytes:
     return bytes(out) + m.tail
 
 
-def tiled(data: bytes, tile_width: int, tile_height: int) -> Model:
+def tiled(data: bytes, tile_width: int, tile_height: int, overlap: int | None = None) -> Model:
     """The 1.x or 2.x file ``data`` as a 3.0 file cut into ``tile_width x tile_height`` tiles (spec "Tiles"), every
     tile of a chunk holding that chunk's network (the same tensors, once per tile): a lawful tiled file when
-    the grid is, whose tiles decode to the sample's networks at the tiles' sizes."""
+    the grid is, whose tiles decode to the sample's networks at the sizes of their areas. With an ``overlap``
+    (0 included), a 4.0 file whose tiles overlap by that many pixels."""
     from invrcodec.types import TileGrid
 
     m = load(data)
     s = m.header.stream
     count = TileGrid(tile_width, tile_height).count(s.width, s.height)
-    m.major, m.minor, m.layout = 3, 0, 3
+    major = 3 if overlap is None else 4
+    m.major, m.minor, m.layout = major, 0, major
     m.header["tiles"] = c.Container(tile_width=tile_width, tile_height=tile_height)
+    if overlap is not None:
+        m.header.tiles["overlap"] = overlap
     for ch in m.chunks:
         ch.tensors = [c.Container(t) for _ in range(count) for t in ch.tensors]
         ch.setdefault("prediction", 0)  # a 1.x chunk is a key chunk
@@ -272,7 +276,8 @@ def _str_value(rng: random.Random) -> str:
 def _mutate_field(rng: random.Random, m: Model) -> str:
     from invrcodec.format import structs as fmt
 
-    targets: list[tuple[str, Any, c.Construct]] = [("header", m.header, fmt.HEADER_BODY)]
+    header = _struct("HeaderBody", m.major if m.layout is None else m.layout)  # a tiled file's: its grid too
+    targets: list[tuple[str, Any, c.Construct]] = [("header", m.header, header)]
     targets += [(f"chunk{i}", ch, _struct("ChunkBody", m.major)) for i, ch in enumerate(m.chunks)]
     entry = _entry_struct(m.major)
     targets += [(f"index{i}", e, entry) for i, e in enumerate(m.entries)]
@@ -384,7 +389,7 @@ def _mutate_structure(rng: random.Random, m: Model) -> str:
     if choice == 8:
         m.tail = rng.choice([b"\0", b"TAIL", bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))])
         return "bytes after the trailer"
-    m.major, m.minor = rng.choice([(m.major, 65535), (0, 0), (3, 0), (1, 1), (2, 0), (1, 0), (4, 0)])
+    m.major, m.minor = rng.choice([(m.major, 65535), (0, 0), (3, 0), (1, 1), (2, 0), (1, 0), (4, 0), (5, 0)])
     return f"version {m.major}.{m.minor}"
 
 
@@ -393,10 +398,11 @@ def make_case(seed: int) -> tuple[bytes, str, bool]:
     rng = random.Random(seed)
     base = SAMPLES[seed % len(SAMPLES)]
     did = [base.name]
-    if rng.random() < 0.25:  # a 3.0 file: the sample cut into tiles, its grid one more field to change
+    if rng.random() < 0.25:  # a 3.0 or 4.0 file: the sample cut into tiles, its grid more fields to change
         grid = rng.choice([(8, 8), (16, 8), (5, 16), (3, 7)])
-        m = tiled(base.read_bytes(), *grid)
-        did.append(f"tiled {grid[0]}x{grid[1]}")
+        overlap = rng.choice([None, None, 0, 1, 2, 3])
+        m = tiled(base.read_bytes(), *grid, overlap)
+        did.append(f"tiled {grid[0]}x{grid[1]}" + ("" if overlap is None else f" overlap {overlap}"))
     else:
         m = load(base.read_bytes())
     for _ in range(rng.choice([1, 1, 1, 2, 3])):
