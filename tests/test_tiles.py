@@ -53,7 +53,7 @@ def test_output_pixels_take_the_tile_of_their_nearest_source_pixel() -> None:
 
 
 def test_a_tiled_encode_decodes_to_what_the_encoder_measured() -> None:
-    enc, packets = encode_all(FRAMES, tiny_config(steps=120, chunk_frames=2, keyint=0, tile=(8, 8)))
+    enc, packets = encode_all(FRAMES, tiny_config(steps=120, chunk_frames=2, keyint=0, tile=(8, 8), overlap=0))
     assert enc.header.tiles == TileGrid(8, 8)
     assert [len(p.tensors) for p in packets] == [6 * len(enc.config.representation.tensor_shapes())] * 2
     decoder = Decoder(enc.header)
@@ -64,17 +64,75 @@ def test_a_tiled_encode_decodes_to_what_the_encoder_measured() -> None:
     assert decoder.tiles_decoded == 12
 
 
-def test_a_crop_decodes_only_the_tiles_it_touches() -> None:
-    enc, packets = encode_all(FRAMES, tiny_config(steps=60, chunk_frames=2, keyint=0, tile=(8, 8)))
+@pytest.mark.parametrize("overlap", [0, 1])
+def test_a_crop_decodes_only_the_tiles_it_touches(overlap: int) -> None:
+    enc, packets = encode_all(FRAMES, tiny_config(steps=60, chunk_frames=2, keyint=0, tile=(8, 8), overlap=overlap))
     whole = Decoder(enc.header)
     full = [np.stack(list(whole.frames(p))) for p in packets]
     crop = Decoder(enc.header)
     for packet, frames in zip(packets, full):  # columns 9-13, rows 2-5: inside tile 1, P-chunk included
         assert np.array_equal(crop.decode(packet, region=(5, 4, 9, 2)), frames[:, 2:6, 9:14])
     assert crop.tiles_decoded == 2
+    beside = Decoder(enc.header)  # columns 7-9, rows 2-5: within the overlap of tiles 0 and 1 when there is one
+    assert np.array_equal(beside.decode(packets[0], region=(3, 4, 7, 2)), full[0][:, 2:6, 7:10])
+    assert beside.tiles_decoded == 2
     across = Decoder(enc.header)  # columns 6-9, rows 6-9: the four tiles around a corner
     assert np.array_equal(across.decode(packets[0], region=(4, 4, 6, 6)), full[0][:, 6:10, 6:10])
     assert across.tiles_decoded == 4
+
+
+@pytest.mark.parametrize(("size", "output", "region"), [
+    ((20, 12), None, None), ((20, 12), (37, 5), None), ((256, 128), None, None),
+    ((300, 200), (173, 99), (250, 150, 20, 30)),
+])
+def test_overlapping_tiles_share_each_pixel_in_weights_that_sum_to_one(
+        size: tuple[int, int], output: tuple[int, int] | None, region: tuple[int, int, int, int] | None) -> None:
+    grid = TileGrid(8, 8, 2) if size == (20, 12) else TileGrid(128, 128, 4) if size[1] == 128 else \
+        TileGrid(107, 120, 8)
+    tiles = grid.tiles(*size)
+    geometry = plan_geometry(*size, size=output, region=region)
+    total = np.zeros((geometry.height, geometry.width))
+    for span in tile_spans(geometry, tiles):
+        wx = np.ones(span.col1 - span.col0) if span.wx is None else span.wx
+        wy = np.ones(span.row1 - span.row0) if span.wy is None else span.wy
+        assert (wx > 0).all() and (wy > 0).all()  # a tile is evaluated only where it counts
+        x, y, w, h = tiles[span.tile].area  # ... and only inside its area (half a pixel at most beyond)
+        assert -1 - 1 / w - 1e-12 <= span.xs.min() and span.xs.max() <= 1 - 1 / w + 1e-12
+        assert -1 - 1 / h - 1e-12 <= span.ys.min() and span.ys.max() <= 1 - 1 / h + 1e-12
+        total[span.row0:span.row1, span.col0:span.col1] += wy[:, None] * wx[None, :]
+    assert np.abs(total - 1).max() < 1e-12
+
+
+def test_the_overlap_ramps_across_the_border_on_each_networks_area() -> None:
+    tiles = TileGrid(128, 128, 4).tiles(256, 128)
+    assert [t.area for t in tiles] == [(0, 0, 132, 128), (124, 0, 132, 128)]
+    left, right = tile_spans(plan_geometry(256, 128), tiles)
+    assert (left.col0, left.col1, right.col0, right.col1) == (0, 132, 124, 256)
+    ramp = (np.arange(8) + 0.5) / 8  # frame columns 124..131: the right tile's share rises, the left's falls
+    assert np.array_equal(right.wx[:8], ramp) and np.array_equal(left.wx[-8:], 1 - ramp)
+    assert left.wy is None and right.wx[8:].tolist() == [1.0] * 124
+    assert np.array_equal(right.xs, 2 * (np.arange(132) / 132 - 0.5))  # eq. 4 on the area, to the last bit
+
+
+def test_an_overlapped_encode_blends_its_tiles_only_beside_the_borders() -> None:
+    from invrcodec.codec.decoder import render
+
+    enc, packets = encode_all(FRAMES, tiny_config(steps=120, chunk_frames=2, keyint=0, tile=(8, 8), overlap=2))
+    assert enc.header.tiles == TileGrid(8, 8, 2)
+    decoder = Decoder(enc.header)
+    frames = np.stack(list(decoder.frames(packets[0])))
+    spans = tile_spans(plan_geometry(20, 12), decoder.tiles)
+    for net, span, tile in zip(decoder.networks(packets[0]), spans, decoder.tiles):
+        assert net is not None
+        x, y, w, h = tile.area
+        own = render(net, (2, h, w)).astype(int)  # the tile's network over its area, as it was trained
+        wx = np.ones(w) if span.wx is None else span.wx
+        wy = np.ones(h) if span.wy is None else span.wy
+        alone = (wy[:, None] * wx[None, :]) == 1
+        assert np.array_equal(frames[:, y:y + h, x:x + w][:, alone], own[:, alone])  # where no other tile counts
+        assert not alone.all()
+    worst = rgb_psnr(frames, FRAMES[:2])
+    assert worst > 20  # the blend is a picture, not a misplaced one
 
 
 def test_a_uniform_tile_is_not_a_collapse() -> None:
@@ -97,8 +155,8 @@ def test_invr_enc_tiles_a_file_and_invr_dec_reads_it(tmp_path: Path) -> None:
     out, raw = tmp_path / "t.invr", tmp_path / "t.rgb"
     enc = run(["invr-enc", *FAST_ENC, "--tile", "16x16", src, out])
     assert enc.returncode == 0, enc.stderr.decode()
-    with invrcodec.open(out) as f:
-        assert f.header.tiles == TileGrid(16, 16)
+    with invrcodec.open(out) as f:  # the overlap lowered from 8 to what the 8-pixel last column allows
+        assert f.header.tiles == TileGrid(16, 16, 4)
     probe = run(["invr-probe", out])
     assert b"tiles" in probe.stdout + probe.stderr
     dec = run(["invr-dec", *FAST_DEC, "-f", "rawvideo", "--pix-fmt", "rgb24", out, raw])
@@ -106,6 +164,9 @@ def test_invr_enc_tiles_a_file_and_invr_dec_reads_it(tmp_path: Path) -> None:
     assert raw.stat().st_size == 4 * 24 * 40 * 3
     bad = run(["invr-enc", *FAST_ENC, "--tile", "16", src, tmp_path / "bad.invr"])
     assert bad.returncode == 2 and b"Traceback" not in bad.stderr
+    wide = run(["invr-enc", *FAST_ENC, "--tile", "16x16", "--tile-overlap", "5", src, tmp_path / "wide.invr"])
+    assert wide.returncode != 0 and b"allow at most 4" in wide.stderr and b"Traceback" not in wide.stderr
+    assert not (tmp_path / "wide.invr").exists()
 
 
 def test_a_ladder_of_a_tiled_stream_gives_the_encoders_packets() -> None:

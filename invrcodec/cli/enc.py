@@ -103,6 +103,9 @@ def _size(value: str) -> tuple[int, int]:
 @click.option("--tile", callback=common.parsed(_tile), default=None, metavar="auto|none|WxH",
               help="Cut each frame into tiles with a network each: auto (default; paper: none) makes tiles of "
               "about 128x128 on a frame larger than that, WxH tiles of that size, none one network per frame.")
+@click.option("--tile-overlap", type=click.IntRange(min=0, max=65535), default=None, metavar="N",
+              help="Pixels each tile's network reaches into its neighbours, blended there so that no seam shows "
+              "(default 4, less where the tiles are narrow).")
 @click.option("--keyint", type=click.IntRange(min=0), default=None, metavar="N",
               help="A key chunk every N chunks, P-chunks between (0: only the first; 1: all key). "
               f"Default {DEFAULT_KEYINT}; paper: 1.")
@@ -150,6 +153,7 @@ def command(
     bitrate: float | None,
     chunk_frames: int | None,
     tile: tuple[int, int] | str | None,
+    tile_overlap: int | None,
     keyint: int | None,
     frames: int | None,
     seek: int,
@@ -179,7 +183,7 @@ def command(
         return EncoderConfig.from_preset(
             preset, variant=variant, psnr=psnr, qp=qp, bitrate=bitrate, chunk_frames=chunk_frames, keyint=keyint,
             enc_dims=enc_dims, hidden=hidden, layers=layers, steps=steps, device=device, seed=seed,
-            parallel_chunks=parallel_chunks, tile=tile,
+            parallel_chunks=parallel_chunks, tile=tile, overlap=tile_overlap,
         )
 
     request = EncodeRequest(

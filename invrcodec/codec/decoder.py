@@ -258,6 +258,7 @@ class ChunkSampler:
             assert net is not None
             tx, ty, tt = net.tables_at(torch.from_numpy(span.xs), torch.from_numpy(span.ys), whole)
             self.parts.append((span, net, tx, ty, tt))
+        self.blended = any(span.blended for span in spans)  # tiles that overlap: a sum of weighted outputs
 
     @torch.inference_mode()
     def frame(self, offset: Fraction, raw: bool = False) -> np.ndarray:
@@ -270,11 +271,21 @@ class ChunkSampler:
             _, net, tx, ty, tt = self.parts[0]
             row = tt[int(offset)][None] if stored else net.tables_at(none, none, t)[2]
             return _render_tables(net, tx, ty, row, raw)[0]
-        out = np.empty((self.height, self.width, 3), dtype=np.float32 if raw else np.uint8)
+        blended = self.blended
+        out = np.zeros((self.height, self.width, 3), dtype=np.float32 if raw or blended else np.uint8)
         for span, net, tx, ty, tt in self.parts:
             row = tt[int(offset)][None] if stored else net.tables_at(none, none, t)[2]
-            out[span.row0:span.row1, span.col0:span.col1] = _render_tables(net, tx, ty, row, raw)[0]
-        return out
+            part = _render_tables(net, tx, ty, row, raw or blended)[0]
+            where = (slice(span.row0, span.row1), slice(span.col0, span.col1))
+            if not blended:
+                out[where] = part
+                continue
+            if span.blended:  # its share of the pixels it shares with a neighbour (spec "Tiles")
+                wy = np.ones(part.shape[0]) if span.wy is None else span.wy
+                wx = np.ones(part.shape[1]) if span.wx is None else span.wx
+                part *= (wy[:, None] * wx[None, :]).astype(np.float32)[:, :, None]
+            out[where] += part
+        return out if raw or not blended else _mix([(1.0, out)])
 
 
 def decode_resampled(decoder: Decoder, packets: Iterable[Packet], geometry: Geometry,

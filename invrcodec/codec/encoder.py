@@ -33,6 +33,7 @@ from invrcodec.codec.presets import (
     DEFAULT_PRESET,
     PRESETS,
     VARIANTS,
+    TILE_OVERLAP,
     QpBand,
     band_for_qp,
     band_for_rate,
@@ -111,6 +112,10 @@ class EncoderConfig:
     # size once the frame size is known, (w, h) into tiles of w x h pixels, "none" never; the encoder keeps
     # (w, h) or "none" (one network per chunk for the whole frame).
     tile: tuple[int, int] | str = "none"
+    # Pixels each tile's network reaches into its neighbours, where a decoder blends the two (spec "Tiles"):
+    # None picks presets.TILE_OVERLAP, at most what the tiles allow (TileGrid.overlap_fits); the encoder
+    # keeps the number. Unused without tiles.
+    overlap: int | None = None
 
     @classmethod
     def from_preset(cls, preset: str = DEFAULT_PRESET, *, variant: str = "invr", psnr: float | None = None,
@@ -120,7 +125,7 @@ class EncoderConfig:
                     coder: str = "deepcabac", dependent_quantization: bool = True,
                     lr: float | None = None, parallel_chunks: int = 0,
                     keyint: int | None = None, bitrate: float | None = None,
-                    tile: tuple[int, int] | str | None = None) -> EncoderConfig:
+                    tile: tuple[int, int] | str | None = None, overlap: int | None = None) -> EncoderConfig:
         """A config from a named preset and variant; ``None`` keeps the preset's value.
 
         Every preset but ``paper`` band-limits the encoding of the ``invr`` variant to the frame size unless
@@ -159,7 +164,7 @@ class EncoderConfig:
         cfg = cls(preset=preset, representation=rep, recipe=recipe, coder=CODERS[coder],
                   qp=DEFAULT_QP if qp is None else qp, dependent_quantization=dependent_quantization,
                   psnr=psnr, bitrate=bitrate, device=device, seed=seed, parallel_chunks=parallel_chunks,
-                  keyint=keyint, tile=("none" if paper else "auto") if tile is None else tile,
+                  keyint=keyint, tile=("none" if paper else "auto") if tile is None else tile, overlap=overlap,
                   band_limit=not paper and variant == "invr" and enc_dims is None,
                   band_by_rate=unset if band is not None and bitrate is not None else frozenset())
         cfg.validate()
@@ -188,6 +193,8 @@ class EncoderConfig:
             (self.tile in ("auto", "none") or (isinstance(self.tile, tuple) and len(self.tile) == 2 and all(
                 isinstance(n, int) and 1 <= n <= lim["max_dimension"] for n in self.tile)),
              f"tile must be auto, none or WxH with sides 1..{lim['max_dimension']}"),
+            (self.overlap is None or 0 <= self.overlap <= lim["max_dimension"],
+             f"tile overlap must be 0..{lim['max_dimension']}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -214,7 +221,8 @@ class EncoderConfig:
             "seed": self.seed, "keyint": self.keyint if self.keyint else "infinite",
             "p_steps": r.p_steps, "p_lr": r.p_lr, "p_l1": r.p_l1, "p_train": r.p_train,
             **({"rate": r.rate, "rate_span": r.rate_span} if r.rate else {}),
-            **({"tile": "x".join(map(str, self.tile))} if isinstance(self.tile, tuple) else {}),
+            **({"tile": "x".join(map(str, self.tile)), "overlap": self.overlap} if isinstance(self.tile, tuple)
+               else {}),
         }
         return " ".join(f"{k}={v}" for k, v in parts.items())
 
@@ -233,9 +241,9 @@ class Encoder:
         if stream.width > side or stream.height > side:
             raise InvrMediaError(f"frame size {stream.width}x{stream.height} exceeds {side}x{side}")
         self.stream = stream
-        self.tiles = self._tile_grid(self.config.tile)
+        self.tiles = self._tile_grid(self.config.tile, self.config.overlap)
         self.config = replace(self.config, tile=(self.tiles.tile_width, self.tiles.tile_height) if self.tiles
-                              else "none")
+                              else "none", overlap=self.tiles.overlap if self.tiles else 0)
         if self.config.band_by_rate and self.config.bitrate is not None:
             self.config = self._network_for_rate(self.config)
         if self.config.band_limit:
@@ -258,31 +266,41 @@ class Encoder:
         self.clock = PhaseClock()  # where this process's encoding time went (chunks trained elsewhere: not here)
         executor.bind(self, job_runner)
 
-    def _tile_grid(self, tile: tuple[int, int] | str) -> TileGrid | None:
-        """The stream's tiles for the config's ``tile``; None where one network covers the frame."""
+    def _tile_grid(self, tile: tuple[int, int] | str, overlap: int | None) -> TileGrid | None:
+        """The stream's tiles for the config's ``tile`` and ``overlap``; None where one network covers the
+        frame. An overlap the tiles cannot hold is refused when given, lowered to fit when automatic."""
         s = self.stream
         if tile == "none":
             return None
         if tile == "auto":
-            return auto_tile_grid(s.width, s.height)
-        assert isinstance(tile, tuple)
-        w, h = min(tile[0], s.width), min(tile[1], s.height)
-        if (w, h) == (s.width, s.height):
+            grid = auto_tile_grid(s.width, s.height)
+        else:
+            assert isinstance(tile, tuple)
+            w, h = min(tile[0], s.width), min(tile[1], s.height)
+            grid = None if (w, h) == (s.width, s.height) else TileGrid(w, h)
+        if grid is None:
             return None
-        grid = TileGrid(w, h)
         if grid.count(s.width, s.height) > ENCODER_LIMITS["max_tiles"]:
-            raise InvrConfigError(f"tiles of {w}x{h} cut a {s.width}x{s.height} frame into "
-                                  f"{grid.count(s.width, s.height)} tiles, more than {ENCODER_LIMITS['max_tiles']}")
-        return grid
+            raise InvrConfigError(f"tiles of {grid.tile_width}x{grid.tile_height} cut a {s.width}x{s.height} "
+                                  f"frame into {grid.count(s.width, s.height)} tiles, more than "
+                                  f"{ENCODER_LIMITS['max_tiles']}")
+        want = TILE_OVERLAP if overlap is None else overlap
+        fitting = [o for o in range(want, -1, -1) if replace(grid, overlap=o).overlap_fits(s.width, s.height)]
+        if overlap is not None and fitting[0] != overlap:
+            raise InvrConfigError(f"tile overlap {overlap}: tiles of {grid.tile_width}x{grid.tile_height} in "
+                                  f"{s.width}x{s.height} allow at most {fitting[0]} (half the narrowest tile)")
+        return replace(grid, overlap=fitting[0])
 
     @property
     def tile_count(self) -> int:
         return self.tiles.count(self.stream.width, self.stream.height) if self.tiles else 1
 
     def _band_limited(self, rep: Representation) -> Representation:
-        """``rep`` with each axis' encoding up to its Nyquist rate (presets.band_limited_dims) over a tile."""
-        w, h = (self.tiles.tile_width, self.tiles.tile_height) if self.tiles else (self.stream.width,
-                                                                                   self.stream.height)
+        """``rep`` with each axis' encoding up to its Nyquist rate (presets.band_limited_dims) over a tile's
+        area."""
+        g = self.tiles
+        w, h = (g.tile_width + 2 * g.overlap, g.tile_height + 2 * g.overlap) if g else (self.stream.width,
+                                                                                        self.stream.height)
         return replace(rep, enc_dims=band_limited_dims(w, h, rep.chunk_frames, rep.sigma))
 
     def _network_for_rate(self, cfg: EncoderConfig) -> EncoderConfig:
@@ -633,8 +651,9 @@ class _Piece:
 
 
 def _tile_job(job: ChunkJob, tile: Tile) -> ChunkJob:
-    """The chunk's job with its frames cropped to ``tile``."""
-    frames = np.ascontiguousarray(job.frames[:, tile.y:tile.y + tile.height, tile.x:tile.x + tile.width])
+    """The chunk's job with its frames cropped to what ``tile``'s network covers (its area)."""
+    x, y, w, h = tile.area
+    frames = np.ascontiguousarray(job.frames[:, y:y + h, x:x + w])
     return replace(job, frames=frames)
 
 

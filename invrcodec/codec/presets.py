@@ -11,7 +11,8 @@ from invrcodec.net.fit import Recipe
 from invrcodec.types import EncodingKind, NetworkKind, Representation, TileGrid
 
 __all__ = ["BANDS_BY_QP", "DEFAULT_CHUNK_FRAMES", "DEFAULT_KEYINT", "DEFAULT_PRESET", "PRESETS", "VARIANTS",
-           "QpBand", "TILE_SIDE", "auto_tile_grid", "band_for_qp", "band_for_rate", "band_limited_dims", "make_variant"]
+           "QpBand", "TILE_OVERLAP", "TILE_SIDE", "auto_tile_grid", "band_for_qp", "band_for_rate",
+           "band_limited_dims", "make_variant"]
 
 # Our recipe: random k x m x n pixel grids from the whole chunk, per-axis first-layer tables, Adam with
 # cosine decay. Measured against the paper's recipe in tools/bench.py (docs/results.md).
@@ -143,6 +144,10 @@ def band_for_rate(preset: str, bytes_per_second: float, frame_rate: float,
 # equal size, the last taking what remains, so a tile side lies between 2/3 and 4/3 of TILE_SIDE once there
 # are two or more: 176 stays one tile, 320 becomes three of 107, 720 six of 120, 1080 eight of 135.
 TILE_SIDE = 128
+# Pixels a tile's network reaches into each neighbour (TileGrid.overlap), blended there by the decoder: a
+# network fits its area's edges worst, and without overlap the pixels beside a border were 1.1-3.4 dB below
+# the frame (docs/tiles256.jsonl). Measured in docs/results.md ("Tile seams").
+TILE_OVERLAP = 4
 
 
 def auto_tile_grid(width: int, height: int, side: int = TILE_SIDE) -> TileGrid | None:

@@ -111,8 +111,9 @@ def axis_positions(n_src: int, start: int, length: int, n_out: int) -> np.ndarra
 @dataclass(frozen=True)
 class TileSpan:
     """The output pixels of a :class:`Geometry` that tile ``tile`` (its number in coded order) draws: columns
-    ``[col0, col1)`` and rows ``[row0, row1)``, at the normalised positions ``xs`` and ``ys`` of the tile's own
-    coordinates (spec "Tiles")."""
+    ``[col0, col1)`` and rows ``[row0, row1)``, at the normalised positions ``xs`` and ``ys`` of its network's
+    own coordinates (its area's, spec "Tiles"), weighted ``wx[column] * wy[row]`` where the tile is blended with
+    a neighbour (None: weight 1 throughout)."""
 
     tile: int
     col0: int
@@ -121,34 +122,69 @@ class TileSpan:
     row1: int
     xs: np.ndarray
     ys: np.ndarray
+    wx: np.ndarray | None = None
+    wy: np.ndarray | None = None
+
+    @property
+    def blended(self) -> bool:
+        return self.wx is not None or self.wy is not None
 
 
 def tile_spans(geometry: Geometry, tiles: tuple[Tile, ...]) -> list[TileSpan]:
     """The tiles an output geometry touches, each with the output pixels it draws, in coded order.
 
-    An output pixel at source position ``u`` (``axis_positions``) is drawn by the tile that holds source pixel
-    ``floor(u + 1/2)`` (clamped to the frame), at the tile's own normalised position of ``u``: at the stored
-    size that is every tile's own pixel grid, exactly as it was trained.
+    Along each axis, an output pixel at source position ``u`` (``axis_positions``) belongs to the tile that
+    holds source pixel ``floor(u + 1/2)``, with weight 1; within ``overlap`` pixels of a border between two
+    tiles whose networks reach across it (``Tile.margins``) it is blended from both, their weights ramping
+    linearly across the ``2 overlap`` pixels and summing to 1 (spec "Tiles"). Each tile draws at its network's
+    own normalised position of ``u``: at the stored size and away from the blends, every tile's own pixel grid,
+    exactly as it was trained.
     """
     r = geometry.region
-    cols = _nearest(geometry.src_width, r.x, r.width, geometry.width)
-    rows = _nearest(geometry.src_height, r.y, r.height, geometry.height)
     spans = []
     for k, t in enumerate(tiles):
-        c0, c1 = np.searchsorted(cols, [t.x, t.x + t.width])
-        r0, r1 = np.searchsorted(rows, [t.y, t.y + t.height])
-        if c0 < c1 and r0 < r1:
-            xs = axis_positions(t.width, r.x - t.x, r.width, geometry.width)[c0:c1]
-            ys = axis_positions(t.height, r.y - t.y, r.height, geometry.height)[r0:r1]
-            spans.append(TileSpan(k, int(c0), int(c1), int(r0), int(r1), xs, ys))
+        left, top, right, bottom = t.margins
+        ax, ay, aw, ah = t.area
+        cols = _axis_share(geometry.width, r.x, r.width, t.x, t.width, left, right)
+        rows = _axis_share(geometry.height, r.y, r.height, t.y, t.height, top, bottom)
+        if cols is None or rows is None:
+            continue
+        (c0, c1, wx), (r0, r1, wy) = cols, rows
+        xs = axis_positions(aw, r.x - ax, r.width, geometry.width)[c0:c1]
+        ys = axis_positions(ah, r.y - ay, r.height, geometry.height)[r0:r1]
+        spans.append(TileSpan(k, c0, c1, r0, r1, xs, ys, wx, wy))
     return spans
 
 
-def _nearest(n_src: int, start: int, length: int, n_out: int) -> np.ndarray:
-    """The source pixel nearest each output pixel of ``axis_positions`` (clamped to the frame), in integers:
-    ``floor(u_j + 1/2) = floor((2 n_out start + (2j + 1) length) / (2 n_out))``."""
+def _axis_share(n_out: int, start: int, length: int, first: int, size: int, low: int,
+                high: int) -> tuple[int, int, np.ndarray | None] | None:
+    """The output pixels ``[i0, i1)`` of one axis that a tile of source pixels ``[first, first + size)`` draws,
+    and its weight on each (None: all 1), when its network reaches ``low`` pixels before the tile and ``high``
+    after it (its overlap with the neighbours there; 0: none, or the frame's edge). None if it draws none.
+
+    Output pixel j sits at source position ``u = q_j / (2 n_out) - 1/2`` with the integer
+    ``q_j = 2 n_out start + (2j + 1) length``, so every bound is an exact integer comparison: without overlap
+    the tile holds ``floor(u + 1/2)``, i.e. ``2 n_out first <= q_j < 2 n_out (first + size)`` (the nearest rule);
+    with it the ramps ``(u - first + low + 1/2) / (2 low)`` and ``(first + size + high - 1/2 - u) / (2 high)``,
+    clamped to [0, 1], are above 0 for ``2 n_out (first - low) < q_j < 2 n_out (first + size + high)``.
+    """
     j = np.arange(n_out, dtype=np.int64)
-    return np.clip((2 * n_out * start + (2 * j + 1) * length) // (2 * n_out), 0, n_src - 1)
+    q = 2 * n_out * start + (2 * j + 1) * length
+    lo = q > 2 * n_out * (first - low) if low else q >= 2 * n_out * first
+    hi = q < 2 * n_out * (first + size + high)
+    inside = np.flatnonzero(lo & hi)
+    if inside.size == 0:
+        return None
+    i0, i1 = int(inside[0]), int(inside[-1]) + 1
+    if not (low or high):
+        return i0, i1, None
+    half = q[i0:i1] / np.float64(2 * n_out)  # u + 1/2
+    weight = np.ones(i1 - i0)
+    if low:
+        weight *= np.clip((half - (first - low)) / (2 * low), 0.0, 1.0)
+    if high:
+        weight *= np.clip((first + size + high - half) / (2 * high), 0.0, 1.0)
+    return i0, i1, None if bool(np.all(weight == 1.0)) else weight
 
 
 def time_position(offset: Fraction, frame_count: int) -> float:
