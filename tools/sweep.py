@@ -55,6 +55,9 @@ PRESETS_WITH_BANDS = ("fast", "ultrafast")  # the presets whose network follows 
 COLLAPSE_MARGIN_DB = 1.0  # the encoder's guard (invrcodec.net.fit.COLLAPSE_MARGIN_DB; not imported: no torch)
 GOAL_DB, GOAL_CRF = 40.0, 18  # issue 24: some QP reaches 40 dB, or the baseline's crf-18 PSNR if lower
 BEHIND_BPP = (0.1, 0.5)  # issue 24's range for the mean dB behind the baseline at equal rate
+# The seam's neighbours: pixels 4 to 11 from a tile border share its content (a border through the detailed
+# middle of a frame is below the frame's PSNR with or without tiles) but not its blend (the default overlap is 4).
+NEAR_SEAM = (4, 12)
 
 
 @dataclass
@@ -76,9 +79,12 @@ class Point:
     tile: str | None = None  # invr-enc --tile (None: the default, auto)
     tiles: int = 1  # networks per chunk the file has
     seam: float = float("nan")  # PSNR of the pixels beside a tile border (both sides), when tiled
+    near_seam: float = float("nan")  # PSNR of the pixels NEAR_SEAM px from a border: its content, unblended
+    overlap: int | None = None  # invr-enc --tile-overlap (None: the default)
 
     def key(self) -> tuple[object, ...]:
-        return (self.clip, self.preset, self.qp, self.size, self.frames, self.steps, self.chunk_frames, self.tile)
+        return (self.clip, self.preset, self.qp, self.size, self.frames, self.steps, self.chunk_frames, self.tile,
+                self.overlap)
 
 
 def shared_clips() -> list[Path]:
@@ -109,6 +115,8 @@ def encode_decode(path: Path, point: Point, ref: np.ndarray, workdir: Path) -> N
            "--preset", point.preset, "--qp", str(point.qp)]
     if point.tile:
         enc += ["--tile", point.tile]
+    if point.overlap is not None:
+        enc += ["--tile-overlap", str(point.overlap)]
     if point.steps:
         enc += ["--steps", str(point.steps)]
     if point.chunk_frames:
@@ -131,21 +139,26 @@ def encode_decode(path: Path, point: Point, ref: np.ndarray, workdir: Path) -> N
         tiles = f.header.tile_list()
     point.tiles = len(tiles)
     if len(tiles) > 1:
-        near = seam_mask(tiles, ref.shape[2], ref.shape[1])
-        point.seam = round(rgb_psnr(decoded[:, near], ref[:, near]), 3)
+        seam = seam_mask(tiles, ref.shape[2], ref.shape[1])
+        point.seam = round(rgb_psnr(decoded[:, seam], ref[:, seam]), 3)
+        near = seam_mask(tiles, ref.shape[2], ref.shape[1], *NEAR_SEAM)
+        point.near_seam = round(rgb_psnr(decoded[:, near], ref[:, near]), 3)
     if point.psnr < point.flat + COLLAPSE_MARGIN_DB:
         point.flags = ",".join(f for f in ("collapsed", point.flags) if f)
     out.unlink()
 
 
-def seam_mask(tiles: tuple[Tile, ...], width: int, height: int) -> np.ndarray:
-    """(H, W) bool: the pixels on either side of a border between two tiles."""
-    mask = np.zeros((height, width), bool)
+def seam_mask(tiles: tuple[Tile, ...], width: int, height: int, near: int = 0, far: int = 1) -> np.ndarray:
+    """(H, W) bool: the pixels ``near`` to ``far - 1`` pixels from a border between two tiles, on either side
+    (the default: the two pixels beside it), and not nearer to another."""
+    distance = np.full((height, width), np.iinfo(np.int64).max)
     for x in {t.x for t in tiles} - {0}:
-        mask[:, x - 1:x + 1] = True
+        across = np.concatenate([np.arange(x - 1, -1, -1), np.arange(width - x)])  # column c: x-1-c or c-x
+        distance = np.minimum(distance, across[None, :])
     for y in {t.y for t in tiles} - {0}:
-        mask[y - 1:y + 1, :] = True
-    return mask
+        across = np.concatenate([np.arange(y - 1, -1, -1), np.arange(height - y)])
+        distance = np.minimum(distance, across[:, None])
+    return (near <= distance) & (distance < far)
 
 
 def flag_inversions(points: list[Point]) -> None:
@@ -153,7 +166,7 @@ def flag_inversions(points: list[Point]) -> None:
     groups: dict[tuple[object, ...], list[Point]] = {}
     for p in points:
         if not p.error:
-            groups.setdefault((p.clip, p.preset, p.chunk_frames, p.tile), []).append(p)
+            groups.setdefault((p.clip, p.preset, p.chunk_frames, p.tile, p.overlap), []).append(p)
     for group in groups.values():
         group.sort(key=lambda p: p.qp)
         for i, p in enumerate(group):
@@ -178,8 +191,8 @@ def psnr_at(curve: list[Point], bpp: float) -> float | None:
 def table(points: list[Point], baseline: str | None) -> str:
     invr = [p for p in points if p.preset not in BASELINES]
     head = f" {BASELINES[baseline].label} at that rate |" if baseline else ""
-    lines = [f"| clip | preset | QP | chunk frames | tiles | bytes | bpp | PSNR dB | seam dB | flat dB |{head} s "
-             "| flags |", "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if baseline else "") + "---|---|"]
+    lines = [f"| clip | preset | QP | chunk frames | tiles | bytes | bpp | PSNR dB | seam dB (vs frame, vs 4-11 px "
+             f"away) | flat dB |{head} s | flags |", "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if baseline else "") + "---|---|"]
     curves = baseline_curves(points, baseline) if baseline else {}
     for p in invr:
         psnr = "-" if p.error else f"{p.psnr:.2f}"
@@ -195,8 +208,9 @@ def table(points: list[Point], baseline: str | None) -> str:
                 other = f" above its rates (crf {top.qp}: {top.psnr:.2f} dB at {top.bpp:.2f} bpp) |"
             else:
                 other = " outside its rates |"
-        seam = "-" if p.tiles == 1 or p.error else f"{p.seam:.2f} ({p.seam - p.psnr:+.2f})"
-        lines.append(f"| {p.clip} | {p.preset} | {p.qp} | {p.chunk_frames or 'by QP'} | {p.tiles} | {p.bytes:,} | "
+        seam = "-" if p.tiles == 1 or p.error else f"{p.seam:.2f} ({p.seam - p.psnr:+.2f}, {p.seam - p.near_seam:+.2f})"
+        overlap = "" if p.overlap is None or p.tiles == 1 else f", overlap {p.overlap}"
+        lines.append(f"| {p.clip} | {p.preset} | {p.qp} | {p.chunk_frames or 'by QP'} | {p.tiles}{overlap} | {p.bytes:,} | "
                      f"{p.bpp:.4f} | {psnr} | {seam} | {p.flat:.2f} |{other} {p.seconds:.0f} | {flags} |")
     return "\n".join(lines)
 
@@ -208,13 +222,13 @@ def summary(points: list[Point], baseline: str) -> str:
     lines = [f"| clip | preset | top PSNR dB | {label} crf {GOAL_CRF} dB | goal dB | reached | monotonic | "
              f"mean dB behind {label}, {BEHIND_BPP[0]}-{BEHIND_BPP[1]} bpp (points) |",
              "|---|---|---|---|---|---|---|---|"]
-    groups: dict[tuple[str, str, int | None, str | None], list[Point]] = {}
+    groups: dict[tuple[str, str, int | None, str | None, int | None], list[Point]] = {}
     for p in points:
         if p.preset not in BASELINES and not p.error:
-            groups.setdefault((p.clip, p.preset, p.chunk_frames, p.tile), []).append(p)
+            groups.setdefault((p.clip, p.preset, p.chunk_frames, p.tile, p.overlap), []).append(p)
     curves = baseline_curves(points, baseline)
     behind_all: list[float] = []
-    for (clip, preset, _, tile), group in groups.items():
+    for (clip, preset, _, tile, overlap), group in groups.items():
         curve = curves.get(clip, [])
         crf = next((p.psnr for p in curve if p.qp == GOAL_CRF), None)
         goal = min(GOAL_DB, crf) if crf is not None else GOAL_DB
@@ -224,6 +238,7 @@ def summary(points: list[Point], baseline: str) -> str:
         behind_all += behind
         mean = f"{np.mean(behind):+.2f} ({len(behind)})" if behind else "no point"
         name = preset if tile is None else f"{preset}, tile {tile}"
+        name += "" if overlap is None else f", overlap {overlap}"
         lines.append(f"| {clip} | {name} | {top:.2f} | {'-' if crf is None else f'{crf:.2f}'} | {goal:.2f} | "
                      f"{'yes' if top >= goal else 'no'} | {'no' if any('inverted' in p.flags for p in group) else 'yes'}"
                      f" | {mean} |")
@@ -262,6 +277,7 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=128,
                     help="square crop scaled to SIZExSIZE (default 128); 0: the clip's own size")
     ap.add_argument("--tile", default=None, help="invr-enc --tile (auto, none or WxH; default: the encoder's)")
+    ap.add_argument("--tile-overlap", type=int, default=None, help="invr-enc --tile-overlap (default: the encoder's)")
     ap.add_argument("--frames", type=int, default=90)
     ap.add_argument("--steps", type=int, default=None, help="invr-enc --steps (default: the preset's)")
     ap.add_argument("--chunk-frames", type=int, default=None, help="invr-enc --chunk-frames (default: the preset's)")
@@ -322,7 +338,7 @@ def main() -> int:
             for preset in args.presets.split(","):
                 for qp in (int(q) for q in args.qps.split(",")):
                     point = Point(path.stem, preset, qp, args.size, len(ref), args.steps, flat=flat,
-                                  chunk_frames=args.chunk_frames, tile=args.tile)
+                                  chunk_frames=args.chunk_frames, tile=args.tile, overlap=args.tile_overlap)
                     if point.key() in done:
                         points.append(done[point.key()])
                         continue
