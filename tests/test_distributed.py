@@ -108,12 +108,15 @@ def test_ray_gives_the_bytes_of_an_in_process_encode(ray_installed: None, clip: 
 
 def test_ray_gives_the_bytes_of_an_in_process_tiled_encode(ray_installed: None, clip: Path,
                                                            tmp_path: Path) -> None:
-    tiled = ["--tile", "16x16"]  # a GOP job's reference is then every tile's weights
+    tiled = ["--tile", "8x16"]  # a GOP job's reference is then every tile's weights
     whole, out = tmp_path / "whole.invr", tmp_path / "ray.invr"
     assert run(["invr-enc", *SETTINGS, *tiled, clip, whole]).returncode == 0
     proc = run(["invr-enc", *SETTINGS, *tiled, "--ray", "local", clip, out], timeout=900)
     assert proc.returncode == 0, proc.stderr.decode()
     assert out.read_bytes() == whole.read_bytes()
+    # a task per batch of tiles of one area size: 8x16 tiles of the 32x32 frame (overlap 4) have areas of 12x20
+    # (first and last column) and 16x20
+    assert "8 tiles in 2 ray tasks" in proc.stderr.decode()
 
 
 def test_a_killed_ray_worker_is_retried(ray_installed: None, clip: Path, reference: bytes,
@@ -185,7 +188,7 @@ def test_a_tiled_encode_resumes_to_its_bytes(clip: Path, tmp_path: Path) -> None
     assert sorted(map(int, TRAINED.findall(proc.stderr.decode()))) == list(range(kept, 4))
     assert out.read_bytes() == whole.read_bytes()
     with invrcodec.open(out) as f:
-        assert f.version == (3, 0) and [e.prediction for e in f.index][kept] == Prediction.PREVIOUS
+        assert f.version == (4, 0) and [e.prediction for e in f.index][kept] == Prediction.PREVIOUS
 
 
 @pytest.mark.parametrize(("change", "says"), [(["--qp", "30"], "qp=38 there, 30 now"),

@@ -22,7 +22,7 @@ from invrcodec.codec.decoder import build_network, render
 from invrcodec.net.devices import resolve_device
 from invrcodec.errors import InvrConfigError, InvrEncodeError, InvrMediaError
 from invrcodec.codec.executors import BatchedExecutor, Executor, InProcessExecutor, NoExecutor
-from invrcodec.codec.jobs import ChunkJob, GopJob, Reference, TrainProgress, Weights
+from invrcodec.codec.jobs import ChunkJob, GopJob, Reference, TileWork, TrainProgress, Weights
 from invrcodec.net.fit import COLLAPSE_MARGIN_DB, FitProgress, FitResult, Recipe, collapse_floor, fit_chunks, watch_from
 from invrcodec.format.structs import LIMITS
 from invrcodec.format.structs import chunk_overhead as format_chunk_overhead
@@ -396,24 +396,17 @@ class Encoder:
         refs = [None if references[p.chunk] is None else references[p.chunk][p.tile] for p in pieces]
         # Untiled, the chunks an executor hands over train together however many (--parallel-chunks).
         groups = _by_size(pieces, MAX_PIECES_TOGETHER if len(tiles) > 1 else len(pieces))
-        trained: dict[int, FitResult] = {}
-        for g, group in enumerate(groups):
-            trained.update(zip(group, self.train_chunks([pieces[i].job for i in group], [refs[i] for i in group],
-                                                        [pieces[i].tile for i in group], (jobs, g, len(groups)))))
-        fits = [trained[i] for i in range(len(pieces))]
-        states = [f.state for f in fits]
+        fits = self._train_pieces(pieces, refs, groups, jobs)
         qps = [cfg.qp] * len(jobs)
         if self._rate is not None:
-            qps = [self._rate_qp(job, [(states[i], refs[i]) for i, p in enumerate(pieces) if p.chunk == c],
+            qps = [self._rate_qp(job, [(fits[i].state, refs[i]) for i, p in enumerate(pieces) if p.chunk == c],
                                  len(jobs)) for c, job in enumerate(jobs)]
-        coded: dict[int, tuple[Packet, Weights]] = {}
-        for group in groups:
-            coded.update(zip(group, self.code_chunks(
-                [pieces[i].job for i in group], [states[i] for i in group], [refs[i] for i in group],
-                self._held([refs[i] for i in group]), [qps[pieces[i].chunk] for i in group],
-                [fits[i] for i in group], [pieces[i].tile for i in group])))
-        results = [self._joined(job, [(p, coded[i]) for i, p in enumerate(pieces) if p.chunk == c])
-                   for c, job in enumerate(jobs)]
+        coded = self._code_pieces(pieces, refs, groups, fits, [qps[p.chunk] for p in pieces])
+        results = []
+        for c, job in enumerate(jobs):
+            mine = [i for i, p in enumerate(pieces) if p.chunk == c]
+            packet = self.join_tiles(job, [coded[i][0] for i in mine])
+            results.append((packet, tuple(coded[i][1] for i in mine)))
         if self._rate is not None:
             for job, (packet, _) in zip(jobs, results):
                 self._rate.record(len(job.frames), packet.size + chunk_overhead(cfg.representation, len(tiles)))
@@ -428,16 +421,64 @@ class Encoder:
                      packet.train_psnr, packet.size)
         return results
 
-    @staticmethod
-    def _joined(job: ChunkJob, done: list[tuple[_Piece, tuple[Packet, Weights]]]) -> tuple[Packet, Reference]:
-        """A chunk's packet from its tiles' (their tensors in coded order, the PSNR of all their pixels)."""
-        if len(done) == 1:
-            packet, recon = done[0][1]
-            return packet, (recon,)
-        psnr = _pooled([r[0].train_psnr for _, r in done], [p.job.frames[0].size for p, _ in done])
-        tensors = tuple(t for _, (packet, _) in done for t in packet.tensors)
-        return (Packet(job.index, job.first_frame, len(job.frames), tensors, psnr, job.prediction),
-                tuple(recon for _, (_, recon) in done))
+    def _train_pieces(self, pieces: Sequence[_Piece], refs: Sequence[Weights | None], groups: list[list[int]],
+                      jobs: list[ChunkJob]) -> list[FitResult]:
+        """Train the pieces, each group as one batch; their fits in the pieces' order."""
+        trained: dict[int, FitResult] = {}
+        for g, group in enumerate(groups):
+            trained.update(zip(group, self.train_chunks([pieces[i].job for i in group], [refs[i] for i in group],
+                                                        [pieces[i].tile for i in group], (jobs, g, len(groups)))))
+        return [trained[i] for i in range(len(pieces))]
+
+    def _code_pieces(self, pieces: Sequence[_Piece], refs: Sequence[Weights | None], groups: list[list[int]],
+                     fits: Sequence[FitResult], qps: Sequence[int]) -> list[tuple[Packet, Weights]]:
+        """Code the trained pieces, each group together, at their ``qps``: each piece's packet (its tensors,
+        the PSNR over its frames) and reconstruction, in the pieces' order."""
+        coded: dict[int, tuple[Packet, Weights]] = {}
+        for group in groups:
+            coded.update(zip(group, self.code_chunks(
+                [pieces[i].job for i in group], [fits[i].state for i in group], [refs[i] for i in group],
+                self._held([refs[i] for i in group]), [qps[i] for i in group],
+                [fits[i] for i in group], [pieces[i].tile for i in group])))
+        return [coded[i] for i in range(len(pieces))]
+
+    def tile_work(self, job: ChunkJob) -> list[TileWork]:
+        """A chunk's tiles in the batches that :meth:`run_jobs` trains them in (one area size, at most
+        MAX_PIECES_TOGETHER each), their frames cropped to the tiles' areas: the work items a Ray task takes,
+        so that a task per batch writes the bytes of an encode in one process. Empty without tiles."""
+        tiles = self.header.tile_list()
+        if len(tiles) == 1:
+            return []
+        pieces = [_Piece(_tile_job(job, tile), 0, k) for k, tile in enumerate(tiles)]
+        return [TileWork(tuple(pieces[i].tile for i in group), tuple(pieces[i].job for i in group))
+                for group in _by_size(pieces, MAX_PIECES_TOGETHER)]
+
+    def run_tiles(self, work: TileWork, references: Sequence[Weights] | None) -> list[tuple[Packet, Weights]]:
+        """Train and code one batch of a chunk's tiles (:meth:`tile_work`; a P-chunk's with the same tiles of
+        the chunk before it, ``references``) at the config's QP: per tile, its packet (its tensors, the PSNR
+        over its area) and the weights a decoder rebuilds. :meth:`join_tiles` makes the chunk's packet."""
+        if self._rate is not None:
+            raise InvrConfigError("--bitrate chooses a QP per chunk over all its tiles: it codes whole chunks")
+        pieces = [_Piece(job, 0, k) for job, k in zip(work.jobs, work.tiles)]
+        refs = list(references) if references is not None else [None] * len(pieces)
+        groups = [list(range(len(pieces)))]
+        fits = self._train_pieces(pieces, refs, groups, [work.jobs[0]])
+        done = self._code_pieces(pieces, refs, groups, fits, [self.config.qp] * len(pieces))
+        _, h, w, _ = work.jobs[0].frames.shape
+        log.info("chunk %d: %d tiles of %dx%d, %d steps in %.1f s, PSNR %.2f dB coded, %d bytes",
+                 work.jobs[0].index, len(pieces), w, h, max(f.steps for f in fits), sum(f.seconds for f in fits),
+                 _pooled([p.train_psnr for p, _ in done], [w * h * 3] * len(done)), sum(p.size for p, _ in done))
+        return done
+
+    def join_tiles(self, job: ChunkJob, packets: Sequence[Packet]) -> Packet:
+        """A chunk's packet from its tiles' (every tile's, in coded order): their tensors in coded order, and
+        the PSNR of all their areas' pixels."""
+        if len(packets) == 1:
+            return packets[0]
+        areas = [t.area[2] * t.area[3] * 3 for t in self.header.tile_list()]
+        psnr = _pooled([p.train_psnr for p in packets], areas)
+        tensors = tuple(t for packet in packets for t in packet.tensors)
+        return Packet(job.index, job.first_frame, len(job.frames), tensors, psnr, job.prediction)
 
     def train_chunks(self, jobs: list[ChunkJob], references: list[Weights | None],
                      tiles: Sequence[int] | None = None, part: tuple[list[ChunkJob], int, int] | None = None,

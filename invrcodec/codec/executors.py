@@ -14,8 +14,10 @@ before it), and takes the packets back in stream order:
 * :class:`InProcessExecutor`: chunk after chunk in this process (the default on a CPU);
 * :class:`BatchedExecutor`: ``parallel`` chunks trained at once as one batched network, P-chunks in waves
   after the chunks they follow (the default on a GPU);
-* :class:`RayExecutor`: one Ray task per chunk on a Ray cluster; a P-chunk's task takes the object ref of the
-  reconstruction of the chunk before it, so the chunks of a GOP run in order and GOPs run side by side.
+* :class:`RayExecutor`: one Ray task per chunk on a Ray cluster, or with tiles one per batch of a chunk's
+  tiles (those of one area size, as they train in one process); a P-chunk's task takes the object ref of the
+  reconstruction of the chunk (or the same tiles) before it, so the chunks of a GOP run in order and GOPs, and
+  the tiles of a chunk, run side by side.
 
 Determinism: on CPUs of one kind the in-process and Ray executors write the same bytes (each chunk is trained
 alone, with its own seed, by the same code). The batched executor trains the same networks to within float
@@ -40,7 +42,9 @@ from invrcodec.codec.jobs import (
     JobRunner,
     Reference,
     RunnerFactory,
+    TileWork,
     TrainProgress,
+    Weights,
     run_gop,
 )
 from invrcodec.errors import InvrConfigError, InvrEncodeError, InvrError
@@ -177,7 +181,8 @@ def _import_ray() -> Any:
 
 
 class RayExecutor(Executor):
-    """One Ray task per chunk on a Ray cluster, at most ``in_flight`` chunks submitted and not yet collected.
+    """One Ray task per chunk on a Ray cluster (with tiles, one per batch of the chunk's tiles, joined here
+    into the chunk's packet), at most ``in_flight`` chunks submitted and not yet collected.
 
     ``address``: ``"local"`` starts a cluster on this machine (``num_cpus`` CPUs, default all); anything else
     goes to ``ray.init(address=...)`` (``"auto"``, ``"HOST:6379"``, ``"ray://HOST:10001"``). A task asks for
@@ -200,8 +205,11 @@ class RayExecutor(Executor):
         self._started = False
         self._gpu = False
         self._remote: Any = None
-        self._last: Any = None  # object ref of the reconstruction of the last chunk submitted
-        self._inflight: collections.deque[tuple[ChunkJob, Any, float]] = collections.deque()
+        self._tiles_remote: Any = None
+        # object ref of the reconstruction of the last chunk submitted; with tiles, one per batch of tiles
+        self._last: Any = None
+        # chunks out: the job (frames dropped), the object refs of its results (one per task), when submitted
+        self._inflight: collections.deque[tuple[ChunkJob, list[Any], float]] = collections.deque()
         self._ready: list[Packet] = []
 
     def bind(self, runner: JobRunner, new_runner: RunnerFactory) -> None:
@@ -224,8 +232,10 @@ class RayExecutor(Executor):
         resources = ray.cluster_resources()
         self._gpu = cfg.device.startswith("cuda") or (cfg.device == "auto" and resources.get("GPU", 0) > 0)
         cpus = max(self.threads, 1)
-        self._remote = ray.remote(invr_train_chunk).options(
-            num_cpus=cpus, num_gpus=1 if self._gpu else 0, max_retries=self.max_retries, num_returns=2)
+        options = {"num_cpus": cpus, "num_gpus": 1 if self._gpu else 0, "max_retries": self.max_retries,
+                   "num_returns": 2}
+        self._remote = ray.remote(invr_train_chunk).options(**options)
+        self._tiles_remote = ray.remote(invr_train_tiles).options(**options)
         slots = int(resources.get("GPU", 0)) if self._gpu else int(resources.get("CPU", 1)) // cpus
         if slots < 1:
             raise InvrEncodeError(f"ray: the cluster at {self.address} has no {'GPU' if self._gpu else 'CPU'} "
@@ -243,22 +253,34 @@ class RayExecutor(Executor):
         worker_cfg = replace(cfg, device="cuda" if self._gpu else "cpu")
         reference = job.reference
         for chunk in job.chunks:
-            if chunk.prediction == Prediction.KEY:
-                ref_arg: Any = None
-            elif reference is not None:
-                ref_arg = ray.put(reference)
-            elif self._last is not None:
-                ref_arg = self._last
-            else:
+            if chunk.prediction != Prediction.KEY and reference is None and self._last is None:
                 raise InvrEncodeError(f"chunk {chunk.index}: a P-chunk needs the reconstruction of chunk "
                                       f"{chunk.index - 1}")
+            works = self.runner.tile_work(chunk)
+            if not works:  # one network: one task, its reference the chunk before's
+                ref_arg: Any = None
+                if chunk.prediction != Prediction.KEY:
+                    ref_arg = ray.put(reference) if reference is not None else self._last
+                out, recon = self._remote.remote(self.new_runner, job.stream, worker_cfg, chunk.index,
+                                                 chunk.first_frame, chunk.prediction, self.threads,
+                                                 ray.put(chunk.frames), ref_arg)
+                outs, self._last = [out], recon
+            else:  # a task per batch of tiles, each tile's reference the same tile's of the chunk before
+                outs, recons = [], []
+                for g, work in enumerate(works):
+                    ref_arg = None
+                    if chunk.prediction != Prediction.KEY:
+                        ref_arg = ray.put(tuple(reference[k] for k in work.tiles)) if reference is not None \
+                            else self._last[g]
+                    out, recon = self._tiles_remote.remote(self.new_runner, job.stream, worker_cfg, self.threads,
+                                                           ray.put(work), ref_arg)
+                    outs.append(out)
+                    recons.append(recon)
+                self._last = recons
             reference = None
-            frames = ray.put(chunk.frames)
-            out, recon = self._remote.remote(self.new_runner, job.stream, worker_cfg, chunk.index,
-                                             chunk.first_frame, chunk.prediction, self.threads, frames,
-                                             ref_arg)
-            self._last = recon
-            self._inflight.append((replace(chunk, frames=np.empty(0, np.uint8)), out, time.monotonic()))
+            # the job without its frames' pixels (a new empty array: a view would keep them), its frame count kept
+            bare = replace(chunk, frames=np.empty((len(chunk.frames), 0, 0, 3), np.uint8))
+            self._inflight.append((bare, outs, time.monotonic()))
             self._harvest(wait_all=False)
 
     def collect(self, wait: bool = False) -> list[Packet]:
@@ -271,21 +293,31 @@ class RayExecutor(Executor):
         (or, with ``wait_all``, until none is), waking twice a second so that signals are handled."""
         ray = self._ray
         while self._inflight:
-            chunk, ref, since = self._inflight[0]
+            chunk, refs, since = self._inflight[0]
             block = wait_all or len(self._inflight) > (self.in_flight or 1)
-            ready, _ = ray.wait([ref], timeout=0.5 if block else 0)
-            if not ready:
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0.5 if block else 0)
+            if len(ready) < len(refs):
                 if block:
                     continue
                 return
             self._inflight.popleft()
-            packet, lines = self._get(ref, chunk)
-            for line in lines:
-                log.info("%s", line)
+            results = [self._get(ref, chunk) for ref in refs]
+            for _, lines in results:
+                for line in lines:
+                    log.info("%s", line)
+            if len(results) == 1 and isinstance(results[0][0], Packet):
+                packet = results[0][0]
+            else:  # the batches of a chunk's tiles: back into coded order, and one packet
+                tiles = sorted((k, p) for part, _ in results for k, p in part)
+                packet = self.runner.join_tiles(chunk, [p for _, p in tiles])
+                log.info("chunk %d (%s): frames %d-%d, %d tiles in %d ray tasks, PSNR %.2f dB coded, %d bytes",
+                         packet.index, "key" if packet.prediction == Prediction.KEY else "P", packet.first_frame,
+                         packet.first_frame + packet.frame_count - 1, len(tiles), len(refs), packet.train_psnr,
+                         packet.size)
             self._ready.append(packet)
             self._report(packet, time.monotonic() - since)
 
-    def _get(self, ref: Any, chunk: ChunkJob) -> tuple[Packet, list[str]]:
+    def _get(self, ref: Any, chunk: ChunkJob) -> tuple[Any, list[str]]:
         ray = self._ray
         try:
             return ray.get(ref)  # type: ignore[no-any-return]
@@ -320,9 +352,47 @@ class _Lines(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.lines: list[str] = []
+        self.level_before = logging.NOTSET  # the invrcodec logger's level before the task
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(record.getMessage())
+
+
+def _worker_setup(threads: int) -> _Lines:
+    """A Ray worker trains as invr-enc does, with its log lines collected for the driver."""
+    import torch
+
+    from invrcodec.hostmem import keep_freed_memory
+
+    torch.set_num_threads(max(threads, 1))
+    keep_freed_memory()
+    handler = _Lines()
+    logger = logging.getLogger("invrcodec")
+    handler.level_before = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return handler
+
+
+def _worker_lines(handler: _Lines) -> list[str]:
+    logger = logging.getLogger("invrcodec")
+    logger.removeHandler(handler)
+    logger.setLevel(handler.level_before)
+    return [f"{line} [ray worker {os.getpid()}]" for line in handler.lines]
+
+
+def invr_train_tiles(new_runner: RunnerFactory, stream: StreamInfo, config: Any, threads: int, work: TileWork,
+                     references: tuple[Weights, ...] | None,
+                     ) -> tuple[tuple[list[tuple[int, Packet]], list[str]], tuple[Weights, ...]]:
+    """The Ray task of one batch of a chunk's tiles (:class:`~invrcodec.codec.jobs.TileWork`), trained by a
+    fresh runner of the encode: each tile's number and packet, the log lines of its training, and the tiles'
+    reconstructions, which the same batch of the next P-chunk takes."""
+    handler = _worker_setup(threads)
+    try:
+        done = new_runner(stream, config).run_tiles(work, references)
+    finally:
+        lines = _worker_lines(handler)
+    return (list(zip(work.tiles, (p for p, _ in done))), lines), tuple(w for _, w in done)
 
 
 def invr_train_chunk(new_runner: RunnerFactory, stream: StreamInfo, config: Any, index: int, first_frame: int,
@@ -331,23 +401,11 @@ def invr_train_chunk(new_runner: RunnerFactory, stream: StreamInfo, config: Any,
     """The Ray task of one chunk (its process is titled ``ray::invr_train_chunk`` while it runs), trained by
     a fresh runner of the encode (``new_runner(stream, config)``): the packet, the log lines of its training,
     and the reconstruction that the next P-chunk's task takes."""
-    import torch
-
-    from invrcodec.hostmem import keep_freed_memory
-
-    torch.set_num_threads(max(threads, 1))
-    keep_freed_memory()  # a Ray worker trains as invr-enc does
     chunk = ChunkJob(index, first_frame, np.array(frames), prediction)  # a writable copy of the store's
-    handler = _Lines()
-    logger = logging.getLogger("invrcodec")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    handler = _worker_setup(threads)
     try:
         [(packet, recon)] = list(run_gop(GopJob(stream, config, (chunk,), reference),
                                          new_runner(stream, config)))
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-    lines = [f"{line} [ray worker {os.getpid()}]" for line in handler.lines]
+        lines = _worker_lines(handler)
     return (packet, lines), recon

@@ -11,7 +11,7 @@ only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 Weights = dict[str, np.ndarray]  # reconstructed float32 weights of one network, by tensor name
 Reference = tuple[Weights, ...]  # a chunk's reconstructed weights: one network per tile, in coded order
 
-__all__ = ["ChunkJob", "GopJob", "JobRunner", "Reference", "RunnerFactory", "TrainProgress", "Weights", "run_gop"]
+__all__ = ["ChunkJob", "GopJob", "JobRunner", "Reference", "RunnerFactory", "TileWork", "TrainProgress", "Weights",
+           "run_gop"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,16 @@ class ChunkJob:
     first_frame: int
     frames: np.ndarray  # uint8 (T, H, W, 3)
     prediction: Prediction
+
+
+@dataclass(frozen=True)
+class TileWork:
+    """Tiles of one chunk that train together (networks of one area size): their numbers in coded order and
+    the chunk's job for each, its frames cropped to the tile's area. A chunk with tiles is one or more of these
+    (:meth:`JobRunner.tile_work`), which a Ray task each trains and codes apart."""
+
+    tiles: tuple[int, ...]
+    jobs: tuple[ChunkJob, ...]
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,18 @@ class JobRunner(Protocol):
     def run_jobs(self, jobs: list[ChunkJob], references: list[Reference | None],
                  ) -> list[tuple[Packet, Reference]]:
         """Train chunks together and code them: each chunk's packet and the weights a decoder rebuilds."""
+        ...
+
+    def tile_work(self, job: ChunkJob) -> list[TileWork]:
+        """A chunk's tiles in the batches run_jobs would train them in; empty without tiles."""
+        ...
+
+    def run_tiles(self, work: TileWork, references: Sequence[Weights] | None) -> list[tuple[Packet, Weights]]:
+        """Train and code one batch of a chunk's tiles: per tile, its packet and reconstructed weights."""
+        ...
+
+    def join_tiles(self, job: ChunkJob, packets: Sequence[Packet]) -> Packet:
+        """The chunk's packet from every tile's, in coded order."""
         ...
 
 
