@@ -114,8 +114,8 @@ def test_ray_gives_the_bytes_of_an_in_process_tiled_encode(ray_installed: None, 
     proc = run(["invr-enc", *SETTINGS, *tiled, "--ray", "local", clip, out], timeout=900)
     assert proc.returncode == 0, proc.stderr.decode()
     assert out.read_bytes() == whole.read_bytes()
-    # a task per batch of tiles of one area size: 8x16 tiles of the 32x32 frame (overlap 4) have areas of 12x20
-    # (first and last column) and 16x20
+    # a task per batch of tiles of one area size: 8x16 tiles of the 32x32 frame (overlap 2) have areas of 10x18
+    # (first and last column) and 12x18
     assert "8 tiles in 2 ray tasks" in proc.stderr.decode()
 
 

@@ -155,8 +155,8 @@ def test_invr_enc_tiles_a_file_and_invr_dec_reads_it(tmp_path: Path) -> None:
     out, raw = tmp_path / "t.invr", tmp_path / "t.rgb"
     enc = run(["invr-enc", *FAST_ENC, "--tile", "16x16", src, out])
     assert enc.returncode == 0, enc.stderr.decode()
-    with invrcodec.open(out) as f:  # the overlap lowered from 8 to what the 8-pixel last column allows
-        assert f.header.tiles == TileGrid(16, 16, 4)
+    with invrcodec.open(out) as f:  # the default overlap: 2 pixels into each neighbour
+        assert f.header.tiles == TileGrid(16, 16, 2)
     probe = run(["invr-probe", out])
     assert b"tiles" in probe.stdout + probe.stderr
     dec = run(["invr-dec", *FAST_DEC, "-f", "rawvideo", "--pix-fmt", "rgb24", out, raw])

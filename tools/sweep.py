@@ -56,7 +56,7 @@ COLLAPSE_MARGIN_DB = 1.0  # the encoder's guard (invrcodec.net.fit.COLLAPSE_MARG
 GOAL_DB, GOAL_CRF = 40.0, 18  # issue 24: some QP reaches 40 dB, or the baseline's crf-18 PSNR if lower
 BEHIND_BPP = (0.1, 0.5)  # issue 24's range for the mean dB behind the baseline at equal rate
 # The seam's neighbours: pixels 4 to 11 from a tile border share its content (a border through the detailed
-# middle of a frame is below the frame's PSNR with or without tiles) but not its blend (the default overlap is 4).
+# middle of a frame is below the frame's PSNR with or without tiles) but not its blend (overlaps up to 4).
 NEAR_SEAM = (4, 12)
 
 

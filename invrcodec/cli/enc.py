@@ -105,7 +105,7 @@ def _size(value: str) -> tuple[int, int]:
               "about 128x128 on a frame larger than that, WxH tiles of that size, none one network per frame.")
 @click.option("--tile-overlap", type=click.IntRange(min=0, max=65535), default=None, metavar="N",
               help="Pixels each tile's network reaches into its neighbours, blended there so that no seam shows "
-              "(default 4, less where the tiles are narrow).")
+              "(default 2, less where the tiles are narrow).")
 @click.option("--keyint", type=click.IntRange(min=0), default=None, metavar="N",
               help="A key chunk every N chunks, P-chunks between (0: only the first; 1: all key). "
               f"Default {DEFAULT_KEYINT}; paper: 1.")

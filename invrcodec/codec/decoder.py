@@ -259,6 +259,8 @@ class ChunkSampler:
             tx, ty, tt = net.tables_at(torch.from_numpy(span.xs), torch.from_numpy(span.ys), whole)
             self.parts.append((span, net, tx, ty, tt))
         self.blended = any(span.blended for span in spans)  # tiles that overlap: a sum of weighted outputs
+        self.weights = [None if not span.blended else _weights(span) for span in spans]  # computed once
+
 
     @torch.inference_mode()
     def frame(self, offset: Fraction, raw: bool = False) -> np.ndarray:
@@ -273,19 +275,24 @@ class ChunkSampler:
             return _render_tables(net, tx, ty, row, raw)[0]
         blended = self.blended
         out = np.zeros((self.height, self.width, 3), dtype=np.float32 if raw or blended else np.uint8)
-        for span, net, tx, ty, tt in self.parts:
+        for (span, net, tx, ty, tt), weight in zip(self.parts, self.weights):
             row = tt[int(offset)][None] if stored else net.tables_at(none, none, t)[2]
             part = _render_tables(net, tx, ty, row, raw or blended)[0]
             where = (slice(span.row0, span.row1), slice(span.col0, span.col1))
             if not blended:
                 out[where] = part
                 continue
-            if span.blended:  # its share of the pixels it shares with a neighbour (spec "Tiles")
-                wy = np.ones(part.shape[0]) if span.wy is None else span.wy
-                wx = np.ones(part.shape[1]) if span.wx is None else span.wx
-                part *= (wy[:, None] * wx[None, :]).astype(np.float32)[:, :, None]
+            if weight is not None:  # its share of the pixels it shares with a neighbour (spec "Tiles")
+                part *= weight
             out[where] += part
         return out if raw or not blended else _mix([(1.0, out)])
+
+
+def _weights(span: TileSpan) -> np.ndarray:
+    """A blended span's weight per output pixel, float32 ``(rows, columns, 1)``."""
+    wy = np.ones(span.row1 - span.row0) if span.wy is None else span.wy
+    wx = np.ones(span.col1 - span.col0) if span.wx is None else span.wx
+    return (wy[:, None] * wx[None, :]).astype(np.float32)[:, :, None]
 
 
 def decode_resampled(decoder: Decoder, packets: Iterable[Packet], geometry: Geometry,

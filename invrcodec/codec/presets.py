@@ -144,10 +144,12 @@ def band_for_rate(preset: str, bytes_per_second: float, frame_rate: float,
 # equal size, the last taking what remains, so a tile side lies between 2/3 and 4/3 of TILE_SIDE once there
 # are two or more: 176 stays one tile, 320 becomes three of 107, 720 six of 120, 1080 eight of 135.
 TILE_SIDE = 128
-# Pixels a tile's network reaches into each neighbour (TileGrid.overlap), blended there by the decoder: a
-# network fits its area's edges worst, and without overlap the pixels beside a border were 1.1-3.4 dB below
-# the frame (docs/tiles256.jsonl). Measured in docs/results.md ("Tile seams").
-TILE_OVERLAP = 4
+# Pixels a tile's network reaches into each neighbour (TileGrid.overlap), blended there by the decoder. A
+# network fits its area's edges worst: without overlap the pixels beside a border were 0.9-2.2 dB below their
+# neighbours 4-11 px away. With 2 they are within 0.32 dB below to 1.29 above them, for 0.02 dB less on the
+# frame; 4 cost 0.18 dB on the frame (its networks cover 6% more pixels each) for no better seam (256x256, 45
+# frames, fast QP 30 and 38 on three clips; docs/results.md, "Tile seams").
+TILE_OVERLAP = 2
 
 
 def auto_tile_grid(width: int, height: int, side: int = TILE_SIDE) -> TileGrid | None:
