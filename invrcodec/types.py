@@ -226,12 +226,18 @@ class TileGrid:
         """Tiles of a ``width x height`` frame."""
         return -(-width // self.tile_width) * -(-height // self.tile_height)
 
-    def overlap_fits(self, width: int, height: int) -> bool:
-        """Whether the blends stay apart: twice the overlap is at most every tile's side along an axis cut into
-        more than one tile (spec "Tiles"), so a pixel is blended from at most two tiles per axis."""
+    def largest_overlap(self, width: int, height: int) -> int | None:
+        """The largest overlap whose blends stay apart (spec "Tiles"): half the narrowest tile side along an axis
+        cut into more than one tile, so a pixel is blended from at most two tiles per axis. None when the grid
+        cuts neither axis."""
         sides = [w for _, w in self.columns(width)] if width > self.tile_width else []
         sides += [h for _, h in self.rows(height)] if height > self.tile_height else []
-        return all(2 * self.overlap <= side for side in sides)
+        return min(sides) // 2 if sides else None
+
+    def overlap_fits(self, width: int, height: int) -> bool:
+        """Whether the grid's overlap is at most :meth:`largest_overlap`."""
+        top = self.largest_overlap(width, height)
+        return top is None or self.overlap <= top
 
 
 @dataclass(frozen=True)

@@ -285,11 +285,13 @@ class Encoder:
                                   f"frame into {grid.count(s.width, s.height)} tiles, more than "
                                   f"{ENCODER_LIMITS['max_tiles']}")
         want = TILE_OVERLAP if overlap is None else overlap
-        fitting = [o for o in range(want, -1, -1) if replace(grid, overlap=o).overlap_fits(s.width, s.height)]
-        if overlap is not None and fitting[0] != overlap:
-            raise InvrConfigError(f"tile overlap {overlap}: tiles of {grid.tile_width}x{grid.tile_height} in "
-                                  f"{s.width}x{s.height} allow at most {fitting[0]} (half the narrowest tile)")
-        return replace(grid, overlap=fitting[0])
+        top = grid.largest_overlap(s.width, s.height)
+        if top is not None and want > top:
+            if overlap is not None:
+                raise InvrConfigError(f"tile overlap {overlap}: tiles of {grid.tile_width}x{grid.tile_height} in "
+                                      f"{s.width}x{s.height} allow at most {top} (half the narrowest tile)")
+            want = top
+        return replace(grid, overlap=want)
 
     @property
     def tile_count(self) -> int:

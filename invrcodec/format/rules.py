@@ -131,10 +131,9 @@ def _tile_overlap(h: Header, offset: int | None) -> None:
     _refuse(g.overlap >= 0, f"header: overlap {g.overlap} is negative", offset)  # only an API user's
     if g.overlap_fits(s.width, s.height):  # the blends stay apart (always so in a 3.x file: overlap 0)
         return
-    sides = [w for _, w in g.columns(s.width)] if s.width > g.tile_width else []
-    sides += [t for _, t in g.rows(s.height)] if s.height > g.tile_height else []
     raise MalformedError(f"header: overlap {g.overlap} of tiles {g.tile_width}x{g.tile_height} in "
-                         f"{s.width}x{s.height}: at most {min(sides) // 2} (half the narrowest tile)", offset)
+                         f"{s.width}x{s.height}: at most {g.largest_overlap(s.width, s.height)} (half the "
+                         "narrowest tile)", offset)
 
 
 HeaderRule = Callable[[Header, "int | None"], None]
