@@ -258,8 +258,8 @@ class ChunkSampler:
             assert net is not None
             tx, ty, tt = net.tables_at(torch.from_numpy(span.xs), torch.from_numpy(span.ys), whole)
             self.parts.append((span, net, tx, ty, tt))
-        self.blended = any(span.blended for span in spans)  # tiles that overlap: a sum of weighted outputs
-        self.weights = [None if not span.blended else _weights(span) for span in spans]  # computed once
+        # Tiles that overlap: each output pixel a sum of weighted outputs, each span's weights computed once.
+        self.weights = [_weights(span) if span.blended else None for span in spans]
 
 
     @torch.inference_mode()
@@ -273,7 +273,7 @@ class ChunkSampler:
             _, net, tx, ty, tt = self.parts[0]
             row = tt[int(offset)][None] if stored else net.tables_at(none, none, t)[2]
             return _render_tables(net, tx, ty, row, raw)[0]
-        blended = self.blended
+        blended = any(w is not None for w in self.weights)
         out = np.zeros((self.height, self.width, 3), dtype=np.float32 if raw or blended else np.uint8)
         for (span, net, tx, ty, tt), weight in zip(self.parts, self.weights):
             row = tt[int(offset)][None] if stored else net.tables_at(none, none, t)[2]
