@@ -13,7 +13,7 @@ from conftest import run, synthetic_frames
 from test_codec import encode_all, tiny_config
 
 from invrcodec.errors import InvrEncodeError
-from invrcodec.net.fit import COLLAPSE_MARGIN_DB, Recipe, fit_chunk
+from invrcodec.net.fit import COLLAPSE_DROP_DB, COLLAPSE_MARGIN_DB, FALL_STEPS, FallWatch, Recipe, fit_chunk
 from invrcodec.metrics import flat_psnr, rgb_psnr
 
 CPU = torch.device("cpu")
@@ -44,6 +44,21 @@ def test_a_collapsing_fit_is_retried_at_half_the_rate() -> None:
 def test_a_fit_that_collapses_on_every_try_is_refused() -> None:
     with pytest.raises(InvrEncodeError, match="collapsed .* chunk not written"):
         fit_chunk(FRAMES, REP, _recipe(1.0), device=CPU)  # 1.0, 0.5 and 0.25 all collapse
+
+
+def _first_fall(estimates: list[float]) -> int | None:
+    watch = FallWatch()
+    return next((step for step, psnr in enumerate(estimates) if watch.fallen(step, psnr)), None)
+
+
+def test_an_estimate_that_stays_fallen_is_a_collapse_and_a_spike_is_not() -> None:
+    # chaplin at 6,400 steps: 20.8 dB by step 800, then down to 15.4 dB (above its flat picture's 13.7)
+    climb = [14.0 + step / 100 for step in range(701)]  # to 21.0 dB
+    fallen = climb + [21.0 - COLLAPSE_DROP_DB - 0.5] * (2 * FALL_STEPS)
+    assert _first_fall(fallen) == len(climb) + FALL_STEPS
+    spikes = climb + ([15.0] * (FALL_STEPS - 1) + [20.0]) * 3 + [21.0] * FALL_STEPS
+    assert _first_fall(spikes) is None
+    assert _first_fall(climb + [21.0 - COLLAPSE_DROP_DB] * (2 * FALL_STEPS)) is None  # exactly the drop: not
 
 
 def test_the_encoder_never_writes_a_collapsed_chunk() -> None:

@@ -172,6 +172,33 @@ def watch_from(recipe: Recipe) -> int:
     return max(WATCH_STEPS, 2 * recipe.warmup_steps, recipe.steps // 10)
 
 
+# A fit can also fall between two checks and stay fallen, above the flat picture: chaplin's 90 frames at
+# 128x128 (fast, QP 38, 6,400 steps) climbed to 20.8 dB by step 800 and fell to 15.4 dB by step 1,400 at a
+# learning rate still near its peak, then ended at 16.9 dB; the first check, at step 1,600, never saw the
+# 20.8 dB. So the running estimate is judged too: one that stays COLLAPSE_DROP_DB below its best for FALL_STEPS
+# steps is a fall (a spike of a few steps, which Adam recovers from, is not). Until rate-aware training starts:
+# its weight noise lowers the estimate by design.
+FALL_STEPS = 100
+
+
+@dataclass
+class FallWatch:
+    """One fit's running PSNR estimates against the fall rule (FALL_STEPS)."""
+
+    peak: float = -math.inf  # the best estimate seen
+    low_since: int | None = None  # the step since which the estimates have stayed COLLAPSE_DROP_DB below it
+
+    def fallen(self, step: int, estimate: float) -> bool:
+        """Take the estimate at ``step``; whether the fit has now stayed fallen for FALL_STEPS steps."""
+        self.peak = max(self.peak, estimate)
+        if estimate >= self.peak - COLLAPSE_DROP_DB:
+            self.low_since = None
+            return False
+        if self.low_since is None:
+            self.low_since = step
+        return step - self.low_since >= FALL_STEPS
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX); elsewhere it is emulated and slow."""
     try:
@@ -548,6 +575,7 @@ class _Run:
         self._floor: list[float | None] = [None] * len(chunks)  # computed once judged (_floor_of)
         self.watch_from = watch_from(recipe)
         self.best: list[FitResult | None] = [None] * len(chunks)
+        self.falls = [FallWatch() for _ in chunks]  # the fall rule (FALL_STEPS)
         self.est_mse: torch.Tensor | None = None
         self.last_mse: torch.Tensor | None = None
         self.lr = recipe.lr * lr_scale
@@ -643,12 +671,16 @@ class _Run:
         est_psnr = [psnr_from_mse(e / 4.0) for e in est_now]
         rows = range(len(self.live))
         watched = step >= self.watch_from
+        rated = self.rate is not None and step > self.rate.start * recipe.steps
         leaving: dict[int, _Diverged | None] = {}
         for row in rows:
             if self.live[row] and not math.isfinite(mse_now[row]):
                 leaving[row] = _Diverged(step, f"loss {mse_now[row]}")
             elif self.live[row] and watched and est_psnr[row] < self._floor_of(row):
                 leaving[row] = self._collapsed(row, step, f"estimated {est_psnr[row]:.2f} dB, {self._flat(row)}")
+            elif self.live[row] and watched and not rated and self.falls[row].fallen(step, est_psnr[row]):
+                leaving[row] = self._collapsed(row, step, f"estimated {est_psnr[row]:.2f} dB for {FALL_STEPS} "
+                                                          f"steps, fallen from {self.falls[row].peak:.2f} dB")
         scheduled = recipe.eval_every > 0 and (step % recipe.eval_every == 0 or step == recipe.steps)
         to_check = [row for row in rows if self.live[row] and row not in leaving and (
             scheduled or (psnr_target is not None and est_psnr[row] >= psnr_target))]
@@ -731,6 +763,7 @@ class _Run:
         self.checked = [self.checked[row] for row in keep]
         self._floor = [self._floor[row] for row in keep]
         self.best = [self.best[row] for row in keep]
+        self.falls = [self.falls[row] for row in keep]
         self.live, self.retired, self.held = [True] * len(keep), None, None
         self.live_mask = torch.ones(len(keep), device=self.device)
 
