@@ -37,3 +37,26 @@ def test_a_slice_of_the_sweep_has_no_collapse(shared_media: Path, tmp_path: Path
     again = run(args, timeout=600)  # every point is in the JSON file: nothing is encoded again
     assert again.returncode == 0 and out.read_text().count("\n") == 15
     assert b"fast qp 30:" not in again.stdout and b"h264-444 qp 18:" not in again.stdout  # lines of encodes
+
+
+def test_the_mean_db_behind_the_baseline_then_and_now_per_clip() -> None:
+    import importlib.util
+
+    sys.path.insert(0, str(ROOT / "tools"))  # as the tool does: its shared pieces are tools/evalkit
+    spec = importlib.util.spec_from_file_location("invr_sweep_tool", ROOT / "tools" / "sweep.py")
+    assert spec is not None and spec.loader is not None
+    sweep = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # its dataclasses look it up
+    spec.loader.exec_module(sweep)
+    Point = sweep.Point
+
+    def point(preset: str, qp: int, bpp: float, psnr: float) -> object:
+        return Point("clip", preset, qp, 128, 90, None, bpp=bpp, psnr=psnr)
+
+    # x264 rises 6 dB per doubling of the rate: 36 dB at 0.2 bpp, 42 at 0.4
+    x264 = [point("h264-444", crf, bpp, psnr) for crf, bpp, psnr in ((30, 0.1, 30.0), (22, 0.2, 36.0),
+                                                                    (14, 0.4, 42.0), (6, 0.8, 48.0))]
+    before = [*x264, point("fast", 38, 0.2, 30.0), point("fast", 34, 0.4, 33.0), point("fast", 46, 0.05, 25.0)]
+    now = [point("fast", 38, 0.2, 33.0), point("fast", 34, 0.4, 39.0)]  # 0.05 bpp: outside 0.1-0.5
+    table = sweep.before_and_now(now, before, "h264-444", ["fast"])
+    assert "| clip | +7.50 (2) | +3.00 (2) | -4.50 |" in table
+    assert "| all | +7.50 (2) | +3.00 (2) | -4.50 |" in table

@@ -23,6 +23,7 @@ per clip and preset a summary: the top PSNR, whether it reaches 40 dB or the bas
     tools/sweep.py --clips carphone_pristine --presets fast --qps 30,38,46 --frames 15
     tools/sweep.py --json docs/sweep.json             # also each point as a JSON line (appended: resumable)
     tools/sweep.py --baselines ''                     # INVR only
+    tools/sweep.py --json new.json --report --before old.json  # the mean dB behind, per clip, then and now
 
 Points already in the JSON file (same clip, preset, QP, size, frames, steps) are not encoded again, so an
 interrupted sweep continues where it stopped. Exit status 1 if any point collapsed or was refused.
@@ -215,6 +216,33 @@ def table(points: list[Point], baseline: str | None) -> str:
     return "\n".join(lines)
 
 
+def dbs_behind(group: list[Point], curve: list[Point]) -> list[float]:
+    """How far the baseline ``curve`` is ahead at equal rate at each point of ``group`` in BEHIND_BPP."""
+    return [at - p.psnr for p in group if not p.error and BEHIND_BPP[0] <= p.bpp <= BEHIND_BPP[1]
+            and (at := psnr_at(curve, p.bpp)) is not None]
+
+
+def before_and_now(points: list[Point], before: list[Point], baseline: str, presets: list[str]) -> str:
+    """Per clip, the mean dB behind the baseline over BEHIND_BPP of the INVR points of ``presets`` before
+    (another sweep's file) and now; the baseline's points from either."""
+    label = BASELINES[baseline].label
+    curves = baseline_curves(list({p.key(): p for p in before + points}.values()), baseline)
+    lines = [f"| clip | mean dB behind {label} before (points) | now (points) | change |", "|---|---|---|---|"]
+    totals: tuple[list[float], list[float]] = ([], [])
+    for clip in dict.fromkeys(p.clip for p in points if p.preset in presets):
+        dbs = [dbs_behind([p for p in group if p.clip == clip and p.preset in presets], curves.get(clip, []))
+               for group in (before, points)]
+        cells = [f"{np.mean(d):+.2f} ({len(d)})" if d else "no point" for d in dbs]
+        change = f"{np.mean(dbs[1]) - np.mean(dbs[0]):+.2f}" if all(dbs) else "-"
+        lines.append(f"| {clip} | {cells[0]} | {cells[1]} | {change} |")
+        for total, d in zip(totals, dbs):
+            total += d
+    if all(totals):
+        b, n = (float(np.mean(t)) for t in totals)
+        lines.append(f"| all | {b:+.2f} ({len(totals[0])}) | {n:+.2f} ({len(totals[1])}) | {n - b:+.2f} |")
+    return "\n".join(lines)
+
+
 def summary(points: list[Point], baseline: str) -> str:
     """Per clip and INVR preset: the top PSNR against issue 24's goal, and the mean dB behind the baseline
     at equal rate over the points from 0.1 to 0.5 bpp."""
@@ -233,8 +261,7 @@ def summary(points: list[Point], baseline: str) -> str:
         crf = next((p.psnr for p in curve if p.qp == GOAL_CRF), None)
         goal = min(GOAL_DB, crf) if crf is not None else GOAL_DB
         top = max(p.psnr for p in group)
-        behind = [at - p.psnr for p in group if BEHIND_BPP[0] <= p.bpp <= BEHIND_BPP[1]
-                  and (at := psnr_at(curve, p.bpp)) is not None]
+        behind = dbs_behind(group, curve)
         behind_all += behind
         mean = f"{np.mean(behind):+.2f} ({len(behind)})" if behind else "no point"
         name = preset if tile is None else f"{preset}, tile {tile}"
@@ -285,6 +312,8 @@ def main() -> int:
                     help=f"comma-separated baselines swept by crf beside INVR ({', '.join(k for k, b in BASELINES.items() if b.crf)}; '' for none)")
     ap.add_argument("--json", type=Path, default=None, help="append each point as a JSON line; skip points in it")
     ap.add_argument("--report", action="store_true", help="encode nothing: report the points in --json")
+    ap.add_argument("--before", type=Path, default=None,
+                    help="also compare the mean dB behind the baseline with an earlier sweep's JSON file")
     ap.add_argument("--against", type=Path, default=None,
                     help="also compare the points with an older tools/rd.py run's default curve (its results.json)")
     args = ap.parse_args()
@@ -349,6 +378,10 @@ def main() -> int:
     if baselines:
         print()
         print(summary(points, baselines[0]))
+    if args.before and baselines:
+        before = [Point(**json.loads(line)) for line in args.before.read_text().splitlines()]
+        print()
+        print(before_and_now(points, before, baselines[0], args.presets.split(",")))
     if args.against:
         print()
         print(against([p for p in points if p.preset in args.presets.split(",")], args.against))
