@@ -18,7 +18,7 @@ from invrcodec.errors import InvrConfigError, InvrEncodeError, InvrMediaError
 from invrcodec.net.fit import Recipe, fit_chunk
 from invrcodec.format.structs import LIMITS
 from invrcodec.metrics import mean_of_psnrs, pooled_psnr, rgb_psnr
-from invrcodec.codec.presets import PRESETS
+from invrcodec.codec.presets import BANDS_BY_QP, PRESETS
 from invrcodec.types import CoderKind, StreamInfo, TensorRole
 from invrcodec.coding.weights import decode_weights, encode_weights, qp_plan
 
@@ -167,7 +167,7 @@ def test_paper_preset_is_the_papers_recipe() -> None:
 
 
 def test_the_default_network_follows_the_qp_and_an_explicit_one_wins() -> None:
-    from invrcodec.codec.presets import BANDS_BY_QP, band_for_qp
+    from invrcodec.codec.presets import band_for_qp
 
     def network(**kw: object) -> tuple[int, int, int]:
         cfg = EncoderConfig.from_preset(device="cpu", **kw)  # type: ignore[arg-type]
@@ -177,11 +177,15 @@ def test_the_default_network_follows_the_qp_and_an_explicit_one_wins() -> None:
     assert [network(qp=q)[:2] for q in (20, 22, 23, 26, 27, 30, 31, 34, 35, 38, 39, 42, 43, 46, 60)] == [
         (192, 15), (192, 15), (192, 30), (192, 30), (192, 45), (192, 45), (160, 90), (160, 90), (128, 90),
         (128, 90), (96, 90), (96, 90), (64, 90), (64, 90), (64, 90)]
-    # A shorter chunk trains as much per frame (Recipe.for_frames), so the encode takes about as long.
-    assert [network(qp=q)[2] for q in (22, 26, 30, 34)] == [fast // 4, 1239, fast // 2, fast]
-    assert network() == (128, 90, fast)  # the default QP
+    # A shorter chunk trains as much per frame (Recipe.for_frames), so the encode takes about as long; QP 38
+    # and finer train twice the preset's steps (QpBand.training), with its checks as far apart in the schedule.
+    assert [network(qp=q)[2] for q in (22, 26, 30, 34, 38, 42, 46)] == [
+        fast // 2, 2478, fast, 2 * fast, 2 * fast, fast, fast]
+    assert EncoderConfig.from_preset(qp=38).recipe.eval_every == 2 * PRESETS["fast"].eval_every
+    assert network() == (128, 90, 2 * fast)  # the default QP
     assert network(qp=46, hidden=128)[:2] == (128, 90)
-    assert network(qp=22, chunk_frames=90) == (192, 90, fast)  # a given chunk length is kept
+    assert network(qp=22, chunk_frames=90) == (192, 90, 2 * fast)  # a given chunk length is kept
+    assert network(qp=22, steps=500) == (192, 15, 500)  # and given steps, for chunks of any length
     assert network(qp=46, chunk_frames=45) == (64, 45, fast // 2)  # and trains as much per frame
     assert network(qp=46, bitrate=100.0)[:2] == (128, 90)  # the QP varies by chunk: chosen per stream (below)
     assert network(preset="medium", qp=22)[:2] == (128, 90)  # not measured: unchanged
@@ -205,7 +209,9 @@ def test_under_a_bitrate_the_network_is_the_largest_a_seconds_share_affords(kbps
     rep = enc.config.representation
     assert (rep.hidden, rep.chunk_frames) == (hidden, chunk_frames)
     assert enc.header.representation == rep  # what the file says
-    assert enc.config.recipe == PRESETS["fast"].for_frames(chunk_frames, 90)  # the same training per frame
+    band = next(b for b in BANDS_BY_QP["fast"] if (b.hidden, b.chunk_frames) == (hidden, chunk_frames))
+    # the band's training (QpBand.training), the same per frame
+    assert enc.config.recipe == band.trained(PRESETS["fast"]).for_frames(chunk_frames, 90)
     given = Encoder(stream, EncoderConfig.from_preset("fast", bitrate=kbps, hidden=80, device="cpu"))
     assert given.config.representation.hidden == 80
     assert given.config.representation.chunk_frames <= chunk_frames  # a narrower network: as long or shorter

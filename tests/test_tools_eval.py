@@ -281,6 +281,17 @@ def test_shared_training_writes_the_encoders_bytes(tmp_path: Path, one_thread: N
     assert todo[0][2].read_bytes() != todo[1][2].read_bytes()
 
 
+def test_points_of_one_width_train_apart_where_the_qp_changes_the_steps() -> None:
+    from invrcodec.codec.ladder import training_key
+
+    def key(qp: int) -> object:
+        return training_key(EncoderConfig.from_preset("fast", qp=qp, hidden=128, device="cpu"))
+
+    # fast trains twice its steps at QP 38 and finer (presets.BANDS_BY_QP): rd.py's h128 curve is one
+    # network at every QP, but two trainings
+    assert key(35) == key(38) != key(42) == key(46)
+
+
 def test_rate_aware_points_train_per_qp(tmp_path: Path, one_thread: None) -> None:
     """With rate-aware training (Recipe.rate) a key chunk's training depends on the QP: the shared path trains
     it once per QP and still writes the Encoder's bytes."""

@@ -104,9 +104,10 @@ class EncoderConfig:
     # Encoding frequencies chosen per stream: each axis up to its Nyquist rate (presets.band_limited_dims),
     # replacing representation.enc_dims once the frame size is known.
     band_limit: bool = True
-    # Under --bitrate, the network (width and chunk length) chosen per stream from a second's share of the
-    # bitrate (presets.band_for_rate), replacing representation.hidden and chunk_frames once the frame rate is
-    # known: "hidden", "chunk_frames", both, or neither (the ones the user gave are kept).
+    # Under --bitrate, the network (width and chunk length) and its training chosen per stream from a second's
+    # share of the bitrate (presets.band_for_rate), replacing representation.hidden and chunk_frames and the
+    # recipe's steps once the frame rate is known: those of "hidden", "chunk_frames" and "steps" the user left
+    # unset (the ones given are kept).
     band_by_rate: frozenset[str] = frozenset()
     # Tiles (presets.TILE_SIDE): "auto" cuts a frame larger than the presets' 128x128 into tiles of about that
     # size once the frame size is known, (w, h) into tiles of w x h pixels, "none" never; the encoder keeps
@@ -143,18 +144,20 @@ class EncoderConfig:
         # The network follows the QP where the preset measured it (presets.BANDS_BY_QP): what the user left
         # unset of the width and the chunk length; under --bitrate, per stream (Encoder).
         band = band_for_qp(preset, DEFAULT_QP if qp is None else qp) if variant == "invr" else None
-        unset = frozenset(name for name, given in (("hidden", hidden), ("chunk_frames", chunk_frames))
-                          if given is None)
+        unset = frozenset(name for name, given in (("hidden", hidden), ("chunk_frames", chunk_frames),
+                                                   ("steps", steps)) if given is None)
+        recipe = PRESETS[preset]
         if band is not None and bitrate is None:
             hidden = band.hidden if hidden is None else hidden
             chunk_frames = band.chunk_frames if chunk_frames is None else chunk_frames
+            recipe = band.trained(recipe) if steps is None else recipe
         if chunk_frames is None and not paper:
             chunk_frames = DEFAULT_CHUNK_FRAMES
         rep = make_variant(variant, chunk_frames=chunk_frames, enc_dims=enc_dims, hidden=hidden,
                                    layers=layers)
         # A preset's steps are a DEFAULT_CHUNK_FRAMES network's; a shorter chunk gets the same training per
         # frame (Recipe.for_frames; the paper's recipe is per chunk of any length).
-        recipe = PRESETS[preset].for_frames(rep.chunk_frames, DEFAULT_CHUNK_FRAMES)
+        recipe = recipe.for_frames(rep.chunk_frames, DEFAULT_CHUNK_FRAMES)
         if steps is not None:  # taken as given, for chunks of any length
             recipe = replace(recipe, steps=steps, frames_exponent=0.0)
         if lr is not None:
@@ -311,7 +314,8 @@ class Encoder:
         rep = cfg.representation
 
         def network(band: QpBand) -> Representation:
-            return replace(rep, **{name: getattr(band, name) for name in cfg.band_by_rate})
+            return replace(rep, **{name: getattr(band, name) for name in cfg.band_by_rate
+                                   if name in ("hidden", "chunk_frames")})
 
         def coded(band: QpBand) -> Representation:  # as the encoder will code it
             return self._band_limited(network(band)) if cfg.band_limit else network(band)
@@ -321,9 +325,10 @@ class Encoder:
         if band is None:
             return replace(cfg, band_by_rate=frozenset())
         chosen = network(band)
-        # The recipe is still the DEFAULT_CHUNK_FRAMES network's (from_preset): the same training per frame.
-        return replace(cfg, representation=chosen, recipe=cfg.recipe.for_frames(chosen.chunk_frames,
-                                                                                 rep.chunk_frames),
+        # The recipe is still the DEFAULT_CHUNK_FRAMES network's (from_preset): the same training per frame,
+        # times the band's where the steps were not given.
+        recipe = band.trained(cfg.recipe) if "steps" in cfg.band_by_rate else cfg.recipe
+        return replace(cfg, representation=chosen, recipe=recipe.for_frames(chosen.chunk_frames, rep.chunk_frames),
                        band_by_rate=frozenset())
 
     @property

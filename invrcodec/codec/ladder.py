@@ -21,7 +21,7 @@ from invrcodec.codec.jobs import ChunkJob, Reference
 from invrcodec.net.fit import FitResult
 from invrcodec.types import Header, Packet, Prediction, StreamInfo
 
-__all__ = ["Ladder", "Rung", "encode_ladder"]
+__all__ = ["Ladder", "Rung", "encode_ladder", "training_key"]
 
 
 @dataclass
@@ -43,7 +43,8 @@ class Ladder:
     fits: list[FitResult] = field(default_factory=list)
 
 
-def _training_key(cfg: EncoderConfig) -> tuple[object, ...]:
+def training_key(cfg: EncoderConfig) -> tuple[object, ...]:
+    """What the points of one training share: equal keys, one training (a QP's own rate aside)."""
     # Refinement happens while coding (Encoder.code_chunks), after the shared training: it may differ per point.
     return (cfg.representation, replace(cfg.recipe, refine=0.0, refine_lr=0.0), cfg.keyint, cfg.seed, cfg.psnr,
             cfg.device, cfg.amp)
@@ -64,7 +65,7 @@ def encode_ladder(frames: np.ndarray, info: StreamInfo, configs: Sequence[Encode
     ladder = Ladder([Rung(encoder.config) for encoder in encoders])
     if not encoders:
         return ladder
-    if len({_training_key(e.config) for e in encoders}) != 1:
+    if len({training_key(e.config) for e in encoders}) != 1:
         raise ValueError("points of one training must differ only in coder and QP")
     references: list[Reference | None] = [None] * len(encoders)
     chunk_frames = encoders[0].config.representation.chunk_frames

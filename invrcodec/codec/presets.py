@@ -29,21 +29,26 @@ __all__ = ["BANDS_BY_QP", "DEFAULT_CHUNK_FRAMES", "DEFAULT_KEYINT", "DEFAULT_PRE
 # bigbuckbunny; with the 0.63 exponent's steps instead (1.55x) it was -18.0% / -5.7% (docs/results.md,
 # "Frames per network: 90"). The steps below are a 90-frame network's.
 PRESETS: dict[str, Recipe] = {
-    # ultrafast and fast: Adam 1.5e-3 after a 50-step linear warm-up. Without the warm-up 1.2e-3 already
-    # collapses to a flat image (12.8 and 14.5 dB after 1000 steps); with it, 1.5e-3 ends 1.7-2.1 dB above the
-    # former 1e-3 (1000 steps, first chunks of both clips) and rescued a chunk where 1e-3 stalled at 15 dB
-    # (docs/results.md, Speed).
+    # ultrafast: Adam 1.5e-3 after a 50-step linear warm-up. Without the warm-up 1.2e-3 already collapses to a
+    # flat image (12.8 and 14.5 dB after 1000 steps); with it, 1.5e-3 ends 1.7-2.1 dB above the former 1e-3
+    # (1000 steps, first chunks of both clips) and rescued a chunk where 1e-3 stalled at 15 dB (docs/results.md,
+    # Speed). That was chosen on carphone and bigbuckbunny over 1,000 steps; fast's longer schedules are
+    # below.
     # Two full-chunk PSNR checks per chunk (halfway, to catch a collapsed fit, and at the end): a check renders
     # the whole chunk, as much arithmetic as a few dozen steps on a 45-frame chunk, and without a --psnr target
     # the checks only report (they never change the weights; tests/test_tools_eval.py).
     "ultrafast": Recipe(steps=2000, lr=1.5e-3, warmup=50, batch=8192, grid_frames=15, eval_every=1000,
                         cpu_bf16=True, refine=0.15),
+    # fast: the same warm-up, Adam 1e-3. On clips 1.5e-3 was not chosen on, at 128x128 and 90 frames, it was
+    # 0.7-0.9 dB worse for 3-6% more bytes at 3,200 steps (chaplin and tears_of_steel, QP 34 and 38), and over
+    # 6,400 steps it fell apart: chaplin climbed to 20.8 dB and fell to 15.4 dB by step 1,400 (docs/results.md,
+    # "Quality that rises with bits").
     # fast also trains for the rate at its QP over the last 30% of the steps (Recipe.rate, lambda = 1e5 *
     # step^2): BD-rate -8.6% / -9.8% against the same recipe without it on the first 45 frames of carphone /
     # bigbuckbunny at 128x128, QP 30-46 (docs/results.md, "Rate-aware training"). The other presets were not
     # measured with it and leave it off. Under --psnr its training stops 0.75 dB short of the target, which
     # refinement makes up (Recipe.refine_gain).
-    "fast": Recipe(steps=3200, lr=1.5e-3, warmup=50, batch=8192, grid_frames=15, eval_every=1600, compile=True,
+    "fast": Recipe(steps=3200, lr=1e-3, warmup=50, batch=8192, grid_frames=15, eval_every=1600, compile=True,
                    cpu_bf16=True, refine=0.15, rate=1e5, refine_gain=0.75),
     # medium: the same warm-up and rate; 3000 steps end 1.3-1.7 dB above 1e-3 (40.85 and 41.05 dB).
     "medium": Recipe(steps=12000, lr=1.5e-3, warmup=50, batch=16384, grid_frames=15, eval_every=1000,
@@ -87,10 +92,18 @@ def band_limited_dims(width: int, height: int, frames: int, sigma: float) -> tup
 # and 30: within 0.3 dB of each other for 36% more bytes, docs/results.md, "Quality that rises with bits"). So
 # below that band the chunk shortens instead: more networks per second, each holding fewer frames, and the same
 # training per frame (Recipe.for_frames of the band's chunk in a DEFAULT_CHUNK_FRAMES one), so the encode takes
-# about as long at every QP.
+# about as long at every QP of one training (below).
+#
+# The training follows the QP as well (QpBand.training; issue 24, item 2): the finer the QP, the more of the
+# network's own error is left once the quantiser's shrinks, and the more further steps buy. At QP 38 and 34 on
+# chaplin and tears_of_steel (128x128, 90 frames, Adam 1e-3), 6,400 steps gained 0.5-1.5 dB over 3,200 for
+# 0.3-1.0% more bytes (docs/results.md, "Quality that rises with bits"), so fast trains twice its steps at QP
+# 38 and finer, and encodes take twice as long there. At QP 42 and coarser the preset's steps are kept: the
+# quantiser's error dominates there (not measured with more steps).
 #
 # A preset listed here takes, for an unset --hidden, the width of the first band whose top QP is at or above its
-# QP (None: no top), and for an unset --chunk-frames that band's chunk length; not in the presets not measured.
+# QP (None: no top), for an unset --chunk-frames that band's chunk length, and for unset --steps its training;
+# not in the presets not measured.
 #
 # Under --bitrate the QP varies by chunk and the network is the file's, so the encoder takes the first band whose
 # network fits a second's share of the bitrate at the band's top QP: its parameters times the bytes a parameter
@@ -102,11 +115,20 @@ class QpBand:
     hidden: int
     bytes_per_parameter: float = 0.0  # a coded parameter's bytes at top_qp
     chunk_frames: int = DEFAULT_CHUNK_FRAMES
+    training: float = 1.0  # the preset's steps and checks times this (issue 24, item 2)
+
+    def trained(self, recipe: Recipe) -> Recipe:
+        """``recipe`` with the band's training: its steps and check interval times ``training``."""
+        if self.training == 1.0:
+            return recipe
+        return replace(recipe, steps=round(recipe.steps * self.training),
+                       eval_every=round(recipe.eval_every * self.training))
 
 
 BANDS_BY_QP: dict[str, tuple[QpBand, ...]] = {
-    "fast": (QpBand(22, 192, 0.95, 15), QpBand(26, 192, 0.85, 30), QpBand(30, 192, 0.72, 45),
-             QpBand(34, 160, 0.61), QpBand(38, 128, 0.50), QpBand(42, 96, 0.41), QpBand(None, 64)),
+    "fast": (QpBand(22, 192, 0.95, 15, 2.0), QpBand(26, 192, 0.85, 30, 2.0), QpBand(30, 192, 0.72, 45, 2.0),
+             QpBand(34, 160, 0.61, training=2.0), QpBand(38, 128, 0.50, training=2.0), QpBand(42, 96, 0.41),
+             QpBand(None, 64)),
     # ultrafast (1,000 steps, no rate term): the same grid at QP 34-46 for widths 64-160
     # (docs/width_by_qp_ultrafast.jsonl) has the same frontier on both clips (128 at QP 42 under 96 at QP 38:
     # 0.9 / 0.0 dB better for 17% fewer bytes); 192 was not measured, so 160 is its widest. Its bytes per

@@ -21,7 +21,7 @@ import numpy as np
 
 import invrcodec
 from invrcodec.codec.encoder import Encoder, EncoderConfig
-from invrcodec.codec.ladder import encode_ladder
+from invrcodec.codec.ladder import encode_ladder, training_key
 from invrcodec.metrics import rgb_psnr
 from invrcodec.net.fit import FitProgress, FitResult
 from invrcodec.types import Packet, Prediction, StreamInfo
@@ -77,14 +77,14 @@ def encode_invr_points(frames: np.ndarray, info: StreamInfo, points: Sequence[tu
     """Every point, the points of each representation from one training through
     :func:`invrcodec.codec.ladder.encode_ladder` (key chunks trained once, P-chunks per point; byte for byte the
     :class:`Encoder`'s files), each muxed into its own .invr file. A curve whose width follows the QP
-    (presets.BANDS_BY_QP) has one training per band.
+    (presets.BANDS_BY_QP) has one training per band (its width, chunk length and steps).
 
     Returns the points (with the configs the encoder resolved), the training wall time of the key chunks
     (all representations) and the key chunks' fit results.
     """
     groups: dict[object, list[int]] = {}
     for i, (_, cfg, _) in enumerate(points):
-        groups.setdefault(cfg.representation, []).append(i)
+        groups.setdefault(training_key(cfg), []).append(i)
     out: list[InvrPoint | None] = [None] * len(points)
     train_seconds, fits = 0.0, []
     for members in groups.values():
