@@ -182,6 +182,9 @@ def test_the_default_network_follows_the_qp_and_an_explicit_one_wins() -> None:
     assert [network(qp=q)[2] for q in (22, 26, 30, 34, 38, 42, 46)] == [
         fast // 2, 2478, fast, 2 * fast, 2 * fast, fast, fast]
     assert EncoderConfig.from_preset(qp=38).recipe.eval_every == 2 * PRESETS["fast"].eval_every
+    # at Adam 1e-3 (QpBand.lr); the coarser bands keep the preset's rate, and so does a given --steps
+    assert [EncoderConfig.from_preset(qp=q).recipe.lr for q in (30, 38, 42)] == [1e-3, 1e-3, PRESETS["fast"].lr]
+    assert EncoderConfig.from_preset(qp=38, steps=500).recipe.lr == PRESETS["fast"].lr
     assert network() == (128, 90, 2 * fast)  # the default QP
     assert network(qp=46, hidden=128)[:2] == (128, 90)
     assert network(qp=22, chunk_frames=90) == (192, 90, 2 * fast)  # a given chunk length is kept

@@ -39,16 +39,13 @@ PRESETS: dict[str, Recipe] = {
     # the checks only report (they never change the weights; tests/test_tools_eval.py).
     "ultrafast": Recipe(steps=2000, lr=1.5e-3, warmup=50, batch=8192, grid_frames=15, eval_every=1000,
                         cpu_bf16=True, refine=0.15),
-    # fast: the same warm-up, Adam 1e-3. On clips 1.5e-3 was not chosen on, at 128x128 and 90 frames, it was
-    # 0.7-0.9 dB worse for 3-6% more bytes at 3,200 steps (chaplin and tears_of_steel, QP 34 and 38), and over
-    # 6,400 steps it fell apart: chaplin climbed to 20.8 dB and fell to 15.4 dB by step 1,400 (docs/results.md,
-    # "Quality that rises with bits").
+    # fast: the same warm-up and rate, but 1e-3 at QP 38 and finer, where its training doubles (QpBand.lr).
     # fast also trains for the rate at its QP over the last 30% of the steps (Recipe.rate, lambda = 1e5 *
     # step^2): BD-rate -8.6% / -9.8% against the same recipe without it on the first 45 frames of carphone /
     # bigbuckbunny at 128x128, QP 30-46 (docs/results.md, "Rate-aware training"). The other presets were not
     # measured with it and leave it off. Under --psnr its training stops 0.75 dB short of the target, which
     # refinement makes up (Recipe.refine_gain).
-    "fast": Recipe(steps=3200, lr=1e-3, warmup=50, batch=8192, grid_frames=15, eval_every=1600, compile=True,
+    "fast": Recipe(steps=3200, lr=1.5e-3, warmup=50, batch=8192, grid_frames=15, eval_every=1600, compile=True,
                    cpu_bf16=True, refine=0.15, rate=1e5, refine_gain=0.75),
     # medium: the same warm-up and rate; 3000 steps end 1.3-1.7 dB above 1e-3 (40.85 and 41.05 dB).
     "medium": Recipe(steps=12000, lr=1.5e-3, warmup=50, batch=16384, grid_frames=15, eval_every=1000,
@@ -100,6 +97,10 @@ def band_limited_dims(width: int, height: int, frames: int, sigma: float) -> tup
 # 0.3-1.0% more bytes (docs/results.md, "Quality that rises with bits"), so fast trains twice its steps at QP
 # 38 and finer, and encodes take twice as long there. At QP 42 and coarser the preset's steps are kept: the
 # quantiser's error dominates there (not measured with more steps).
+# That training runs at Adam 1e-3, not the preset's 1.5e-3 (chosen on carphone and bigbuckbunny over 1,000
+# steps): on chaplin and tears_of_steel at QP 34 and 38, 1.5e-3 was 0.7-0.9 dB worse for 3-6% more bytes at
+# 3,200 steps and fell apart over 6,400 (chaplin climbed to 20.8 dB and fell to 15.4 dB by step 1,400). At QP
+# 46 and 3,200 steps 1e-3 was 0.28-0.37 dB worse than 1.5e-3 (carphone, chaplin), so the coarser bands keep it.
 #
 # A preset listed here takes, for an unset --hidden, the width of the first band whose top QP is at or above its
 # QP (None: no top), for an unset --chunk-frames that band's chunk length, and for unset --steps its training;
@@ -116,19 +117,21 @@ class QpBand:
     bytes_per_parameter: float = 0.0  # a coded parameter's bytes at top_qp
     chunk_frames: int = DEFAULT_CHUNK_FRAMES
     training: float = 1.0  # the preset's steps and checks times this (issue 24, item 2)
+    lr: float | None = None  # the learning rate of that training (None: the preset's; a given --steps keeps it)
 
     def trained(self, recipe: Recipe) -> Recipe:
-        """``recipe`` with the band's training: its steps and check interval times ``training``."""
-        if self.training == 1.0:
+        """``recipe`` with the band's training: its steps and check interval times ``training``, at ``lr``."""
+        if self.training == 1.0 and self.lr is None:
             return recipe
         return replace(recipe, steps=round(recipe.steps * self.training),
-                       eval_every=round(recipe.eval_every * self.training))
+                       eval_every=round(recipe.eval_every * self.training),
+                       lr=recipe.lr if self.lr is None else self.lr)
 
 
 BANDS_BY_QP: dict[str, tuple[QpBand, ...]] = {
-    "fast": (QpBand(22, 192, 0.95, 15, 2.0), QpBand(26, 192, 0.85, 30, 2.0), QpBand(30, 192, 0.72, 45, 2.0),
-             QpBand(34, 160, 0.61, training=2.0), QpBand(38, 128, 0.50, training=2.0), QpBand(42, 96, 0.41),
-             QpBand(None, 64)),
+    "fast": (QpBand(22, 192, 0.95, 15, 2.0, 1e-3), QpBand(26, 192, 0.85, 30, 2.0, 1e-3),
+             QpBand(30, 192, 0.72, 45, 2.0, 1e-3), QpBand(34, 160, 0.61, training=2.0, lr=1e-3),
+             QpBand(38, 128, 0.50, training=2.0, lr=1e-3), QpBand(42, 96, 0.41), QpBand(None, 64)),
     # ultrafast (1,000 steps, no rate term): the same grid at QP 34-46 for widths 64-160
     # (docs/width_by_qp_ultrafast.jsonl) has the same frontier on both clips (128 at QP 42 under 96 at QP 38:
     # 0.9 / 0.0 dB better for 17% fewer bytes); 192 was not measured, so 160 is its widest. Its bytes per
