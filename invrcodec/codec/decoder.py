@@ -261,7 +261,6 @@ class ChunkSampler:
         # Tiles that overlap: each output pixel a sum of weighted outputs, each span's weights computed once.
         self.weights = [_weights(span) if span.blended else None for span in spans]
 
-
     @torch.inference_mode()
     def frame(self, offset: Fraction, raw: bool = False) -> np.ndarray:
         """The frame at ``offset`` frames after the chunk's first, uint8 ``(H, W, 3)`` (``raw``: float32

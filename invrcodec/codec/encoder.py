@@ -141,8 +141,8 @@ class EncoderConfig:
         if coder not in CODERS:
             raise InvrConfigError(f"unknown coder {coder!r} (choose from {', '.join(CODERS)})")
         paper = preset == "paper"
-        # The network follows the QP where the preset measured it (presets.BANDS_BY_QP): what the user left
-        # unset of the width and the chunk length; under --bitrate, per stream (Encoder).
+        # The network and its training follow the QP where the preset measured them (presets.BANDS_BY_QP): what
+        # the user left unset of the width, the chunk length and the steps; under --bitrate, per stream (Encoder).
         band = band_for_qp(preset, DEFAULT_QP if qp is None else qp) if variant == "invr" else None
         unset = frozenset(name for name, given in (("hidden", hidden), ("chunk_frames", chunk_frames),
                                                    ("steps", steps)) if given is None)

@@ -129,8 +129,8 @@ class QpBand:
 
 
 BANDS_BY_QP: dict[str, tuple[QpBand, ...]] = {
-    "fast": (QpBand(22, 192, 0.95, 15, 2.0, 1e-3), QpBand(26, 192, 0.85, 30, 2.0, 1e-3),
-             QpBand(30, 192, 0.72, 45, 2.0, 1e-3), QpBand(34, 160, 0.61, training=2.0, lr=1e-3),
+    "fast": (QpBand(22, 192, 0.95, 15, training=2.0, lr=1e-3), QpBand(26, 192, 0.85, 30, training=2.0, lr=1e-3),
+             QpBand(30, 192, 0.72, 45, training=2.0, lr=1e-3), QpBand(34, 160, 0.61, training=2.0, lr=1e-3),
              QpBand(38, 128, 0.50, training=2.0, lr=1e-3), QpBand(42, 96, 0.41), QpBand(None, 64)),
     # ultrafast (1,000 steps, no rate term): the same grid at QP 34-46 for widths 64-160
     # (docs/width_by_qp_ultrafast.jsonl) has the same frontier on both clips (128 at QP 42 under 96 at QP 38:
