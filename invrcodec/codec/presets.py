@@ -95,7 +95,7 @@ def band_limited_dims(width: int, height: int, frames: int, sigma: float) -> tup
 # network's own error is left once the quantiser's shrinks, and the more further steps buy. At QP 38 and 34 on
 # chaplin and tears_of_steel (128x128, 90 frames, Adam 1e-3), 6,400 steps gained 0.5-1.5 dB over 3,200 for
 # 0.3-1.0% more bytes (docs/results.md, "Quality that rises with bits"), so fast trains twice its steps at QP
-# 38 and finer, and encodes take twice as long there. At QP 42 and coarser the preset's steps are kept: the
+# 38 and finer, and trains twice as long there. At QP 42 and coarser the preset's steps are kept: the
 # quantiser's error dominates there (not measured with more steps).
 # That training runs at Adam 1e-3, not the preset's 1.5e-3 (chosen on carphone and bigbuckbunny over 1,000
 # steps): on chaplin and tears_of_steel at QP 34 and 38, 1.5e-3 was 0.7-0.9 dB worse for 3-6% more bytes at
